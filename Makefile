@@ -1,0 +1,35 @@
+# haulage — two commands on a fresh machine:
+#   make run    set up from nothing, run the pipeline on fixtures/ into ./haulage-out
+#   make test   set up from nothing, run the whole test suite
+# The virtualenv is (re)built when pyproject.toml or constraints.txt change.
+
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+HAULAGE := $(VENV)/bin/haulage
+STAMP := $(VENV)/.haulage-installed
+OUTPUT_DIR ?= haulage-out
+PYTEST_ARGS ?=
+
+.PHONY: setup run test bench clean
+
+$(STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[test]'
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+run: setup
+	$(HAULAGE) run --input 'fixtures/*.log*' --output-dir $(OUTPUT_DIR)
+
+test: setup
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+bench: setup
+	$(PY) benchmarks/parse_bench.py
+	$(PY) benchmarks/pipeline_bench.py
+
+clean:
+	rm -rf $(VENV) $(OUTPUT_DIR) .pytest_cache .hypothesis build *.egg-info

@@ -1,0 +1,285 @@
+"""One CDN log line → one :class:`Record` for ``file_downloads``,
+``simple_requests`` or the ``unprocessed`` dead letter. Never raises.
+
+The hot path is deliberately flat: a bounded ``split``, a memoised timestamp,
+an LRU-cached agent, and one dict per row whose nested ``details`` and
+``classification`` are shared with every other row of the same agent.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from typing import Any, Iterable, NamedTuple, Optional, Union
+
+from .agents import AgentCache, AgentResult
+from .grammar import DOWNLOAD, SIMPLE, Rejected, split_line
+from .timestamps import BadTimestamp, TimestampCache, iso_from_epoch
+
+UNPROCESSED = "unprocessed"
+TABLES = (DOWNLOAD, SIMPLE, UNPROCESSED)
+
+MAX_LINE_BYTES = 65536
+"""Longest line accepted; real lines are under 2 KB, so anything longer is damage."""
+
+PACKAGE_TYPES = frozenset(
+    {"sdist", "bdist_wheel", "bdist_egg", "bdist_wininst", "bdist_msi", "bdist_rpm", "bdist_dmg", "bdist_dumb"}
+)
+
+REASONS = (
+    "empty-line",
+    "line-too-long",
+    "bad-utf8",
+    "unknown-format",
+    "bad-syslog-header",
+    "too-few-fields",
+    "bad-timestamp",
+    "null-timestamp",
+    "null-url",
+    "null-project",
+    "null-version",
+    "null-package-type",
+    "bad-package-type",
+    "bad-simple-url",
+    # file-level, reported by the readers
+    "bad-gzip",
+    "truncated-gzip",
+    "empty-file",
+    "unreadable-file",
+)
+
+_NULLS = frozenset({"(null)", ""})
+_NORMALIZE = re.compile(r"[-_.]+")
+
+
+def event_key(identity: str) -> str:
+    """16 hex digits naming a source; computed once per file or message."""
+    return hashlib.blake2b(identity.encode("utf-8", "surrogatepass"), digest_size=8).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class Origin:
+    """Where lines come from: ``label`` for humans, ``key`` for event ids.
+
+    A file's key derives from its base name only, so the same CDN log file
+    gives the same event ids whether it is read from the bucket by the
+    streaming job or from a local copy by a replay.
+    """
+
+    label: str
+    key: str
+
+    @classmethod
+    def for_file(cls, path: str) -> "Origin":
+        return cls(path, event_key("file:" + path.rstrip("/").rsplit("/", 1)[-1]))
+
+    @classmethod
+    def for_message(cls, subscription: str, message_id: str) -> "Origin":
+        label = f"{subscription}#{message_id}"
+        return cls(label, event_key("pubsub:" + label))
+
+
+class Record(NamedTuple):
+    table: str
+    row: dict[str, Any]
+    epoch: Optional[int]
+
+
+def normalize_project(name: str) -> str:
+    """PEP 503 normalized name: ``Zope.Interface`` → ``zope-interface``."""
+    return _NORMALIZE.sub("-", name).lower()
+
+
+def dead_letter(source: str, line: str, reason: str, detail: str, received_at: Optional[str] = None) -> Record:
+    """An ``unprocessed`` record; also used by readers for file-level faults."""
+    return Record(
+        UNPROCESSED,
+        {
+            "received_at": received_at or _now_iso(),
+            "source": source,
+            "line": line,
+            "error": f"{reason}: {detail}",
+        },
+        None,
+    )
+
+
+def _now_iso() -> str:
+    import time
+
+    return iso_from_epoch(int(time.time()))
+
+
+def decode_escaped(raw: bytes) -> str:
+    """Bytes as text with every non-UTF-8 byte kept as a ``\\xNN`` escape."""
+    return raw.decode("utf-8", "backslashreplace")
+
+
+def _download_row(
+    country: str, url: str, tls_protocol: Optional[str], tls_cipher: Optional[str], project: str, version: str,
+    package_type: str, user_agent: str, iso: str, agent: AgentResult, key: str, position: int,
+) -> dict[str, Any]:
+    """The file_downloads row; shared by the fast path and the general path."""
+    details = agent.details
+    return {
+        "timestamp": iso,
+        "country_code": None if country in _NULLS else country,
+        "url": url,
+        "project": project,
+        "file": {"filename": url.rpartition("/")[2], "project": project, "version": version, "type": package_type},
+        "details": details,
+        "tls_protocol": None if tls_protocol in _NULLS else tls_protocol,
+        "tls_cipher": None if tls_cipher in _NULLS else tls_cipher,
+        "classification": agent.classification,
+        "user_agent": user_agent if details is None else None,
+        "event_id": f"{key}-{position}",
+    }
+
+
+class LineParser:
+    """Parses lines with shared caches; one per worker thread (not thread-safe)."""
+
+    def __init__(self, agent_cache_size: int = 16384) -> None:
+        self.agents = AgentCache(agent_cache_size)
+        self._timestamps = TimestampCache()
+        self._simple_projects: dict[str, Optional[str]] = {}
+
+    @property
+    def cache_hits(self) -> int:
+        return self.agents.hits
+
+    @property
+    def cache_misses(self) -> int:
+        return self.agents.misses
+
+    def parse(
+        self, raw: Union[bytes, str], origin: Origin, position: int, received_at: Optional[str] = None
+    ) -> Record:
+        if type(raw) is bytes:
+            try:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                return self._reject(raw, origin, position, received_at, "bad-utf8", f"invalid UTF-8 at byte {exc.start}")
+        else:
+            text = raw
+            try:
+                text.encode("utf-8")
+            except UnicodeEncodeError as exc:  # lone surrogates in a str
+                return self._reject(text, origin, position, received_at, "bad-utf8", f"unencodable character at {exc.start}")
+        if len(text) > MAX_LINE_BYTES:
+            return self._reject(
+                raw, origin, position, received_at, "line-too-long", f"{len(raw)} bytes (limit {MAX_LINE_BYTES}); stored line truncated"
+            )
+        text = text.rstrip("\r\n")
+        if not text:
+            return self._reject(raw, origin, position, received_at, "empty-line", "line is empty")
+        try:
+            table, fields = split_line(text)
+            return self._row(table, fields, origin, position)
+        except Rejected as rejected:
+            return self._reject(raw, origin, position, received_at, rejected.reason, rejected.detail)
+
+    def parse_batch(
+        self, lines: Iterable[Union[bytes, str]], origin: Origin, first_position: int = 1, received_at: Optional[str] = None
+    ) -> list[Record]:
+        """Parse consecutive lines of one source; positions count up from ``first_position``.
+
+        Same result as calling :meth:`parse` per line. Well-formed current
+        ``download|`` lines with an already-seen timestamp and agent take a
+        flat fast path; anything else goes through :meth:`parse`.
+        """
+        out: list[Record] = []
+        append = out.append
+        timestamps = self._timestamps.memo
+        agents = self.agents
+        front = agents.front
+        key = origin.key
+        parse = self.parse
+        build = _download_row
+        fast_hits = 0
+        position = first_position - 1
+        for raw in lines:
+            position += 1
+            if type(raw) is bytes and len(raw) <= MAX_LINE_BYTES and raw[:9] == b"download|":
+                try:
+                    text = raw.decode("utf-8")
+                except UnicodeDecodeError:
+                    append(parse(raw, origin, position, received_at))
+                    continue
+                fields = text.rstrip("\r\n").split("|", 9)
+                if len(fields) == 10:
+                    stamp = timestamps.get(fields[1])
+                    agent = front.get(fields[9])
+                    if (
+                        stamp is not None
+                        and agent is not None
+                        and fields[8] in PACKAGE_TYPES
+                        and fields[6] not in _NULLS
+                        and fields[7] not in _NULLS
+                        and fields[3] not in _NULLS
+                    ):
+                        fast_hits += 1
+                        append(Record(DOWNLOAD, build(*fields[2:], stamp[1], agent, key, position), stamp[0]))
+                        continue
+            append(parse(raw, origin, position, received_at))
+        agents.hits += fast_hits
+        return out
+
+    def _row(self, table: str, fields: tuple, origin: Origin, position: int) -> Record:
+        ts, country, url, tls_protocol, tls_cipher, project, version, package_type, user_agent = fields
+        try:
+            epoch, iso = self._timestamps.get(ts)
+        except BadTimestamp:
+            if ts == "(null)" or not ts:
+                raise Rejected("null-timestamp", "timestamp is missing") from None
+            raise Rejected("bad-timestamp", f"{ts[:64]!r} is not an RFC 1123 GMT timestamp") from None
+        if url in _NULLS:
+            raise Rejected("null-url", "url is missing")
+        agent = self.agents.get(user_agent)
+        if table == DOWNLOAD:
+            if project in _NULLS:
+                raise Rejected("null-project", "download has no project")
+            if version in _NULLS:
+                raise Rejected("null-version", f"download of {project!r} has no version")
+            if package_type not in PACKAGE_TYPES:
+                if package_type in _NULLS:
+                    raise Rejected("null-package-type", f"download of {project!r} has no package type")
+                raise Rejected("bad-package-type", f"{package_type[:64]!r} is not a known package type")
+            return Record(DOWNLOAD, _download_row(*fields[1:], iso, agent, origin.key, position), epoch)
+        row = {
+            "timestamp": iso,
+            "country_code": None if country in _NULLS else country,
+            "url": url,
+            "project": self._simple_project(url),
+            "tls_protocol": None if tls_protocol in _NULLS else tls_protocol,
+            "tls_cipher": None if tls_cipher in _NULLS else tls_cipher,
+            "details": agent.details,
+            "classification": agent.classification,
+            "user_agent": user_agent if agent.details is None else None,
+            "event_id": f"{origin.key}-{position}",
+        }
+        return Record(SIMPLE, row, epoch)
+
+    def _simple_project(self, url: str) -> Optional[str]:
+        try:
+            return self._simple_projects[url]
+        except KeyError:
+            pass
+        parts = url.split("/", 3)
+        if len(parts) < 3 or parts[0] != "" or parts[1] != "simple":
+            raise Rejected("bad-simple-url", f"{url[:128]!r} is not /simple/<project>/")
+        project = normalize_project(parts[2]) if parts[2] else None
+        if len(self._simple_projects) > 65536:
+            self._simple_projects.clear()
+        self._simple_projects[url] = project
+        return project
+
+    @staticmethod
+    def _reject(
+        raw: Union[bytes, str], origin: Origin, position: int, received_at: Optional[str], reason: str, detail: str
+    ) -> Record:
+        if len(raw) > MAX_LINE_BYTES:
+            raw = raw[:MAX_LINE_BYTES]
+        line = decode_escaped(raw) if type(raw) is bytes else raw.encode("utf-8", "backslashreplace").decode("utf-8")
+        return dead_letter(f"{origin.label}:{position}", line, reason, detail, received_at)

@@ -1,0 +1,61 @@
+"""The ``haulage`` command: one entry point, a subcommand per job.
+
+Subcommands import their heavy dependencies (Beam, cloud clients) only when
+they run, so ``haulage parse`` and ``haulage --help`` start instantly.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Optional, Sequence
+
+DEFAULT_AGENT_CACHE_SIZE = 16384
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="haulage",
+        description="Package-index CDN logs to honest download statistics.",
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    commands.required = True
+
+    parse = commands.add_parser(
+        "parse",
+        help="parse log files (plain or gzip) or stdin to NDJSON on stdout",
+        description=(
+            "Parse CDN log lines and write one JSON object per input line, in input order: "
+            '{"table": "file_downloads"|"simple_requests"|"unprocessed", "row": {...}}. '
+            "Exits 0 even when lines are bad; 1 when a file cannot be read completely."
+        ),
+    )
+    parse.add_argument("files", nargs="*", metavar="FILE", help="log files; '-' or none reads stdin")
+    parse.add_argument(
+        "--agent-cache-size", type=_positive_int, default=DEFAULT_AGENT_CACHE_SIZE, metavar="N",
+        help=f"distinct user agents kept parsed in the LRU cache (default {DEFAULT_AGENT_CACHE_SIZE})",
+    )
+    return parser
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.command == "parse":
+        from .parse_command import run_parse
+
+        return run_parse(args.files, args.agent_cache_size)
+    raise AssertionError(f"unhandled command {args.command}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

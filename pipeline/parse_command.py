@@ -1,0 +1,69 @@
+"""``haulage parse``: log files (or stdin) to NDJSON, one object per input line.
+
+The parsers without Beam, for looking at what a file turns into, for shell
+pipelines, and as the end-to-end benchmark of the parsing code.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import BinaryIO, Iterable
+
+import orjson
+
+from haulage.parsers import LineParser, Origin
+from haulage.parsers.framing import FileFault, iter_line_batches
+from haulage.parsers.lines import dead_letter, decode_escaped
+from haulage.parsers.timestamps import iso_from_epoch
+
+STDIN_NAME = "-"
+
+
+def _write_records(out: BinaryIO, records: Iterable) -> None:
+    dumps = orjson.dumps
+    out.write(b"".join(dumps({"table": r.table, "row": r.row}) + b"\n" for r in records))
+
+
+def parse_stream(stream: BinaryIO, name: str, parser: LineParser, out: BinaryIO, received_at: str) -> FileFault | None:
+    """Write one NDJSON object per line of ``stream``; return its file fault, if any."""
+    origin = Origin.for_file(name)
+    for item in iter_line_batches(stream, name):
+        if isinstance(item, FileFault):
+            if item.partial:
+                # the bytes of the cut line were read: they are an input line too
+                record = dead_letter(
+                    f"{origin.label}:{item.position}", decode_escaped(item.partial[:65536]), item.reason, item.detail, received_at
+                )
+                _write_records(out, [record])
+            return item if item.reason != "empty-file" else None
+        first_position, lines = item
+        _write_records(out, parser.parse_batch(lines, origin, first_position, received_at))
+    return None
+
+
+def run_parse(files: list[str], agent_cache_size: int) -> int:
+    import time
+
+    parser = LineParser(agent_cache_size=agent_cache_size)
+    out = sys.stdout.buffer
+    received_at = iso_from_epoch(int(time.time()))
+    failed = 0
+    for name in files or [STDIN_NAME]:
+        try:
+            if name == STDIN_NAME:
+                fault = parse_stream(sys.stdin.buffer, "<stdin>", parser, out, received_at)
+            else:
+                with open(name, "rb") as stream:
+                    fault = parse_stream(stream, name, parser, out, received_at)
+        except OSError as exc:
+            print(f"haulage parse: cannot read {name}: {exc.strerror or exc}", file=sys.stderr)
+            failed += 1
+            continue
+        if fault is not None:
+            print(
+                f"haulage parse: {fault.detail} ({fault.reason}); lines before line {fault.position} were parsed",
+                file=sys.stderr,
+            )
+            failed += 1
+    out.flush()
+    return 1 if failed else 0

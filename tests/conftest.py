@@ -1,0 +1,44 @@
+"""Session-scoped fixtures that start real local Google Cloud emulators.
+
+Each emulator starts once per test run, on first use, and is stopped at the
+end of the session.  See tests/support/emulators.py.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from support import emulators
+
+
+@pytest.fixture(scope="session")
+def pubsub_emulator():
+    """Google's Pub/Sub emulator; ``.host``, ``.project``, ``.env()``."""
+    with emulators.pubsub_emulator(project="test-project") as emu:
+        yield emu
+
+
+@pytest.fixture(scope="session")
+def gcs_emulator():
+    """gcp-storage-emulator with bucket ``test-bucket``; ``.url``, ``.client()``."""
+    with emulators.gcs_emulator(bucket="test-bucket") as emu:
+        yield emu
+
+
+@pytest.fixture(scope="session")
+def bigquery_emulator():
+    """bqemulator; ``.url``, ``.client()``, ``.env()``."""
+    with emulators.bigquery_emulator(project="test-project") as emu:
+        yield emu
+
+
+@pytest.fixture(scope="session")
+def google_credentials(tmp_path_factory):
+    """Env vars for a throwaway service account backed by a local token server.
+
+    Not applied to os.environ: use ``emulators.patched_env(google_credentials)``.
+    """
+    with emulators.fake_google_credentials(
+            tmp_path_factory.mktemp("fake-google-credentials"),
+            project="test-project") as env:
+        yield env

@@ -45,11 +45,55 @@ def build_parser() -> argparse.ArgumentParser:
         "--agent-cache-size", type=_positive_int, default=DEFAULT_AGENT_CACHE_SIZE, metavar="N",
         help=f"distinct user agents kept parsed in the LRU cache (default {DEFAULT_AGENT_CACHE_SIZE})",
     )
+    run = commands.add_parser(
+        "run",
+        help="run the pipeline: files or Pub/Sub in, Parquet or BigQuery out",
+        description=(
+            "Run the haulage pipeline. Batch: --input GLOB... ; streaming: --subscription or --topic. "
+            "Writes Parquet under --output-dir (default ./haulage-out) or BigQuery tables with "
+            "--bigquery-dataset. Other options (--runner, --project, --region, --temp_location, ...) go to Beam."
+        ),
+    )
+    from .options import add_sink_arguments, add_source_arguments, add_tuning_arguments
+
+    add_source_arguments(run)
+    add_sink_arguments(run)
+    add_tuning_arguments(run)
     return parser
 
 
+def _run(args: argparse.Namespace, beam_args: list[str]) -> int:
+    from .file_source import InputError
+    from .options import OptionsError, options_from_namespace
+
+    try:
+        options = options_from_namespace(args, beam_args)
+    except OptionsError as exc:
+        print(f"haulage run: {exc}", file=sys.stderr)
+        return 2
+    from .run_command import run
+
+    try:
+        summary = run(options)
+    except InputError as exc:
+        print(f"haulage run: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("haulage run: interrupted; unacknowledged messages will be redelivered", file=sys.stderr)
+        return 130
+    if summary is None:
+        return 0
+    print(summary.render())
+    return 0 if summary.balanced else 1
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if args.command == "run":
+        return _run(args, extra)
+    if extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     if args.command == "parse":
         from .parse_command import run_parse
 

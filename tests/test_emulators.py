@@ -24,6 +24,7 @@ from __future__ import annotations
 import gzip
 import time
 import uuid
+import warnings
 
 import pytest
 
@@ -62,27 +63,38 @@ def test_pubsub_publish_pull_ack(pubsub_emulator):
             publisher.publish(topic, data, **attrs).result(timeout=10)
 
         received = {}
+        ack_ids = []
         deadline = time.monotonic() + 20
         while len(received) < 3 and time.monotonic() < deadline:
             resp = subscriber.pull(
                 request={"subscription": subscription, "max_messages": 10},
                 timeout=10)
             if resp.received_messages:
-                subscriber.acknowledge(request={
-                    "subscription": subscription,
-                    "ack_ids": [m.ack_id for m in resp.received_messages],
-                })
+                ids = [m.ack_id for m in resp.received_messages]
+                subscriber.acknowledge(
+                    request={"subscription": subscription, "ack_ids": ids})
+                ack_ids += ids
             for m in resp.received_messages:
                 received[m.message.data] = dict(m.message.attributes)
 
         assert received == sent
 
-        # Everything was acked: nothing comes back.
-        resp = subscriber.pull(
-            request={"subscription": subscription, "max_messages": 10,
-                     "return_immediately": True},
-            timeout=10)
-        assert list(resp.received_messages) == []
+        # The acks took: "nacking" the same ack ids (deadline 0) would make
+        # unacked messages come straight back, acked ones stay gone.
+        subscriber.modify_ack_deadline(request={
+            "subscription": subscription, "ack_ids": ack_ids,
+            "ack_deadline_seconds": 0})
+        redelivered = []
+        with warnings.catch_warnings():  # return_immediately is deprecated
+            warnings.simplefilter("ignore", DeprecationWarning)
+            for _ in range(3):
+                resp = subscriber.pull(
+                    request={"subscription": subscription, "max_messages": 10,
+                             "return_immediately": True},
+                    timeout=10)
+                redelivered += [m.message.data for m in resp.received_messages]
+                time.sleep(0.2)
+        assert redelivered == []
     finally:
         subscriber.close()
         publisher.stop()

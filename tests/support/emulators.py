@@ -9,7 +9,11 @@ log; if a needed program (java, the Pub/Sub jar, ``bqemulator``,
 ``gcp-storage-emulator``) is missing, :class:`EmulatorUnavailable` (a
 ``RuntimeError``) says what is missing.  Nothing here waits without a bound.
 
-See ``docs`` in shared/ (emulators.md) for the recipes these follow.
+The recipes follow shared/docs/emulators.md.
+
+pytest note: bqemulator registers a pytest plugin (entry point ``bqemulator``)
+that imports ``testcontainers``, which is not installed; run pytest with
+``-p no:bqemulator`` (or put it in addopts) or collection fails at startup.
 
 Beam notes (verified by tests/test_emulators.py):
 
@@ -76,7 +80,9 @@ def _log_tail(path: Path, lines: int = 40) -> str:
         text = path.read_text(errors="replace")
     except OSError as exc:
         return f"<cannot read {path}: {exc}>"
-    return "\n".join(text.splitlines()[-lines:]) or "<empty log>"
+    tail = [line if len(line) <= 400 else line[:400] + " ..."
+            for line in text.splitlines()[-lines:]]
+    return "\n".join(tail) or "<empty log>"
 
 
 def _http_status(url: str, timeout: float = 2.0) -> Optional[int]:
@@ -141,7 +147,7 @@ class _ManagedProcess:
                 return
             if time.monotonic() >= deadline:
                 raise RuntimeError(
-                    f"{self.name} did not answer within {timeout:.0f} s.\n"
+                    f"{self.name} did not answer within {timeout:g} s.\n"
                     f"command: {' '.join(self.argv)}\n"
                     f"--- tail of {self.log_path} ---\n{_log_tail(self.log_path)}")
             time.sleep(delay)
@@ -376,7 +382,7 @@ def bigquery_emulator(project: str = "test-project",
             env["BQEMU_GCS_LOCAL_ROOT"] = str(gcs_local_root)
         argv = [exe, "start", "--rest-host", LOOPBACK, "--rest-port", str(port),
                 "--grpc-host", LOOPBACK, "--grpc-port", str(grpc_port),
-                "--project", project, "--ephemeral"]
+                "--project", project, "--ephemeral", "--log-level", "info"]
         proc = _ManagedProcess("BigQuery emulator (bqemulator)", argv,
                                tmp / "bqemulator.log", env=env, cwd=tmp)
         url = f"http://{LOOPBACK}:{port}"

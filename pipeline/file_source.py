@@ -1,0 +1,155 @@
+"""Batch input: globs (local or ``gs://``) to chunks of raw lines.
+
+Files are listed in the driver, spread over workers with a Reshuffle, and each
+is read as a stream (never whole into memory). A damaged or empty file
+yields what could be read plus one fault: it never fails the run.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from typing import BinaryIO, Iterator, Sequence
+
+import apache_beam as beam
+from apache_beam.io.filesystem import CompressionTypes
+from apache_beam.io.filesystems import FileSystems
+from apache_beam.metrics import Metrics
+
+from haulage.parsers import Origin
+from haulage.parsers.framing import FileFault, iter_line_batches
+from haulage.parsers.timestamps import iso_from_epoch
+
+from .elements import Chunk, LineBatch
+
+_LOG = logging.getLogger("haulage")
+
+
+class InputError(ValueError):
+    """An --input pattern that cannot be used; the message says what to fix."""
+
+
+@dataclass(frozen=True)
+class InputFile:
+    path: str
+    size: int
+
+
+def expand_inputs(patterns: Sequence[str]) -> list[InputFile]:
+    """Every file the patterns match, sorted, each once; an empty match is an error."""
+    found: dict[str, int] = {}
+    for pattern in patterns:
+        try:
+            results = FileSystems.match([pattern])[0].metadata_list
+        except Exception as exc:  # Beam wraps every filesystem error in its own types
+            raise InputError(f"--input {pattern!r}: cannot list files: {exc}") from None
+        files = [m for m in results if not m.path.endswith("/")]
+        if not files:
+            raise InputError(f"--input {pattern!r} matches no files (quote globs so the shell does not expand them)")
+        for m in files:
+            found[m.path] = m.size_in_bytes
+    return [InputFile(path, size) for path, size in sorted(found.items())]
+
+
+def open_binary(path: str) -> BinaryIO:
+    """A raw byte stream for a local path or any Beam filesystem (gs://)."""
+    if "://" not in path:
+        return open(path, "rb")
+    return FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED)
+
+
+def read_chunks(path: str, received_at: str, chunk_lines: int) -> Iterator[Chunk]:
+    """A file as chunks of about ``chunk_lines`` lines; its fault rides on the last chunk."""
+    origin = Origin.for_file(path)
+    pending: Chunk = []
+    pending_lines = 0
+    try:
+        stream = open_binary(path)
+    except Exception as exc:
+        yield [LineBatch(origin, 1, [], received_at, FileFault("unreadable-file", f"{path}: cannot open: {exc}", 1))]
+        return
+    with stream:
+        for item in iter_line_batches(stream, path):
+            if isinstance(item, FileFault):
+                pending.append(LineBatch(origin, item.position, [], received_at, item))
+                break
+            first_position, lines = item
+            pending.append(LineBatch(origin, first_position, lines, received_at))
+            pending_lines += len(lines)
+            if pending_lines >= chunk_lines:
+                yield pending
+                pending, pending_lines = [], 0
+    if pending:
+        yield pending
+
+
+class Progress:
+    """Rate-limited progress lines on the log: files, lines, rate, ETA."""
+
+    def __init__(self, total_files: int, total_bytes: int, every_seconds: float = 5.0) -> None:
+        self.total_files = total_files
+        self.total_bytes = total_bytes
+        self.every = every_seconds
+        self.files = self.lines = self.bytes = 0
+        self.started = self._last = time.monotonic()
+
+    def add(self, files: int = 0, lines: int = 0, nbytes: int = 0, force: bool = False) -> None:
+        self.files += files
+        self.lines += lines
+        self.bytes += nbytes
+        now = time.monotonic()
+        if force or now - self._last >= self.every:
+            self._last = now
+            elapsed = max(now - self.started, 1e-9)
+            rate = self.lines / elapsed
+            eta = ""
+            if self.bytes and self.total_bytes > self.bytes:
+                eta = f", ETA {(self.total_bytes - self.bytes) * elapsed / self.bytes:,.0f}s"
+            _LOG.info(
+                "progress: %d/%d files, %s lines, %s lines/s%s",
+                self.files, self.total_files, f"{self.lines:,}", f"{rate:,.0f}", eta,
+            )
+
+
+class ReadFileFn(beam.DoFn):
+    def __init__(self, total_files: int, total_bytes: int, chunk_lines: int, received_at: str) -> None:
+        self._total_files = total_files
+        self._total_bytes = total_bytes
+        self._chunk_lines = chunk_lines
+        self._received_at = received_at
+        self._files_read = Metrics.counter("haulage", "files_read")
+
+    def setup(self) -> None:
+        self._progress = Progress(self._total_files, self._total_bytes)
+
+    def process(self, item: InputFile) -> Iterator[Chunk]:
+        for chunk in read_chunks(item.path, self._received_at, self._chunk_lines):
+            yield chunk
+            self._progress.add(lines=sum(len(b.lines) for b in chunk))
+        self._files_read.inc()
+        self._progress.add(files=1, nbytes=item.size)
+
+    def teardown(self) -> None:
+        progress = getattr(self, "_progress", None)
+        if progress is not None and progress.files:
+            progress.add(force=True)
+
+
+class ReadLogFiles(beam.PTransform):
+    """Listed input files → chunks of raw lines, files spread across workers."""
+
+    def __init__(self, files: Sequence[InputFile], chunk_lines: int = 20000) -> None:
+        super().__init__()
+        self._files = list(files)
+        self._chunk_lines = chunk_lines
+
+    def expand(self, pbegin):
+        received_at = iso_from_epoch(int(time.time()))
+        total_bytes = sum(f.size for f in self._files)
+        return (
+            pbegin
+            | "ListFiles" >> beam.Create(self._files)
+            | "SpreadFiles" >> beam.Reshuffle()
+            | "ReadFiles" >> beam.ParDo(ReadFileFn(len(self._files), total_bytes, self._chunk_lines, received_at))
+        )

@@ -1,0 +1,169 @@
+"""Options of ``haulage run`` (and ``haulage replay``): parsing and validation.
+
+haulage's own options are parsed here with argparse, so a mistake gets a
+message that says what to fix; everything else on the command line
+(``--runner``, ``--project``, ``--region``, ``--temp_location``…) is passed
+through to Beam untouched.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+from dataclasses import dataclass, field
+from typing import Optional, Sequence
+
+from .bigquery_sink import DatasetRef, DatasetSpecError
+from .pubsub_source import LINES, MESSAGE_FORMATS
+
+DEFAULT_OUTPUT_DIR = "./haulage-out"
+DEFAULT_AGENT_CACHE_SIZE = 16384
+DEFAULT_WINDOW_SECONDS = 60.0
+DEFAULT_CHUNK_LINES = 20000
+
+_SUBSCRIPTION = re.compile(r"^projects/[^/]+/subscriptions/[^/]+$")
+_TOPIC = re.compile(r"^projects/[^/]+/topics/[^/]+$")
+
+
+class OptionsError(ValueError):
+    """Raised with a message that tells the operator what to change."""
+
+
+@dataclass
+class RunOptions:
+    inputs: list[str] = field(default_factory=list)
+    subscription: Optional[str] = None
+    topic: Optional[str] = None
+    message_format: str = LINES
+    output_dir: str = DEFAULT_OUTPUT_DIR
+    bigquery_dataset: Optional[DatasetRef] = None
+    run_for: Optional[float] = None
+    window_seconds: float = DEFAULT_WINDOW_SECONDS
+    agent_cache_size: int = DEFAULT_AGENT_CACHE_SIZE
+    chunk_lines: int = DEFAULT_CHUNK_LINES
+    workers: int = 1
+    quiet: bool = False
+    beam_args: list[str] = field(default_factory=list)
+
+    @property
+    def streaming(self) -> bool:
+        return bool(self.subscription or self.topic)
+
+    @property
+    def runner(self) -> str:
+        """The Beam runner named in the pass-through args; DirectRunner by default."""
+        for i, arg in enumerate(self.beam_args):
+            if arg.startswith("--runner="):
+                return arg.split("=", 1)[1]
+            if arg == "--runner" and i + 1 < len(self.beam_args):
+                return self.beam_args[i + 1]
+        return "DirectRunner"
+
+    @property
+    def local(self) -> bool:
+        return self.runner in ("DirectRunner", "FnApiRunner", "direct")
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be more than 0, got {text}")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def add_source_arguments(parser: argparse.ArgumentParser, *, streaming: bool = True) -> None:
+    group = parser.add_argument_group("input (one source per run)")
+    group.add_argument("--input", nargs="+", default=[], metavar="GLOB", dest="inputs",
+                       help="log files: local paths or gs:// globs, plain or gzip (batch)")
+    if streaming:
+        group.add_argument("--subscription", metavar="projects/P/subscriptions/S",
+                           help="Pub/Sub subscription to read (streaming)")
+        group.add_argument("--topic", metavar="projects/P/topics/T",
+                           help="Pub/Sub topic to read through a temporary subscription (streaming)")
+        group.add_argument("--message-format", choices=MESSAGE_FORMATS, default=LINES,
+                           help="'lines': messages carry log lines (default); 'gcs-notification': messages are "
+                                "Cloud Storage object-finalize notifications of log files")
+
+
+def add_sink_arguments(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("output (one sink per run)")
+    group.add_argument("--output-dir", default=None, metavar="DIR",
+                       help=f"Parquet dataset directory, local or gs:// (default {DEFAULT_OUTPUT_DIR})")
+    group.add_argument("--bigquery-dataset", metavar="PROJECT:DATASET",
+                       help="write to the tables of this BigQuery dataset instead (create them with 'haulage setup')")
+
+
+def add_tuning_arguments(parser: argparse.ArgumentParser, *, streaming: bool = True) -> None:
+    group = parser.add_argument_group("tuning")
+    if streaming:
+        group.add_argument("--run-for", type=_positive_float, metavar="SECONDS",
+                           help="streaming: stop cleanly after this many seconds, writing everything read")
+        group.add_argument("--window-seconds", type=_positive_float, default=DEFAULT_WINDOW_SECONDS, metavar="SECONDS",
+                           help=f"streaming: write one set of files per window (default {DEFAULT_WINDOW_SECONDS:g})")
+    group.add_argument("--agent-cache-size", type=_positive_int, default=DEFAULT_AGENT_CACHE_SIZE, metavar="N",
+                       help=f"distinct user agents kept parsed per worker (default {DEFAULT_AGENT_CACHE_SIZE})")
+    group.add_argument("--chunk-lines", type=_positive_int, default=DEFAULT_CHUNK_LINES, metavar="N",
+                       help=f"lines per unit of work (default {DEFAULT_CHUNK_LINES})")
+    group.add_argument("--workers", type=_positive_int, default=1, metavar="N",
+                       help="local runs: worker processes (default 1; 2 uses both cores on big inputs)")
+    group.add_argument("--quiet", action="store_true", help="no progress lines, only the summary")
+
+
+def options_from_namespace(ns: argparse.Namespace, beam_args: Sequence[str]) -> RunOptions:
+    """Validate parsed arguments; raise OptionsError saying what to fix."""
+    subscription = getattr(ns, "subscription", None)
+    topic = getattr(ns, "topic", None)
+    sources = [name for name, value in (("--input", ns.inputs), ("--subscription", subscription), ("--topic", topic)) if value]
+    if not sources:
+        raise OptionsError("no input: give --input GLOB [GLOB ...], or --subscription / --topic for streaming")
+    if len(sources) > 1:
+        raise OptionsError(f"one source per run: got {' and '.join(sources)}")
+    if subscription and not _SUBSCRIPTION.match(subscription):
+        raise OptionsError(f"--subscription {subscription!r}: expected projects/PROJECT/subscriptions/NAME")
+    if topic and not _TOPIC.match(topic):
+        raise OptionsError(f"--topic {topic!r}: expected projects/PROJECT/topics/NAME")
+    if ns.output_dir and ns.bigquery_dataset:
+        raise OptionsError("one sink per run: give --output-dir or --bigquery-dataset, not both")
+    dataset = None
+    if ns.bigquery_dataset:
+        try:
+            dataset = DatasetRef.parse(ns.bigquery_dataset)
+        except DatasetSpecError as exc:
+            raise OptionsError(str(exc)) from None
+    run_for = getattr(ns, "run_for", None)
+    if run_for and not (subscription or topic):
+        raise OptionsError("--run-for applies to streaming runs (--subscription/--topic); batch runs end when the input ends")
+    unknown_haulage_style = [a for a in beam_args if a.startswith("--") and "-" in a.split("=", 1)[0][2:]]
+    if unknown_haulage_style:
+        raise OptionsError(
+            f"unknown option {unknown_haulage_style[0].split('=', 1)[0]} (haulage options use dashes, Beam options use "
+            "underscores, e.g. --temp_location; see 'haulage run --help')"
+        )
+    return RunOptions(
+        inputs=list(ns.inputs),
+        subscription=subscription,
+        topic=topic,
+        message_format=getattr(ns, "message_format", LINES),
+        output_dir=ns.output_dir or DEFAULT_OUTPUT_DIR,
+        bigquery_dataset=dataset,
+        run_for=run_for,
+        window_seconds=getattr(ns, "window_seconds", DEFAULT_WINDOW_SECONDS),
+        agent_cache_size=ns.agent_cache_size,
+        chunk_lines=ns.chunk_lines,
+        workers=ns.workers,
+        quiet=ns.quiet,
+        beam_args=list(beam_args),
+    )

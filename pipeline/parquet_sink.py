@@ -1,0 +1,147 @@
+"""Local (or ``gs://``) Parquet sink: ``<dir>/<table>/date=YYYY-MM-DD/part-*.parquet``.
+
+Files are written under a hidden temporary name and renamed into place when
+complete, so any file a reader can see is whole (readers skip names that
+start with ``.``). In batch runs a writer stays open per table and day for
+the whole bundle, flushing row groups as it goes; in streaming runs every
+chunk (one window of messages) is flushed to its own files before the
+source acknowledges it.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from typing import Any, Iterator, Optional
+
+import apache_beam as beam
+import pyarrow.parquet as pq
+from apache_beam.io.filesystems import FileSystems
+from apache_beam.metrics import Metrics
+
+from haulage.deploy.schemas import arrow_schema
+
+from .arrow_rows import rows_to_arrow
+from .elements import ParsedChunk, TableDay
+
+ROW_GROUP_ROWS = 50_000
+
+
+def day_dir(output_dir: str, table: str, day: str) -> str:
+    return f"{output_dir.rstrip('/')}/{table}/date={day}"
+
+
+def _is_local(path: str) -> bool:
+    return "://" not in path
+
+
+class PartWriter:
+    """One Parquet file being written for one table and day."""
+
+    def __init__(self, output_dir: str, table: str, day: str, prefix: str = "part", compression: str = "zstd") -> None:
+        self.table = table
+        self.directory = day_dir(output_dir, table, day)
+        name = f"{prefix}-{uuid.uuid4().hex}.parquet"
+        self.final_path = f"{self.directory}/{name}"
+        self.temp_path = f"{self.directory}/.{name}.inprogress"
+        self.pending: list[dict[str, Any]] = []
+        self.rows = 0
+        self._compression = compression
+        self._writer: Optional[pq.ParquetWriter] = None
+        self._handle: Any = None
+
+    def add(self, rows: list[dict[str, Any]]) -> None:
+        self.pending.extend(rows)
+        if len(self.pending) >= ROW_GROUP_ROWS:
+            self._flush()
+
+    def _flush(self) -> None:
+        if not self.pending:
+            return
+        if self._writer is None:
+            if _is_local(self.directory):
+                os.makedirs(self.directory, exist_ok=True)
+                where: Any = self.temp_path
+            else:
+                self._handle = FileSystems.create(self.temp_path)
+                where = self._handle
+            self._writer = pq.ParquetWriter(where, arrow_schema(self.table), compression=self._compression)
+        self._writer.write_table(rows_to_arrow(self.table, self.pending), row_group_size=ROW_GROUP_ROWS)
+        self.rows += len(self.pending)
+        self.pending = []
+
+    def close(self) -> int:
+        """Finish the file and move it into place; returns its row count."""
+        self._flush()
+        if self._writer is None:
+            return 0
+        self._writer.close()
+        if self._handle is not None:
+            self._handle.close()
+            FileSystems.rename([self.temp_path], [self.final_path])
+        else:
+            os.replace(self.temp_path, self.final_path)
+        return self.rows
+
+    def abort(self) -> None:
+        try:
+            if self._writer is not None:
+                self._writer.close()
+            if self._handle is not None:
+                self._handle.close()
+            FileSystems.delete([self.temp_path])
+        except Exception:
+            pass
+
+
+class WriteParquetFn(beam.DoFn):
+    def __init__(self, output_dir: str, flush_each_chunk: bool) -> None:
+        self._output_dir = output_dir
+        self._flush_each_chunk = flush_each_chunk
+
+    def setup(self) -> None:
+        self._counters: dict[str, Any] = {}
+
+    def start_bundle(self) -> None:
+        self._writers: dict[TableDay, PartWriter] = {}
+
+    def _count(self, name: str, n: int) -> None:
+        counter = self._counters.get(name)
+        if counter is None:
+            counter = self._counters[name] = Metrics.counter("haulage", name)
+        counter.inc(n)
+
+    def process(self, chunk: ParsedChunk) -> Iterator[Any]:
+        for (table, day), rows in chunk.rows.items():
+            writer = self._writers.get((table, day))
+            if writer is None:
+                writer = self._writers[(table, day)] = PartWriter(self._output_dir, table, day)
+            writer.add(rows)
+            self._count(f"rows.{table}.{day}", len(rows))
+        if self._flush_each_chunk:
+            self._close_all()
+        return iter(())
+
+    def finish_bundle(self) -> None:
+        self._close_all()
+
+    def teardown(self) -> None:
+        for writer in getattr(self, "_writers", {}).values():
+            writer.abort()
+
+    def _close_all(self) -> None:
+        writers, self._writers = self._writers, {}
+        for writer in writers.values():
+            writer.close()
+
+
+class WriteParquet(beam.PTransform):
+    """Parsed chunks → Parquet files per table and UTC day; counts ``rows.<table>.<day>``."""
+
+    def __init__(self, output_dir: str, flush_each_chunk: bool = False) -> None:
+        super().__init__()
+        self._output_dir = output_dir
+        self._flush_each_chunk = flush_each_chunk
+
+    def expand(self, parsed):
+        return parsed | "WriteParquetFiles" >> beam.ParDo(WriteParquetFn(self._output_dir, self._flush_each_chunk))

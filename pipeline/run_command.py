@@ -1,0 +1,108 @@
+"""``haulage run``: build the pipeline for the chosen source and sink, run it, report.
+
+A thin ``run`` in the style of Beam's complete examples: every stage is a
+named composite transform (ReadLogFiles / PullPubSubWindows /
+ReadPubSubChunks → ParseLogLines → WriteParquet / WriteBigQuery).
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from typing import Any, Optional, Sequence
+
+import apache_beam as beam
+from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions, StandardOptions
+
+from .bigquery_sink import WriteBigQuery
+from .file_source import InputFile, ReadLogFiles, expand_inputs
+from .options import RunOptions
+from .parquet_sink import WriteParquet
+from .parse_transform import ParseLogLines
+from .pubsub_source import PullPubSubWindows, ReadPubSubChunks
+from .summary import RunSummary, summary_from_result
+
+_LOG = logging.getLogger("haulage")
+
+
+def configure_logging(quiet: bool) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("haulage: %(message)s"))
+    _LOG.handlers[:] = [handler]
+    _LOG.setLevel(logging.WARNING if quiet else logging.INFO)
+    _LOG.propagate = False
+    # Beam's own INFO lines (runner choice, bundle plumbing) are noise for operators.
+    logging.getLogger("apache_beam").setLevel(logging.WARNING)
+
+
+def beam_options(opts: RunOptions) -> PipelineOptions:
+    options = PipelineOptions(opts.beam_args)
+    if opts.streaming and not opts.local:
+        options.view_as(StandardOptions).streaming = True
+    if opts.local and opts.workers > 1:
+        direct = options.view_as(DirectOptions)
+        direct.direct_num_workers = opts.workers
+        direct.direct_running_mode = "multi_processing"
+    return options
+
+
+def local_runner(options: PipelineOptions) -> Any:
+    """Beam's FnApiRunner, set up the way the DirectRunner sets it up.
+
+    The DirectRunner of Beam 2.77 first tries to download and start the Prism
+    runner; offline that costs a failed download on every run, and where a
+    Prism binary happens to be cached it changes the execution engine. Local
+    haulage pipelines are bounded (streaming runs pull in windows), which is
+    exactly what the FnApiRunner runs.
+    """
+    from apache_beam.portability.api import beam_provision_api_pb2
+    from apache_beam.runners.portability.fn_api_runner import fn_runner
+    from apache_beam.runners.portability.portable_runner import JobServiceHandle
+
+    encoded = JobServiceHandle.encode_pipeline_options(options.get_all_options())
+    provision = fn_runner.ExtendedProvisionInfo(beam_provision_api_pb2.ProvisionInfo(pipeline_options=encoded))
+    return fn_runner.FnApiRunner(provision_info=provision)
+
+
+def build_pipeline(opts: RunOptions, files: Optional[Sequence[InputFile]] = None, options: Optional[PipelineOptions] = None) -> beam.Pipeline:
+    """The whole job graph; ``files`` must be given for batch runs (see expand_inputs)."""
+    options = options or beam_options(opts)
+    pipeline = beam.Pipeline(runner=local_runner(options) if opts.local else None, options=options)
+    if opts.inputs:
+        chunks = pipeline | "ReadLogFiles" >> ReadLogFiles(files or [], opts.chunk_lines)
+    elif opts.local:
+        chunks = pipeline | "PullPubSubWindows" >> PullPubSubWindows(
+            opts.message_format, opts.subscription, opts.topic, opts.run_for, opts.window_seconds
+        )
+    else:
+        chunks = pipeline | "ReadPubSub" >> ReadPubSubChunks(opts.message_format, opts.subscription, opts.topic)
+    parsed = chunks | "ParseLogLines" >> ParseLogLines(opts.agent_cache_size)
+    if opts.bigquery_dataset is not None:
+        parsed | "WriteBigQuery" >> WriteBigQuery(opts.bigquery_dataset)
+    else:
+        parsed | "WriteParquet" >> WriteParquet(opts.output_dir, flush_each_chunk=opts.streaming)
+    return pipeline
+
+
+def run(opts: RunOptions) -> RunSummary | None:
+    """Run to completion (local, batch) or submit (remote streaming); return the summary."""
+    configure_logging(opts.quiet)
+    files = expand_inputs(opts.inputs) if opts.inputs else None
+    if files is not None:
+        _LOG.info("reading %d files (%s bytes)", len(files), f"{sum(f.size for f in files):,}")
+    elif opts.local:
+        _LOG.info(
+            "pulling %s %s in %gs windows%s",
+            "subscription" if opts.subscription else "topic",
+            opts.subscription or opts.topic,
+            opts.window_seconds,
+            f" for {opts.run_for:g}s" if opts.run_for else " until interrupted",
+        )
+    started = time.monotonic()
+    result = build_pipeline(opts, files).run()
+    if opts.streaming and not opts.local:
+        _LOG.info("streaming job submitted: %s", getattr(result, "job_id", lambda: "?")())
+        return None
+    result.wait_until_finish()
+    return summary_from_result(result, time.monotonic() - started, len(files) if files else None)

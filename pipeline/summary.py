@@ -1,0 +1,99 @@
+"""The end-of-run report: rows per table and day, dead letters per reason, and
+the books — every line read is a row or a dead letter."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+from apache_beam.metrics.metric import MetricsFilter
+
+from haulage.deploy.schemas import TABLE_NAMES, UNPROCESSED
+
+
+@dataclass
+class RunSummary:
+    counters: dict[str, int]
+    seconds: float
+    files: Optional[int] = None
+    rows: dict[str, dict[str, int]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        rows: dict[str, dict[str, int]] = defaultdict(dict)
+        for name, value in self.counters.items():
+            if name.startswith("rows."):
+                _, table, day = name.split(".", 2)
+                rows[table][day] = value
+        self.rows = {t: dict(sorted(rows[t].items())) for t in TABLE_NAMES if t in rows}
+
+    def get(self, name: str) -> int:
+        return self.counters.get(name, 0)
+
+    @property
+    def lines_read(self) -> int:
+        return self.get("lines_read")
+
+    @property
+    def file_faults(self) -> int:
+        return self.get("file_faults")
+
+    def table_total(self, table: str) -> int:
+        return sum(self.rows.get(table, {}).values())
+
+    @property
+    def rows_written(self) -> int:
+        return sum(self.table_total(t) for t in TABLE_NAMES if t != UNPROCESSED)
+
+    @property
+    def dead_letters(self) -> int:
+        return self.table_total(UNPROCESSED)
+
+    @property
+    def balanced(self) -> bool:
+        return self.lines_read + self.file_faults == self.rows_written + self.dead_letters
+
+    @property
+    def dead_letter_reasons(self) -> dict[str, int]:
+        return {n.split(".", 1)[1]: v for n, v in sorted(self.counters.items()) if n.startswith("dead_letters.")}
+
+    def render(self) -> str:
+        lines = []
+        rate = self.lines_read / self.seconds if self.seconds > 0 else 0.0
+        source = f" from {self.files:,} files" if self.files is not None else ""
+        lines.append(f"{self.lines_read:,} lines read{source} in {self.seconds:.1f}s ({rate:,.0f} lines/s)")
+        lines.append("")
+        lines.append(f"{'table':<17} {'day':<10} {'rows':>12}")
+        for table, days in self.rows.items():
+            for day, count in days.items():
+                lines.append(f"{table:<17} {day:<10} {count:>12,}")
+            lines.append(f"{table:<17} {'total':<10} {sum(days.values()):>12,}")
+        reasons = self.dead_letter_reasons
+        if reasons:
+            lines.append("")
+            lines.append("dead letters by reason:")
+            for reason, count in reasons.items():
+                lines.append(f"  {reason:<22} {count:>8,}")
+        hits, misses = self.get("agent_cache_hits"), self.get("agent_cache_misses")
+        if hits + misses:
+            lines.append(f"agent cache: {hits:,} hits, {misses:,} misses ({100.0 * hits / (hits + misses):.1f}% hit rate)")
+        lines.append("")
+        check = "balanced" if self.balanced else "NOT BALANCED — please report this"
+        lines.append(
+            f"lines read {self.lines_read:,} + file faults {self.file_faults:,} = rows {self.rows_written:,}"
+            f" + dead letters {self.dead_letters:,}: {check}"
+        )
+        return "\n".join(lines)
+
+
+def counters_from_result(result: Any) -> dict[str, int]:
+    query = result.metrics().query(MetricsFilter().with_namespace("haulage"))
+    totals: dict[str, int] = defaultdict(int)
+    for counter in query["counters"]:
+        value = counter.committed if counter.committed is not None else counter.attempted
+        totals[counter.key.metric.name] += int(value or 0)
+    return dict(totals)
+
+
+def summary_from_result(result: Any, seconds: float, files: Optional[int]) -> RunSummary:
+    return RunSummary(counters_from_result(result), seconds, files)

@@ -772,8 +772,8 @@ def _ag_pep381(rng):
 UNKNOWN_AGENTS = [
     "acme-artifacts/2.4.1", "corp-build-agent/7.1 (internal)", "ml-platform-fetcher/1.9.3 (linux; x64)",
     "PackageSnapshotter/2.0", "zeta-sync/1.0", "unittest-agent/0.1", "lambda-layer-builder/3.2",
-    "deps-audit/5.0.2 (+https://example.invalid/bot)", "corp-proxy/2.1 | upstream=pypi",
-    "weird|agent/1.0", "my-downloader", "X", "-", "Dalvik/2.1.0 (Linux; U; Android 14; Pixel 8 Build/AP2A)",
+    "deps-audit/5.0.2 (+https://example.invalid/info)", "corp-proxy/2.1 | upstream=pypi",
+    "weird|agent/1.0", "my-downloader", "X", "gradle-pypi-resolver/0.4 (linux)",
     "SBOM-collector/0.9.1", "repo-cacher/4.3", "wheelhouse-builder/1.2.0 (linux)", "nightly-sync",
 ]
 
@@ -1087,13 +1087,15 @@ MAX_LINE = 65536
 
 GARBAGE = [
     "Connection reset by peer", "lorem ipsum dolor sit amet", "GET /simple/numpy/ HTTP/1.1",
-    "{\"level\":\"info\",\"msg\":\"flush\"}", "########", "null", "0", "EOF", "\t\t",
+    "{\"level\":\"info\",\"msg\":\"flush\"}", "########", "null", "0", "EOF",
     "download", "simple", "HTTP/1.1 503 Service Unavailable", "ok ok ok ok",
-    "x" * 120, "3f9a2c1e8b7d6e5f4a3b2c1d0e9f8a7b6c5d4e3f",
+    "x" * 120, "3f9a2c1e8b7d6e5f4a3b2c1d0e9f8a7b6c5d4e3f", "??? ??? ???",
 ]
+# Invalid under any reading (strptime, email.utils.parsedate, dateutil): no lenient
+# parser may turn one of these into a time.
 BAD_TIMESTAMPS = ["Thu, 41 Oct 2026 12:00:00 GMT", "Thu, 01 Okt 2026 12:00:00 GMT",
-                  "Thu, 01 Oct 2026 25:61:00 GMT", "yesterday", "-", "1759320000x",
-                  "Thu 01 Oct 2026 12:00 GMT+99", "Thu, 01 Oct 2026 12:00:00 GMT GMT"]
+                  "Thu, 01 Oct 2026 25:61:00 GMT", "Wed, 31 Sep 2026 12:00:00 GMT",
+                  "Thu, 00 Oct 2026 12:00:00 GMT", "yesterday", "-", "1759320000x"]
 BAD_PACKAGE_TYPES = ["bdist_conda", "wheel", "egg", "bdist_pex", "bdist_snap", "source"]
 INVALID_UTF8 = [b"\xff", b"\xfe\xff", b"\xc3\x28", b"\xe2\x82", b"\xed\xa0\x80", b"\x80abc", b"caf\xe9"]
 
@@ -1481,8 +1483,8 @@ def main(argv=None) -> int:
         path = os.path.join(a.out, f"downloads-{f:0{width}d}.log.gz")
         lab = None
         if a.labels:
-            lab = gzip.open(os.path.join(a.out, f"downloads-{f:0{width}d}.labels.jsonl.gz"), "wb",
-                            compresslevel=a.level, mtime=0)
+            lab = gzip.GzipFile(os.path.join(a.out, f"downloads-{f:0{width}d}.labels.jsonl.gz"), "wb",
+                                compresslevel=a.level, mtime=0)
         with open(path, "wb") as raw_out, \
                 gzip.GzipFile(filename="", mode="wb", fileobj=raw_out, compresslevel=a.level, mtime=0) as out:
             buf = []

@@ -21,7 +21,7 @@ from haulage.parsers import Origin
 from haulage.parsers.framing import FileFault, iter_line_batches
 from haulage.parsers.timestamps import iso_from_epoch
 
-from .elements import Chunk, LineBatch
+from .elements import Chunk, LineBatch, tune_gc
 
 _LOG = logging.getLogger("haulage")
 
@@ -62,12 +62,12 @@ def open_binary(path: str) -> BinaryIO:
 def read_chunks(path: str, received_at: str, chunk_lines: int) -> Iterator[Chunk]:
     """A file as chunks of about ``chunk_lines`` lines; its fault rides on the last chunk."""
     origin = Origin.for_file(path)
-    pending: Chunk = []
+    pending = Chunk()
     pending_lines = 0
     try:
         stream = open_binary(path)
     except Exception as exc:
-        yield [LineBatch(origin, 1, [], received_at, FileFault("unreadable-file", f"{path}: cannot open: {exc}", 1))]
+        yield Chunk([LineBatch(origin, 1, [], received_at, FileFault("unreadable-file", f"{path}: cannot open: {exc}", 1))])
         return
     with stream:
         for item in iter_line_batches(stream, path):
@@ -79,7 +79,7 @@ def read_chunks(path: str, received_at: str, chunk_lines: int) -> Iterator[Chunk
             pending_lines += len(lines)
             if pending_lines >= chunk_lines:
                 yield pending
-                pending, pending_lines = [], 0
+                pending, pending_lines = Chunk(), 0
     if pending:
         yield pending
 
@@ -121,6 +121,7 @@ class ReadFileFn(beam.DoFn):
         self._files_read = Metrics.counter("haulage", "files_read")
 
     def setup(self) -> None:
+        tune_gc()
         self._progress = Progress(self._total_files, self._total_bytes)
 
     def process(self, item: InputFile) -> Iterator[Chunk]:
@@ -151,5 +152,5 @@ class ReadLogFiles(beam.PTransform):
             pbegin
             | "ListFiles" >> beam.Create(self._files)
             | "SpreadFiles" >> beam.Reshuffle()
-            | "ReadFiles" >> beam.ParDo(ReadFileFn(len(self._files), total_bytes, self._chunk_lines, received_at))
+            | "ReadFiles" >> beam.ParDo(ReadFileFn(len(self._files), total_bytes, self._chunk_lines, received_at)).with_output_types(Chunk)
         )

@@ -11,7 +11,7 @@ from apache_beam.transforms.window import TimestampedValue
 from haulage.parsers import UNPROCESSED, LineParser, dead_letter
 from haulage.parsers.lines import MAX_LINE_BYTES, decode_escaped
 
-from .elements import Chunk, ParsedChunk
+from .elements import Chunk, ParsedChunk, tune_gc
 
 NAMESPACE = "haulage"
 
@@ -45,6 +45,7 @@ class ParseChunkFn(beam.DoFn):
         self._agent_cache_size = agent_cache_size
 
     def setup(self) -> None:
+        tune_gc()
         self._parser = LineParser(agent_cache_size=self._agent_cache_size)
         self._counters = _Counters()
 
@@ -99,4 +100,4 @@ class ParseLogLines(beam.PTransform):
         self._agent_cache_size = agent_cache_size
 
     def expand(self, chunks):
-        return chunks | "ParseChunks" >> beam.ParDo(ParseChunkFn(self._agent_cache_size))
+        return chunks | "ParseChunks" >> beam.ParDo(ParseChunkFn(self._agent_cache_size)).with_output_types(ParsedChunk)

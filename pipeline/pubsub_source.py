@@ -45,7 +45,7 @@ def chunk_from_lines_message(data: bytes, attributes: Mapping[str, str], message
     """One message of log lines → one chunk (gzip detected from its magic bytes)."""
     origin = Origin.for_message(subscription, message_id)
     name = origin.label + (".gz" if attributes.get("compression", "").lower() == "gzip" else "")
-    batches: Chunk = []
+    batches = Chunk()
     for item in iter_line_batches(io.BytesIO(data), name):
         if isinstance(item, FileFault):
             if item.reason == "empty-file":
@@ -114,7 +114,7 @@ class ReadPubSubChunks(beam.PTransform):
         return (
             pbegin
             | "ReadFromPubSub" >> beam.io.ReadFromPubSub(subscription=self._subscription, topic=self._topic, with_attributes=True)
-            | "DecodeMessages" >> beam.ParDo(_DecodeMessageFn(self._subscription or self._topic or "", self._format))
+            | "DecodeMessages" >> beam.ParDo(_DecodeMessageFn(self._subscription or self._topic or "", self._format)).with_output_types(Chunk)
         )
 
 
@@ -149,7 +149,7 @@ class PullWindowsFn(beam.DoFn):
             while True:
                 window_end = min(time.monotonic() + self._window, deadline)
                 received_at = iso_from_epoch(int(time.time()))
-                chunk: Chunk = []
+                chunk = Chunk()
                 ack_ids: list[str] = []
                 while (remaining := window_end - time.monotonic()) > 0:
                     try:
@@ -197,4 +197,4 @@ class PullPubSubWindows(beam.PTransform):
         self._fn = PullWindowsFn(subscription or "", topic, message_format, run_for, window_seconds)
 
     def expand(self, pbegin):
-        return pbegin | "Start" >> beam.Create([None]) | "PullWindows" >> beam.ParDo(self._fn)
+        return pbegin | "Start" >> beam.Create([None]) | "PullWindows" >> beam.ParDo(self._fn).with_output_types(Chunk)

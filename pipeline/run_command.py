@@ -34,6 +34,8 @@ def configure_logging(quiet: bool) -> None:
     _LOG.propagate = False
     # Beam's own INFO lines (runner choice, bundle plumbing) are noise for operators.
     logging.getLogger("apache_beam").setLevel(logging.WARNING)
+    # multi-process workers relay their start-up warnings through this logger
+    logging.getLogger("apache_beam.runners.portability.local_job_service").setLevel(logging.ERROR)
 
 
 def beam_options(opts: RunOptions) -> PipelineOptions:

@@ -63,6 +63,7 @@ def _json_after_first_space(user_agent: str) -> object:
 _PIP6 = SpecifierSet(">=6", prereleases=True)
 _PIP14 = SpecifierSet(">=1.4,<6", prereleases=True)
 _UV_JSON = SpecifierSet(">=0.1.22", prereleases=True)
+_ANY_VERSION = SpecifierSet(">=0", prereleases=True)
 
 
 def _prefix_version(user_agent: str) -> str:
@@ -189,6 +190,13 @@ def _installer_and_impl(name: str, with_system: bool = False) -> Callable[[re.Ma
     return build
 
 
+def _uv_bare(m: re.Match[str]) -> Optional[Details]:
+    version = m["version"]
+    if version is not None and not _version_in(version, _ANY_VERSION):
+        return None  # `uv/latest` is not uv: PyPI treats unparseable versions as unknown agents
+    return d.make_details(installer=d.installer("uv", version))
+
+
 def _homebrew(m: re.Match[str]) -> Details:
     return d.make_details(
         installer=d.installer("Homebrew", m["version"]),
@@ -219,7 +227,7 @@ REGISTRY: tuple[Family, ...] = (
     Family("pip-1.4", "installer", ("pip/",), _regex(r"^pip/(\S+) (\S+)/(\S+) (\S+)/(\S+)$", _pip_1_4)),
     Family("uv-json", "installer", ("uv/",), uv_json),
     # extension: uv < 0.1.22 and `uv publish` send a bare uv[/VERSION]
-    Family("uv-bare", "installer", ("uv",), _regex(r"^uv(?:/(?P<version>\S+))?$", _just_installer("uv"))),
+    Family("uv-bare", "installer", ("uv",), _regex(r"^uv(?:/(?P<version>\S+))?$", lambda m: _uv_bare(m))),
     Family("hatch", "installer", ("Hatch/",), hatch_json),
     Family("distribute", "installer", ("Python-urllib/",),
            _regex(rf"^Python-urllib/{_PY} distribute/{_V}$", _installer_and_python("distribute"))),

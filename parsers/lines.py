@@ -191,7 +191,8 @@ class LineParser:
         """
         out: list[Record] = []
         append = out.append
-        timestamps = self._timestamps.memo
+        timestamp_cache = self._timestamps
+        timestamps = timestamp_cache.memo
         agents = self.agents
         front = agents.front
         key = origin.key
@@ -210,6 +211,11 @@ class LineParser:
                 fields = text.rstrip("\r\n").split("|", 9)
                 if len(fields) == 10:
                     stamp = timestamps.get(fields[1])
+                    if stamp is None:
+                        try:
+                            stamp = timestamp_cache.get(fields[1])
+                        except BadTimestamp:
+                            pass
                     agent = front.get(fields[9])
                     if (
                         stamp is not None

@@ -82,24 +82,52 @@ class TimestampCache:
 
     A plain dict is the fastest lookup Python has; clearing it when full is
     cheaper than LRU bookkeeping and, since log lines arrive in time order,
-    loses nothing that is still hot.
+    loses nothing that is still hot. On a miss only the time of day is
+    parsed: the date part (``Thu, 07 Jan 2021``) has its own memo, since a
+    file spans a handful of days at most.
     """
 
-    __slots__ = ("memo", "_limit")
+    __slots__ = ("memo", "_days", "_limit")
 
     def __init__(self, limit: int = 65536) -> None:
         self.memo: dict[str, tuple[int, str]] = {}
+        self._days: dict[str, tuple[int, str]] = {}
         self._limit = limit
 
     def get(self, text: str) -> tuple[int, str]:
         hit = self.memo.get(text)
         if hit is not None:
             return hit
-        value = parse_rfc1123(text)
+        value = self._parse(text)
         if len(self.memo) >= self._limit:
             self.memo.clear()
         self.memo[text] = value
         return value
+
+    def _parse(self, text: str) -> tuple[int, str]:
+        day = self._days.get(text[:16])
+        if day is None:
+            epoch, iso = parse_rfc1123(text)  # full validation once per day
+            if len(self._days) >= 4096:
+                self._days.clear()
+            day = self._days[text[:16]] = (epoch - epoch % 86400, iso[:11])
+        clock = text[17:25]
+        if (
+            len(text) != 29
+            or text[16] != " "
+            or text[25:] != " GMT"
+            or clock[2] != ":"
+            or clock[5] != ":"
+            or not (digits := clock[:2] + clock[3:5] + clock[6:]).isdigit()
+            or not digits.isascii()
+        ):
+            raise BadTimestamp(text)
+        hour, minute, second = int(clock[:2]), int(clock[3:5]), int(clock[6:])
+        if hour > 23 or minute > 59 or second > 60:
+            raise BadTimestamp(text)
+        if second == 60:
+            return parse_rfc1123(text)
+        return day[0] + hour * 3600 + minute * 60 + second, f"{day[1]}{clock}Z"
 
 
 def iso_from_epoch(epoch: int) -> str:

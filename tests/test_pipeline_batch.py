@@ -1,0 +1,120 @@
+"""``haulage run`` on local files: good and damaged input, and option errors.
+
+Expected rows come from the generator's oracle (benchmarks/corpus.py), not
+from haulage's parser; see tests/support/pipeline_check.py for the checks.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from support import pipeline_check as pc
+
+GZIP_HEADER = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff"
+# a deflate block with the reserved block type 11: zlib fails on its first byte
+BAD_DEFLATE = b"\x07" + bytes(range(200, 256)) * 4
+
+
+def write_good_and_damaged(folder: Path, items: list) -> list[pc.Source]:
+    """Two gzip files and a plain one that are fine, plus four damaged ones."""
+    folder.mkdir(parents=True, exist_ok=True)
+    parts = [items[0:150], items[150:300], items[300:380], items[380:460], items[460:560]]
+    sources = []
+
+    def put(name: str, data: bytes, part: list, **kw) -> None:
+        path = folder / name
+        path.write_bytes(data)
+        sources.append(pc.Source(str(path), part, **kw))
+
+    put("good-0.log.gz", pc.gzipped(pc.lines_of(parts[0])), parts[0])
+    put("good-1.log.gz", pc.gzipped(pc.lines_of(parts[1])), parts[1])
+    put("plain.log", pc.joined(pc.lines_of(parts[2])), parts[2])
+    # corrupt: a whole good member, then a member whose deflate data is invalid
+    put("corrupt.log.gz", pc.gzipped(pc.lines_of(parts[3])) + GZIP_HEADER + BAD_DEFLATE, parts[3],
+        fault="bad-gzip", readable=len(parts[3]))
+    # truncated: the second half of the file is missing (readable lines: a prefix)
+    whole = pc.gzipped(pc.lines_of(parts[4]))
+    put("truncated.log.gz", whole[: len(whole) // 2], parts[4], fault="truncated-gzip")
+    put("empty.log.gz", b"", [], fault="empty-file", readable=0)
+    # text named .gz: not read as text
+    put("not-gzip.log.gz", pc.joined(pc.lines_of(items[560:570])), items[560:570], fault="bad-gzip", readable=0)
+    return sources
+
+
+def test_run_local_files_good_and_damaged(tmp_path):
+    items = pc.labelled(570, seed=11)
+    assert len({e.reason for _, e in items if not e.is_row}) >= 5
+    sources = write_good_and_damaged(tmp_path / "in", items)
+    out_dir = tmp_path / "out"
+
+    result = pc.run_cli(["run", "--input", str(tmp_path / "in" / "*.gz"), str(tmp_path / "in" / "*.log"),
+                         "--output-dir", str(out_dir), "--quiet"])
+    assert result.code == 0, result.stderr
+
+    out = pc.read_parquet_output(out_dir)
+    acc = pc.check_output(out, sources)
+    pc.check_summary(result.summary(), out, acc, files=len(sources))
+
+    # all lines of the good files are rows or dead letters; the damaged ones
+    # gave what precedes the damage plus one dead letter naming the file
+    faults = {d["source"].rpartition(":")[0]: d for d in out.rows["unprocessed"]
+              if pc.reason_of(d) in pc.FILE_REASONS}
+    by_name = {Path(label).name: pc.reason_of(d) for label, d in faults.items()}
+    assert by_name == {"corrupt.log.gz": "bad-gzip", "truncated.log.gz": "truncated-gzip",
+                       "empty.log.gz": "empty-file", "not-gzip.log.gz": "bad-gzip"}
+    truncated = next(s for s in sources if s.fault == "truncated-gzip")
+    fault = faults[truncated.label]
+    recovered = int(fault["source"].rpartition(":")[2]) - 1
+    assert 0 < recovered < len(truncated.items), "truncating half the file should keep some lines and lose some"
+    # the cut line is kept as far as it could be read
+    assert truncated.items[recovered][0].decode("utf-8", "backslashreplace").startswith(fault["line"])
+    assert acc.lines == 150 + 150 + 80 + 80 + recovered
+    assert acc.faults == 4
+
+
+# --------------------------------------------------------------------------
+# option errors: exit code 2 and a message naming the option
+
+
+def _error_cases(tmp_path: Path) -> dict[str, tuple[list[str], str]]:
+    existing = tmp_path / "x.log"
+    existing.write_text("")
+    return {
+        "no-input": (["run", "--output-dir", str(tmp_path / "o")], "--input"),
+        "two-sources": (["run", "--input", str(existing), "--subscription", "projects/p/subscriptions/s"],
+                        "--subscription"),
+        "bad-subscription": (["run", "--subscription", "my-subscription", "--run-for", "1"], "--subscription"),
+        "bad-subscription-topic-path": (["run", "--subscription", "projects/p/topics/t"], "--subscription"),
+        "input-matches-nothing": (["run", "--input", str(tmp_path / "nothing-here-*.gz"),
+                                   "--output-dir", str(tmp_path / "o")], "--input"),
+    }
+
+
+@pytest.mark.parametrize("case", ["no-input", "two-sources", "bad-subscription", "bad-subscription-topic-path",
+                                  "input-matches-nothing"])
+def test_run_option_errors(tmp_path, case):
+    argv, option = _error_cases(tmp_path)[case]
+    result = pc.run_cli(argv)
+    assert result.code == 2, (result.code, result.stdout, result.stderr)
+    assert option in result.stderr, result.stderr
+    assert result.stderr.startswith("haulage run: "), result.stderr
+    assert result.stdout == ""
+    assert not (tmp_path / "o").exists()
+    if case == "two-sources":
+        assert "--input" in result.stderr
+
+
+def test_run_option_error_from_the_installed_command(tmp_path):
+    """The console script exits 2 with the message on stderr, nothing on stdout."""
+    exe = Path(sys.executable).parent / "haulage"
+    argv, option = _error_cases(tmp_path)["input-matches-nothing"]
+    proc = subprocess.run([str(exe), *argv], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "PYTHONWARNINGS": "ignore"})
+    assert proc.returncode == 2, proc
+    assert option in proc.stderr and "matches no files" in proc.stderr, proc.stderr
+    assert proc.stdout == ""

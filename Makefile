@@ -21,7 +21,10 @@ $(STAMP): pyproject.toml constraints.txt
 
 setup: $(STAMP)
 
+# The demo starts from an empty output folder: a batch run appends, so running
+# it twice into the same folder would count the sample logs twice.
 run: setup
+	rm -rf $(OUTPUT_DIR)
 	$(HAULAGE) run --input 'fixtures/*.log*' --output-dir $(OUTPUT_DIR)
 
 test: setup

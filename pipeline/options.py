@@ -13,8 +13,13 @@ import re
 from dataclasses import dataclass, field
 from typing import Optional, Sequence
 
-from .bigquery_sink import DatasetRef, DatasetSpecError
-from .pubsub_source import LINES, MESSAGE_FORMATS
+from .argtypes import positive_float as _positive_float
+from .argtypes import positive_int as _positive_int
+from .datasets import DatasetRef, DatasetSpecError
+
+LINES = "lines"
+GCS_NOTIFICATION = "gcs-notification"
+MESSAGE_FORMATS = (LINES, GCS_NOTIFICATION)
 
 DEFAULT_OUTPUT_DIR = "./haulage-out"
 DEFAULT_AGENT_CACHE_SIZE = 16384
@@ -62,26 +67,6 @@ class RunOptions:
     @property
     def local(self) -> bool:
         return self.runner in ("DirectRunner", "FnApiRunner", "direct")
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be more than 0, got {text}")
-    return value
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
 
 
 def add_source_arguments(parser: argparse.ArgumentParser, *, streaming: bool = True) -> None:

@@ -17,6 +17,31 @@ from haulage.parsers.lines import dead_letter, decode_escaped
 from haulage.parsers.timestamps import iso_from_epoch
 
 STDIN_NAME = "-"
+DEFAULT_AGENT_CACHE_SIZE = 16384
+
+
+def add_parser(commands):
+    from .argtypes import positive_int as _positive_int
+
+    parse = commands.add_parser(
+        "parse",
+        help="parse log files (plain or gzip) or stdin to NDJSON on stdout",
+        description=(
+            "Parse CDN log lines and write one JSON object per input line, in input order: "
+            '{"table": "file_downloads"|"simple_requests"|"unprocessed", "row": {...}}. '
+            "Exits 0 even when lines are bad; 1 when a file cannot be read completely."
+        ),
+    )
+    parse.add_argument("files", nargs="*", metavar="FILE", help="log files; '-' or none reads stdin")
+    parse.add_argument(
+        "--agent-cache-size", type=_positive_int, default=DEFAULT_AGENT_CACHE_SIZE, metavar="N",
+        help=f"distinct user agents kept parsed in the LRU cache (default {DEFAULT_AGENT_CACHE_SIZE})",
+    )
+    return parse
+
+
+def main(args, extra) -> int:
+    return run_parse(args.files, args.agent_cache_size)
 
 
 def _write_records(out: BinaryIO, records: Iterable) -> None:

@@ -36,9 +36,7 @@ from .file_source import read_chunks
 
 _LOG = logging.getLogger("haulage")
 
-LINES = "lines"
-GCS_NOTIFICATION = "gcs-notification"
-MESSAGE_FORMATS = (LINES, GCS_NOTIFICATION)
+from .options import GCS_NOTIFICATION, LINES, MESSAGE_FORMATS  # noqa: F401  (re-exported)
 
 
 def chunk_from_lines_message(data: bytes, attributes: Mapping[str, str], message_id: str, subscription: str, received_at: str) -> Chunk:

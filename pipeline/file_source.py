@@ -59,9 +59,15 @@ def open_binary(path: str) -> BinaryIO:
     return FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED)
 
 
-def read_chunks(path: str, received_at: str, chunk_lines: int) -> Iterator[Chunk]:
-    """A file as chunks of about ``chunk_lines`` lines; its fault rides on the last chunk."""
+def read_chunks(path: str, received_at: str, chunk_lines: int, label_prefix: str = "") -> Iterator[Chunk]:
+    """A file as chunks of about ``chunk_lines`` lines; its fault rides on the last chunk.
+
+    ``label_prefix`` marks where dead letters came from (a replay names itself
+    there); event ids depend only on the file's name.
+    """
     origin = Origin.for_file(path)
+    if label_prefix:
+        origin = Origin(label_prefix + origin.label, origin.key)
     pending = Chunk()
     pending_lines = 0
     try:
@@ -113,7 +119,8 @@ class Progress:
 
 
 class ReadFileFn(beam.DoFn):
-    def __init__(self, total_files: int, total_bytes: int, chunk_lines: int, received_at: str) -> None:
+    def __init__(self, total_files: int, total_bytes: int, chunk_lines: int, received_at: str, label_prefix: str = "") -> None:
+        self._label_prefix = label_prefix
         self._total_files = total_files
         self._total_bytes = total_bytes
         self._chunk_lines = chunk_lines
@@ -125,7 +132,7 @@ class ReadFileFn(beam.DoFn):
         self._progress = Progress(self._total_files, self._total_bytes)
 
     def process(self, item: InputFile) -> Iterator[Chunk]:
-        for chunk in read_chunks(item.path, self._received_at, self._chunk_lines):
+        for chunk in read_chunks(item.path, self._received_at, self._chunk_lines, self._label_prefix):
             yield chunk
             self._progress.add(lines=sum(len(b.lines) for b in chunk))
         self._files_read.inc()
@@ -140,10 +147,11 @@ class ReadFileFn(beam.DoFn):
 class ReadLogFiles(beam.PTransform):
     """Listed input files → chunks of raw lines, files spread across workers."""
 
-    def __init__(self, files: Sequence[InputFile], chunk_lines: int = 20000) -> None:
+    def __init__(self, files: Sequence[InputFile], chunk_lines: int = 20000, label_prefix: str = "") -> None:
         super().__init__()
         self._files = list(files)
         self._chunk_lines = chunk_lines
+        self._label_prefix = label_prefix
 
     def expand(self, pbegin):
         received_at = iso_from_epoch(int(time.time()))
@@ -152,5 +160,5 @@ class ReadLogFiles(beam.PTransform):
             pbegin
             | "ListFiles" >> beam.Create(self._files)
             | "SpreadFiles" >> beam.Reshuffle()
-            | "ReadFiles" >> beam.ParDo(ReadFileFn(len(self._files), total_bytes, self._chunk_lines, received_at)).with_output_types(Chunk)
+            | "ReadFiles" >> beam.ParDo(ReadFileFn(len(self._files), total_bytes, self._chunk_lines, received_at, self._label_prefix)).with_output_types(Chunk)
         )

@@ -15,11 +15,12 @@ import uuid
 from typing import Any, Iterator, Optional
 
 import apache_beam as beam
+import orjson
 import pyarrow.parquet as pq
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 
-from haulage.deploy.schemas import arrow_schema
+from haulage.deploy.schemas import UNPROCESSED, arrow_schema
 
 from .arrow_rows import rows_to_arrow
 from .elements import ParsedChunk, TableDay
@@ -94,10 +95,62 @@ class PartWriter:
             pass
 
 
-class WriteParquetFn(beam.DoFn):
-    def __init__(self, output_dir: str, flush_each_chunk: bool) -> None:
+class NdjsonPartWriter(PartWriter):
+    """The same part-file protocol with newline-delimited JSON rows, for BigQuery load jobs."""
+
+    def __init__(self, output_dir: str, table: str, day: str, prefix: str = "part") -> None:
+        super().__init__(output_dir, table, day, prefix)
+        self.final_path = self.final_path[: -len(".parquet")] + ".ndjson"
+        self.temp_path = self.temp_path.replace(".parquet.inprogress", ".ndjson.inprogress")
+
+    def _flush(self) -> None:
+        if not self.pending:
+            return
+        if self._handle is None:
+            if _is_local(self.directory):
+                os.makedirs(self.directory, exist_ok=True)
+                self._handle = open(self.temp_path, "wb")
+            else:
+                self._handle = FileSystems.create(self.temp_path)
+        dumps = orjson.dumps
+        self._handle.write(b"".join(dumps(row) + b"\n" for row in self.pending))
+        self.rows += len(self.pending)
+        self.pending = []
+
+    def close(self) -> int:
+        self._flush()
+        if self._handle is None:
+            return 0
+        self._handle.close()
+        if _is_local(self.temp_path):
+            os.replace(self.temp_path, self.final_path)
+        else:
+            FileSystems.rename([self.temp_path], [self.final_path])
+        return self.rows
+
+
+WRITERS = {"parquet": PartWriter, "ndjson": NdjsonPartWriter}
+
+
+class WriteFilesFn(beam.DoFn):
+    """Writes each (table, day) of the chunks it sees to part files.
+
+    ``day_range`` (inclusive ISO dates) keeps only rows of those days — what
+    a replay limited by --from/--to rebuilds; rows outside are counted as
+    ``skipped.<table>`` so the books still balance.
+    """
+
+    def __init__(
+        self,
+        output_dir: str,
+        flush_each_chunk: bool,
+        file_format: str = "parquet",
+        day_range: Optional[tuple[str, str]] = None,
+    ) -> None:
         self._output_dir = output_dir
         self._flush_each_chunk = flush_each_chunk
+        self._writer_class = WRITERS[file_format]
+        self._day_range = day_range
 
     def setup(self) -> None:
         self._counters: dict[str, Any] = {}
@@ -113,9 +166,12 @@ class WriteParquetFn(beam.DoFn):
 
     def process(self, chunk: ParsedChunk) -> Iterator[Any]:
         for (table, day), rows in chunk.rows.items():
+            if self._day_range is not None and table != UNPROCESSED and not (self._day_range[0] <= day <= self._day_range[1]):
+                self._count(f"skipped.{table}", len(rows))
+                continue
             writer = self._writers.get((table, day))
             if writer is None:
-                writer = self._writers[(table, day)] = PartWriter(self._output_dir, table, day)
+                writer = self._writers[(table, day)] = self._writer_class(self._output_dir, table, day)
             writer.add(rows)
             self._count(f"rows.{table}.{day}", len(rows))
         if self._flush_each_chunk:
@@ -136,12 +192,21 @@ class WriteParquetFn(beam.DoFn):
 
 
 class WriteParquet(beam.PTransform):
-    """Parsed chunks → Parquet files per table and UTC day; counts ``rows.<table>.<day>``."""
+    """Parsed chunks → part files per table and UTC day; counts ``rows.<table>.<day>``.
 
-    def __init__(self, output_dir: str, flush_each_chunk: bool = False) -> None:
+    Parquet by default; ``file_format="ndjson"`` stages rows for BigQuery load
+    jobs. ``day_range`` limits the days written (replay --from/--to).
+    """
+
+    def __init__(
+        self,
+        output_dir: str,
+        flush_each_chunk: bool = False,
+        file_format: str = "parquet",
+        day_range: Optional[tuple[str, str]] = None,
+    ) -> None:
         super().__init__()
-        self._output_dir = output_dir
-        self._flush_each_chunk = flush_each_chunk
+        self._fn = WriteFilesFn(output_dir, flush_each_chunk, file_format, day_range)
 
     def expand(self, parsed):
-        return parsed | "WriteParquetFiles" >> beam.ParDo(WriteParquetFn(self._output_dir, self._flush_each_chunk))
+        return parsed | "WriteFiles" >> beam.ParDo(self._fn)

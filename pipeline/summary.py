@@ -50,8 +50,13 @@ class RunSummary:
         return self.table_total(UNPROCESSED)
 
     @property
+    def skipped(self) -> int:
+        """Rows left out on purpose (replay outside --from/--to)."""
+        return sum(v for n, v in self.counters.items() if n.startswith("skipped."))
+
+    @property
     def balanced(self) -> bool:
-        return self.lines_read + self.file_faults == self.rows_written + self.dead_letters
+        return self.lines_read + self.file_faults == self.rows_written + self.dead_letters + self.skipped
 
     @property
     def dead_letter_reasons(self) -> dict[str, int]:
@@ -79,9 +84,10 @@ class RunSummary:
             lines.append(f"agent cache: {hits:,} hits, {misses:,} misses ({100.0 * hits / (hits + misses):.1f}% hit rate)")
         lines.append("")
         check = "balanced" if self.balanced else "NOT BALANCED — please report this"
+        skipped = f" + outside --from/--to {self.skipped:,}" if self.skipped else ""
         lines.append(
             f"lines read {self.lines_read:,} + file faults {self.file_faults:,} = rows {self.rows_written:,}"
-            f" + dead letters {self.dead_letters:,}: {check}"
+            f" + dead letters {self.dead_letters:,}{skipped}: {check}"
         )
         return "\n".join(lines)
 

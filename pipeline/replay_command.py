@@ -1,0 +1,122 @@
+"""The replay job: read, parse and stage with Beam, then commit day by day."""
+
+from __future__ import annotations
+
+import glob
+import logging
+import os
+import tempfile
+import time
+from dataclasses import dataclass, field
+from typing import Optional
+
+import orjson
+import pyarrow.parquet as pq
+
+from haulage.deploy.schemas import UNPROCESSED
+from haulage.parsers.lines import Origin
+
+from .file_source import ReadLogFiles, expand_inputs
+from .options import RunOptions
+from .parquet_sink import WriteParquet
+from .parse_transform import ParseLogLines
+from .replay import BigQueryDayStore, DayChange, ParquetDayStore, StagedFiles, dead_letter_label, replay_key
+from .run_command import beam_options, configure_logging, local_runner
+from .summary import RunSummary, summary_from_result
+
+_LOG = logging.getLogger("haulage")
+FILE_FAULT_REASONS = ("bad-gzip", "truncated-gzip", "empty-file", "unreadable-file")
+
+
+class ReplayError(RuntimeError):
+    pass
+
+
+@dataclass
+class ReplayReport:
+    summary: RunSummary
+    changes: list[DayChange]
+    bad_files: list[tuple[str, str]] = field(default_factory=list)
+    merge: bool = False
+
+    def render(self) -> str:
+        lines = [self.summary.render(), ""]
+        verb = "merged" if self.merge else "replaced"
+        lines.append(f"days {verb}: {len(self.changes)}")
+        for change in self.changes:
+            lines.append(f"  {change.table:<17} {change.day}  {change.rows_before:>10,} -> {change.rows_after:>10,} rows")
+        if self.bad_files:
+            lines.append(f"bad files: {len(self.bad_files)}")
+            for name, error in self.bad_files:
+                lines.append(f"  {name}: {error.split(': ', 1)[0]}")
+        return "\n".join(lines)
+
+
+def _bad_files(staging_dir: str, extension: str) -> list[tuple[str, str]]:
+    """File-level faults among the staged dead letters (read before commit moves them)."""
+    found = []
+    for path in glob.glob(os.path.join(staging_dir, UNPROCESSED, "date=*", f"*.{extension}")):
+        if extension == "parquet":
+            rows = pq.read_table(path, columns=["source", "error"]).to_pylist()
+        else:
+            with open(path, "rb") as handle:
+                rows = [orjson.loads(line) for line in handle if line.strip()]
+        for row in rows:
+            if row["error"].split(":", 1)[0] in FILE_FAULT_REASONS:
+                found.append((row["source"].rsplit(":", 1)[0].split(" ", 2)[-1], row["error"]))
+    return sorted(found)
+
+
+def run_replay(opts: RunOptions, day_range: Optional[tuple[str, str]], merge: bool, staging_dir: Optional[str]) -> ReplayReport:
+    configure_logging(opts.quiet)
+    files = expand_inputs(opts.inputs)
+    paths = [f.path for f in files]
+    key = replay_key(paths, day_range, merge)
+    merge_keys = {Origin.for_file(p).key for p in paths} if merge else None
+    _LOG.info("replay %s: %d files (%s bytes)%s", key, len(files), f"{sum(f.size for f in files):,}",
+              f", days {day_range[0]}..{day_range[1]}" if day_range else "")
+
+    if opts.bigquery_dataset is not None:
+        store: ParquetDayStore | BigQueryDayStore = BigQueryDayStore(opts.bigquery_dataset)
+        if staging_dir is None:
+            if not opts.local:
+                raise ReplayError("--staging-dir gs://BUCKET/PATH is required for BigQuery replays on a remote runner")
+            staging_dir = tempfile.mkdtemp(prefix=f"haulage-replay-{key}-")
+        else:
+            staging_dir = f"{staging_dir.rstrip('/')}/{key}"
+        extension = "ndjson"
+    else:
+        store = ParquetDayStore(opts.output_dir)
+        store.lock()
+        staging_dir = store.staging_dir(key)
+        extension = "parquet"
+    store.clean_stale()
+
+    options = beam_options(opts)
+    import apache_beam as beam
+
+    started = time.monotonic()
+    pipeline = beam.Pipeline(runner=local_runner(options) if opts.local else None, options=options)
+    (
+        pipeline
+        | "ReadLogFiles" >> ReadLogFiles(files, opts.chunk_lines, label_prefix=dead_letter_label(key))
+        | "ParseLogLines" >> ParseLogLines(opts.agent_cache_size)
+        | "StageDays" >> WriteParquet(staging_dir, file_format=extension, day_range=day_range)
+    )
+    result = pipeline.run()
+    result.wait_until_finish()
+    summary = summary_from_result(result, time.monotonic() - started, len(files))
+    if not summary.balanced:
+        raise ReplayError("staged rows do not add up to the lines read; nothing was committed")
+    bad = _bad_files(staging_dir, extension) if "://" not in staging_dir else []
+
+    _LOG.info("committing replay %s", key)
+    if isinstance(store, ParquetDayStore):
+        changes = store.commit(key, merge_keys)
+    else:
+        changes = store.commit(key, merge_keys, StagedFiles(staging_dir, extension))
+        if "://" not in staging_dir:
+            import shutil
+
+            shutil.rmtree(staging_dir, ignore_errors=True)
+    return ReplayReport(summary, changes, bad, merge)

@@ -1,0 +1,132 @@
+"""Where ``haulage stats`` runs its queries: DuckDB over Parquet, or BigQuery.
+
+Why two small executors behind one interface: the report code above them
+must not care where the rows are, and both must hand back the same Python
+values for the same data (days as ``YYYY-MM-DD`` text, counts as ``int``,
+NULL as ``None``), so that the two sources give byte-identical reports.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import glob
+import os
+from typing import Any, Protocol
+
+from haulage.deploy.schemas import DOWNLOADS
+
+from .datasets import DatasetRef, bigquery_client
+from .stats_query import BigQueryDialect, Dialect, DuckDBDialect, Query
+
+
+class SourceError(RuntimeError):
+    """The dataset cannot be read (missing folder or table, engine error); says what to do."""
+
+
+class Backend(Protocol):
+    """Runs :class:`Query` objects built for its dialect."""
+
+    dialect: Dialect
+
+    def describe(self) -> str:
+        """Where the rows are, for people (``parquet:DIR`` or ``bigquery:P:D``)."""
+
+    def run(self, query: Query) -> list[dict[str, Any]]:
+        """The result rows as dicts of plain Python values."""
+
+
+def plain(value: Any) -> Any:
+    """A result value as the same plain Python value from either engine."""
+    if isinstance(value, dt.datetime):
+        return value.isoformat()
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    return value
+
+
+class DuckDBBackend:
+    """DuckDB reading ``<output_dir>/file_downloads/date=YYYY-MM-DD/*.parquet``."""
+
+    def __init__(self, output_dir: str) -> None:
+        if output_dir.startswith("gs://"):
+            raise SourceError(
+                f"--output-dir {output_dir}: stats reads local Parquet only; copy the dataset "
+                "(gsutil -m cp -r) or query it in BigQuery with --bigquery-dataset")
+        table_dir = os.path.join(output_dir, DOWNLOADS)
+        parquet_glob = os.path.join(glob.escape(table_dir), "*", "*.parquet")
+        if not glob.glob(parquet_glob):
+            raise SourceError(
+                f"--output-dir {output_dir}: no Parquet files under {table_dir}/date=*/; "
+                f"write some with 'haulage run --input LOGS --output-dir {output_dir}'")
+        self.output_dir = output_dir
+        # DuckDB globs with its own syntax; brackets in the folder name would
+        # be read as a pattern, which is harmless (still the same folder).
+        self.dialect = DuckDBDialect(os.path.join(table_dir, "*", "*.parquet"))
+        self._con: Any = None
+
+    def describe(self) -> str:
+        return f"parquet:{self.output_dir}"
+
+    def run(self, query: Query) -> list[dict[str, Any]]:
+        import duckdb
+
+        if self._con is None:
+            self._con = duckdb.connect(":memory:")
+        try:
+            cursor = self._con.execute(query.sql, query.params)
+        except duckdb.Error as exc:
+            raise SourceError(f"DuckDB could not read {self.output_dir}: {exc}") from exc
+        names = [d[0] for d in cursor.description]
+        return [{name: plain(value) for name, value in zip(names, row)} for row in cursor.fetchall()]
+
+
+def _bigquery_parameter(name: str, value: Any) -> Any:
+    from google.cloud import bigquery
+
+    if isinstance(value, bool):
+        kind = "BOOL"
+    elif isinstance(value, int):
+        kind = "INT64"
+    elif isinstance(value, dt.datetime):
+        kind = "TIMESTAMP"
+    elif isinstance(value, dt.date):
+        kind = "DATE"
+    elif isinstance(value, str):
+        kind = "STRING"
+    else:
+        raise TypeError(f"no BigQuery parameter type for {name}={value!r}")
+    return bigquery.ScalarQueryParameter(name, kind, value)
+
+
+class BigQueryBackend:
+    """BigQuery (or the emulator named by BIGQUERY_EMULATOR_HOST) on ``P:D.file_downloads``."""
+
+    def __init__(self, dataset: DatasetRef) -> None:
+        self.dataset = dataset
+        self.dialect = BigQueryDialect(dataset.table_id(DOWNLOADS))
+        self._client: Any = None
+        self.bytes_processed = 0  # what the queries so far scanned (billing)
+
+    def describe(self) -> str:
+        return f"bigquery:{self.dataset}"
+
+    def run(self, query: Query) -> list[dict[str, Any]]:
+        from google.api_core import exceptions as gexc
+        from google.cloud import bigquery
+
+        if self._client is None:
+            self._client = bigquery_client(self.dataset.project)
+        config = bigquery.QueryJobConfig(
+            query_parameters=[_bigquery_parameter(name, value) for name, value in query.params.items()])
+        try:
+            job = self._client.query(query.sql, job_config=config)
+            rows = [dict(row.items()) for row in job.result()]
+        except gexc.NotFound as exc:
+            raise SourceError(
+                f"--bigquery-dataset {self.dataset}: {exc.message if hasattr(exc, 'message') else exc} "
+                f"(is the dataset right, and has 'haulage run --bigquery-dataset {self.dataset}' written to it?)"
+            ) from exc
+        except gexc.GoogleAPICallError as exc:
+            raise SourceError(f"BigQuery query failed: {exc}") from exc
+        self.bytes_processed += getattr(job, "total_bytes_processed", None) or 0
+        return [{name: plain(value) for name, value in row.items()} for row in rows]

@@ -1,0 +1,329 @@
+"""SQL for ``haulage stats``: one query builder, two dialects (DuckDB and BigQuery).
+
+Why one builder: the local Parquet dataset and the BigQuery tables must give
+the same numbers for the same options. Building both statements from one
+description (the same counted series, group fields and filters) keeps the
+two from drifting apart; only the spelling differs per dialect.
+
+Why nothing here pastes user input into SQL: ``--by`` names are looked up in
+the :data:`FIELDS` whitelist, whose expressions are constants of this module,
+and the project name, the dates and (for DuckDB) the Parquet glob go in as
+query parameters. The only identifier written into BigQuery SQL is the table
+id, and it comes from a :class:`~haulage.pipeline.datasets.DatasetRef`, which
+admits letters, digits, ``-``, ``.``, ``:`` and ``_`` only.
+
+NULLs: every counted series is ``COUNTIF(<condition> IS TRUE)`` or ``IS NOT
+TRUE``, never ``!= …``, so a NULL column can neither drop a row from a count
+that should include it nor sneak it into one that should not; GROUP BY keeps
+NULL keys as a group of their own, so rows without ``details`` (bots,
+unrecognised agents) are counted under a NULL installer, not dropped.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import difflib
+import re
+from dataclasses import dataclass
+from typing import Any, Optional, Sequence
+
+DUCKDB = "duckdb"
+BIGQUERY = "bigquery"
+
+# --------------------------------------------------------------------------
+# the counted series (the same for the summary, the daily series and --by)
+
+# (name, condition) — each becomes one integer column; conditions are written
+# so that NULL never counts as a match (IS TRUE) or as a non-match (IS NOT TRUE).
+COUNTED: tuple[tuple[str, Optional[str]], ...] = (
+    ("total", None),
+    ("without_mirrors", "(classification.traffic = 'mirror') IS NOT TRUE"),
+    ("human", "(classification.traffic = 'human') IS TRUE"),
+    ("ci", "classification.ci IS TRUE"),
+    ("automation", "(classification.traffic = 'automation') IS TRUE"),
+    ("mirror", "(classification.traffic = 'mirror') IS TRUE"),
+    ("unknown", "(classification.traffic = 'unknown') IS TRUE"),
+    ("traffic_ci", "(classification.traffic = 'ci') IS TRUE"),
+    ("bots", "(classification.kind = 'bot') IS TRUE"),
+)
+COUNT_NAMES: tuple[str, ...] = tuple(name for name, _ in COUNTED)
+
+# PEP 503: runs of -, _ and . become one -, then lower case.
+_PEP503 = re.compile(r"[-_.]+")
+
+
+def normalize_project(name: str) -> str:
+    """The PEP 503 form of a project name (``Foo_Bar.baz`` → ``foo-bar-baz``)."""
+    return _PEP503.sub("-", name.strip()).lower()
+
+
+# --------------------------------------------------------------------------
+# --by fields: a whitelist of names → SQL expressions per dialect
+
+
+@dataclass(frozen=True)
+class Field:
+    """One ``--by`` field: its name, what it means, and its SQL per dialect."""
+
+    name: str
+    help: str
+    duckdb: str
+    bigquery: str
+    chronological: bool = False  # sort by value (days, months) rather than by count
+
+    def sql(self, dialect: str) -> str:
+        return self.duckdb if dialect == DUCKDB else self.bigquery
+
+
+def _column(name: str, column: str, help: str) -> Field:
+    """A field that is a plain (dotted) column, spelled the same in both dialects."""
+    return Field(name, help, column, column)
+
+
+# The Python minor version ('3.12') from details.python ('3.12.7'); NULLIF
+# because DuckDB's regexp_extract gives '' where BigQuery's gives NULL.
+_PY_MINOR_DUCKDB = r"NULLIF(regexp_extract(details.python, '^(\d+\.\d+)', 1), '')"
+_PY_MINOR_BIGQUERY = r"NULLIF(REGEXP_EXTRACT(details.python, r'^(\d+\.\d+)'), '')"
+
+# DuckDB reads the day from the hive folder (date=YYYY-MM-DD), which the
+# pipeline fills with the UTC date of `timestamp`; BigQuery computes it.
+_DAY_DUCKDB = "date"
+_DAY_BIGQUERY = "DATE(timestamp)"
+
+FIELDS: dict[str, Field] = {
+    f.name: f
+    for f in (
+        _column("version", "file.version", "release version of the downloaded file"),
+        _column("file", "file.filename", "file name"),
+        _column("package-type", "file.type", "bdist_wheel, sdist, …"),
+        _column("installer", "details.installer.name", "pip, uv, poetry, Browser, bandersnatch, …"),
+        _column("installer-version", "details.installer.version", "version of the installer"),
+        _column("subcommand", "details.installer.subcommand", "e.g. 'pip install', 'sync', 'tool run'"),
+        Field("python", "Python minor version, e.g. 3.12", _PY_MINOR_DUCKDB, _PY_MINOR_BIGQUERY),
+        _column("python-full", "details.python", "full Python version, e.g. 3.12.7"),
+        _column("implementation", "details.implementation.name", "CPython, PyPy, …"),
+        _column("implementation-version", "details.implementation.version", "version of the implementation"),
+        _column("system", "details.system.name", "Linux, Darwin, Windows, …"),
+        _column("system-release", "details.system.release", "kernel / OS release"),
+        _column("distro", "details.distro.name", "Ubuntu, Debian GNU/Linux, Alpine Linux, …"),
+        _column("distro-version", "details.distro.version", "distribution version"),
+        _column("libc", "details.distro.libc.lib", "glibc, musl"),
+        _column("libc-version", "details.distro.libc.version", "C library version"),
+        _column("cpu", "details.cpu", "x86_64, aarch64, arm64, AMD64, …"),
+        _column("openssl", "details.openssl_version", "OpenSSL version string"),
+        _column("country", "country_code", "ISO 3166-1 alpha-2 country of the client"),
+        _column("cloud", "classification.cloud", "aws, azure, gcp, … (null when unknown)"),
+        _column("traffic", "classification.traffic", "mirror, ci, automation, human, unknown"),
+        _column("kind", "classification.kind", "installer, mirror, browser, script, os, bot, unknown"),
+        _column("ci", "classification.ci", "true when the client said it runs in CI"),
+        Field("day", "UTC day (YYYY-MM-DD)", _DAY_DUCKDB, _DAY_BIGQUERY, chronological=True),
+        Field("month", "UTC month (YYYY-MM)", f"strftime({_DAY_DUCKDB}, '%Y-%m')",
+              f"FORMAT_DATE('%Y-%m', {_DAY_BIGQUERY})", chronological=True),
+        Field("year", "UTC year (YYYY)", f"strftime({_DAY_DUCKDB}, '%Y')",
+              f"FORMAT_DATE('%Y', {_DAY_BIGQUERY})", chronological=True),
+    )
+}
+
+# pypinfo's names and other spellings people will type
+ALIASES: dict[str, str] = {
+    "pyversion": "python",
+    "python-version": "python",
+    "python-minor": "python",
+    "impl": "implementation",
+    "impl-version": "implementation-version",
+    "type": "package-type",
+    "country-code": "country",
+    "date": "day",
+    "release": "version",
+    "system-name": "system",
+    "distro-name": "distro",
+    "libc-name": "libc",
+}
+
+
+class UnknownField(ValueError):
+    """A ``--by`` name that is not in the whitelist; the message lists the valid ones."""
+
+
+def resolve_fields(names: Sequence[str]) -> tuple[Field, ...]:
+    """``--by`` names → fields (case-insensitive, ``_`` = ``-``, aliases; duplicates once)."""
+    fields: list[Field] = []
+    for raw in names:
+        key = raw.strip().lower().replace("_", "-")
+        key = ALIASES.get(key, key)
+        field = FIELDS.get(key)
+        if field is None:
+            close = difflib.get_close_matches(key, [*FIELDS, *ALIASES], n=3, cutoff=0.6)
+            hint = f" (did you mean {', '.join(close)}?)" if close else ""
+            raise UnknownField(f"--by {raw!r}: unknown field{hint}; choose from {', '.join(FIELDS)}")
+        if field not in fields:
+            fields.append(field)
+    return tuple(fields)
+
+
+# --------------------------------------------------------------------------
+# dialects: where the rows are, how parameters, day and counts are spelled
+
+
+class Dialect:
+    """How one engine spells the parts that differ; the statements are shared."""
+
+    name: str
+
+    def param(self, name: str) -> str:
+        raise NotImplementedError
+
+    def source(self) -> str:
+        """The FROM clause target (file_downloads)."""
+        raise NotImplementedError
+
+    def base_params(self) -> dict[str, Any]:
+        """Parameters the source needs (DuckDB: the Parquet glob)."""
+        return {}
+
+    def day(self) -> str:
+        raise NotImplementedError
+
+    def range_filter(self, start: dt.date, end: dt.date) -> tuple[str, dict[str, Any]]:
+        """A filter on the partition column keeping the days start..end (inclusive)."""
+        raise NotImplementedError
+
+    def count_if(self, condition: str) -> str:
+        raise NotImplementedError
+
+    def normalized_project(self) -> str:
+        raise NotImplementedError
+
+
+class DuckDBDialect(Dialect):
+    """DuckDB over the Parquet dataset ``<dir>/file_downloads/date=…/part-*.parquet``.
+
+    The days come from the hive ``date`` folder, so a date filter skips whole
+    files (DuckDB prunes on hive columns before opening them).
+    """
+
+    name = DUCKDB
+
+    def __init__(self, parquet_glob: str) -> None:
+        self.parquet_glob = parquet_glob
+
+    def param(self, name: str) -> str:
+        return f"${name}"
+
+    def source(self) -> str:
+        # union_by_name: files written before a column was added still read
+        return ("read_parquet($parquet_glob, hive_partitioning = true, union_by_name = true, "
+                "hive_types = {'date': DATE})")
+
+    def base_params(self) -> dict[str, Any]:
+        return {"parquet_glob": self.parquet_glob}
+
+    def day(self) -> str:
+        return _DAY_DUCKDB
+
+    def range_filter(self, start: dt.date, end: dt.date) -> tuple[str, dict[str, Any]]:
+        return "date BETWEEN $start_day AND $end_day", {"start_day": start, "end_day": end}
+
+    def count_if(self, condition: str) -> str:
+        return f"count(*) FILTER (WHERE {condition})"
+
+    def normalized_project(self) -> str:
+        return "regexp_replace(lower(project), '[-_.]+', '-', 'g')"
+
+
+_TABLE_ID = re.compile(r"^[A-Za-z0-9.:_\-]+$")
+
+
+class BigQueryDialect(Dialect):
+    """BigQuery standard SQL on the day-partitioned ``file_downloads`` table.
+
+    The day range is a TIMESTAMP range on the partition column, the form
+    BigQuery prunes partitions on, so a query scans only the days asked for.
+    """
+
+    name = BIGQUERY
+
+    def __init__(self, table_id: str) -> None:
+        if not _TABLE_ID.match(table_id):
+            raise ValueError(f"not a BigQuery table id: {table_id!r}")
+        self.table_id = table_id
+
+    def param(self, name: str) -> str:
+        return f"@{name}"
+
+    def source(self) -> str:
+        return f"`{self.table_id}`"
+
+    def day(self) -> str:
+        return _DAY_BIGQUERY
+
+    def range_filter(self, start: dt.date, end: dt.date) -> tuple[str, dict[str, Any]]:
+        utc = dt.timezone.utc
+        lower = dt.datetime.combine(start, dt.time(), utc)
+        upper = dt.datetime.combine(end + dt.timedelta(days=1), dt.time(), utc)
+        return "timestamp >= @start_ts AND timestamp < @end_ts", {"start_ts": lower, "end_ts": upper}
+
+    def count_if(self, condition: str) -> str:
+        return f"COUNTIF({condition})"
+
+    def normalized_project(self) -> str:
+        return "REGEXP_REPLACE(LOWER(project), r'[-_.]+', '-')"
+
+
+# --------------------------------------------------------------------------
+# the statements
+
+
+@dataclass(frozen=True)
+class Query:
+    """A statement and its parameters (name → Python value), ready for one engine."""
+
+    dialect: str
+    sql: str
+    params: dict[str, Any]
+    keys: tuple[str, ...] = ()  # the group columns, in order
+
+
+def _where(dialect: Dialect, day_range: Optional[tuple[dt.date, dt.date]], *extra: str) -> tuple[str, dict[str, Any]]:
+    clauses = list(extra)
+    params: dict[str, Any] = {}
+    if day_range is not None:
+        clause, params = dialect.range_filter(*day_range)
+        clauses.insert(0, clause)
+    return ("WHERE " + " AND ".join(clauses)) if clauses else "", params
+
+
+def counts_query(dialect: Dialect, project: str, fields: Sequence[Field],
+                 day_range: Optional[tuple[dt.date, dt.date]]) -> Query:
+    """The counted series for one project, grouped by ``fields`` (none: one row).
+
+    Group columns are named ``g0``, ``g1``… in SQL (so no field name needs
+    quoting) and reported under the fields' names in :attr:`Query.keys`.
+    """
+    groups = [f"{field.sql(dialect.name)} AS g{i}" for i, field in enumerate(fields)]
+    counts = [("COUNT(*)" if cond is None else dialect.count_if(cond)) + f" AS {name}" for name, cond in COUNTED]
+    where, params = _where(dialect, day_range, f"{dialect.normalized_project()} = {dialect.param('project')}")
+    sql = f"SELECT {', '.join([*groups, *counts])}\nFROM {dialect.source()}\n{where}"
+    if fields:
+        sql += "\nGROUP BY " + ", ".join(f"g{i}" for i in range(len(fields)))
+    return Query(dialect.name, sql, {**dialect.base_params(), **params, "project": normalize_project(project)},
+                 tuple(field.name for field in fields))
+
+
+def days_query(dialect: Dialect, day_range: Optional[tuple[dt.date, dt.date]]) -> Query:
+    """Days that have any download rows (of any project), with their row counts.
+
+    Why: daily averages divide by the days the dataset covers, a day the
+    pipeline has no data for is a gap in collection, not a day of zero downloads.
+    """
+    where, params = _where(dialect, day_range)
+    sql = f"SELECT {dialect.day()} AS day, COUNT(*) AS downloads\nFROM {dialect.source()}\n{where}\nGROUP BY day"
+    return Query(dialect.name, sql, {**dialect.base_params(), **params}, ("day",))
+
+
+def projects_query(dialect: Dialect) -> Query:
+    """Every project with its first and last day (only to explain an empty answer)."""
+    day = dialect.day()
+    sql = (f"SELECT project, MIN({day}) AS first_day, MAX({day}) AS last_day, COUNT(*) AS downloads\n"
+           f"FROM {dialect.source()}\nGROUP BY project")
+    return Query(dialect.name, sql, dialect.base_params(), ("project",))

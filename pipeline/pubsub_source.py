@@ -99,20 +99,53 @@ class _DecodeMessageFn(beam.DoFn):
         yield from self._decoder.chunks(message.data or b"", message.attributes or {}, message.message_id or "", received_at)
 
 
-class ReadPubSubChunks(beam.PTransform):
-    """Unbounded: ``ReadFromPubSub`` → chunks (one per message or file part)."""
+def merge_chunks(chunks: list[Chunk]) -> Chunk:
+    merged = Chunk()
+    for chunk in chunks:
+        merged.extend(chunk)
+    return merged
 
-    def __init__(self, message_format: str, subscription: Optional[str] = None, topic: Optional[str] = None) -> None:
+
+def chunk_lines(chunk: Chunk) -> int:
+    return max(1, sum(len(batch.lines) for batch in chunk))
+
+
+class ReadPubSubChunks(beam.PTransform):
+    """Unbounded: ``ReadFromPubSub`` → chunks of up to ``max_lines`` lines or ``window_seconds``.
+
+    A CDN sends one log line per message; parsing and writing per message
+    would make one BigQuery request (or one Parquet file) per line. Messages
+    are therefore batched — by line count, and by time so a quiet stream
+    still flushes — before they are parsed and written.
+    """
+
+    def __init__(
+        self,
+        message_format: str,
+        subscription: Optional[str] = None,
+        topic: Optional[str] = None,
+        window_seconds: float = 60.0,
+        max_lines: int = 50_000,
+    ) -> None:
         super().__init__()
         self._format = message_format
         self._subscription = subscription
         self._topic = topic
+        self._window_seconds = window_seconds
+        self._max_lines = max_lines
 
     def expand(self, pbegin):
         return (
             pbegin
             | "ReadFromPubSub" >> beam.io.ReadFromPubSub(subscription=self._subscription, topic=self._topic, with_attributes=True)
             | "DecodeMessages" >> beam.ParDo(_DecodeMessageFn(self._subscription or self._topic or "", self._format)).with_output_types(Chunk)
+            | "BatchMessages" >> beam.BatchElements(
+                min_batch_size=1,
+                max_batch_size=self._max_lines,
+                max_batch_duration_secs=self._window_seconds,
+                element_size_fn=chunk_lines,
+            )
+            | "MergeBatches" >> beam.Map(merge_chunks).with_output_types(Chunk)
         )
 
 

@@ -78,7 +78,9 @@ def build_pipeline(opts: RunOptions, files: Optional[Sequence[InputFile]] = None
             opts.message_format, opts.subscription, opts.topic, opts.run_for, opts.window_seconds
         )
     else:
-        chunks = pipeline | "ReadPubSub" >> ReadPubSubChunks(opts.message_format, opts.subscription, opts.topic)
+        chunks = pipeline | "ReadPubSub" >> ReadPubSubChunks(
+            opts.message_format, opts.subscription, opts.topic, opts.window_seconds, opts.chunk_lines
+        )
     parsed = chunks | "ParseLogLines" >> ParseLogLines(opts.agent_cache_size)
     if opts.bigquery_dataset is not None:
         parsed | "WriteBigQuery" >> WriteBigQuery(opts.bigquery_dataset)

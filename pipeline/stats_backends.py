@@ -20,7 +20,15 @@ from .stats_query import BigQueryDialect, Dialect, DuckDBDialect, Query
 
 
 class SourceError(RuntimeError):
-    """The dataset cannot be read (missing folder or table, engine error); says what to do."""
+    """The dataset cannot be read; says what to do.
+
+    ``exit_code`` 2 when the option names nothing (no such folder or table:
+    fix the option), 1 when the engine failed on an existing dataset.
+    """
+
+    def __init__(self, message: str, exit_code: int = 1) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
 
 
 class Backend(Protocol):
@@ -50,17 +58,17 @@ class DuckDBBackend:
     def __init__(self, output_dir: str) -> None:
         if output_dir.startswith("gs://"):
             raise SourceError(
-                f"--output-dir {output_dir}: stats reads local Parquet only; copy the dataset "
-                "(gsutil -m cp -r) or query it in BigQuery with --bigquery-dataset")
+                f"--output-dir {output_dir}: stats reads local Parquet only; copy the dataset here "
+                "or query the BigQuery tables with --bigquery-dataset", exit_code=2)
         table_dir = os.path.join(output_dir, DOWNLOADS)
         parquet_glob = os.path.join(glob.escape(table_dir), "*", "*.parquet")
         if not glob.glob(parquet_glob):
             raise SourceError(
                 f"--output-dir {output_dir}: no Parquet files under {table_dir}/date=*/; "
-                f"write some with 'haulage run --input LOGS --output-dir {output_dir}'")
+                f"write some with 'haulage run --input LOGS --output-dir {output_dir}'", exit_code=2)
         self.output_dir = output_dir
-        # DuckDB globs with its own syntax; brackets in the folder name would
-        # be read as a pattern, which is harmless (still the same folder).
+        # DuckDB expands the glob itself (it is a query parameter, never SQL
+        # text); a folder name containing * ? or [ would be read as a pattern.
         self.dialect = DuckDBDialect(os.path.join(table_dir, "*", "*.parquet"))
         self._con: Any = None
 
@@ -98,6 +106,12 @@ def _bigquery_parameter(name: str, value: Any) -> Any:
     return bigquery.ScalarQueryParameter(name, kind, value)
 
 
+def _first_line(exc: Exception) -> str:
+    """The gist of a Google API error (its message, without the job id and location lines)."""
+    text = str(getattr(exc, "message", None) or exc)
+    return text.split("; reason:", 1)[0].splitlines()[0].strip()
+
+
 class BigQueryBackend:
     """BigQuery (or the emulator named by BIGQUERY_EMULATOR_HOST) on ``P:D.file_downloads``."""
 
@@ -105,7 +119,6 @@ class BigQueryBackend:
         self.dataset = dataset
         self.dialect = BigQueryDialect(dataset.table_id(DOWNLOADS))
         self._client: Any = None
-        self.bytes_processed = 0  # what the queries so far scanned (billing)
 
     def describe(self) -> str:
         return f"bigquery:{self.dataset}"
@@ -123,10 +136,8 @@ class BigQueryBackend:
             rows = [dict(row.items()) for row in job.result()]
         except gexc.NotFound as exc:
             raise SourceError(
-                f"--bigquery-dataset {self.dataset}: {exc.message if hasattr(exc, 'message') else exc} "
-                f"(is the dataset right, and has 'haulage run --bigquery-dataset {self.dataset}' written to it?)"
-            ) from exc
+                f"--bigquery-dataset {self.dataset}: {_first_line(exc)} (is the dataset right, and has "
+                f"'haulage run --bigquery-dataset {self.dataset}' written to it?)", exit_code=2) from exc
         except gexc.GoogleAPICallError as exc:
-            raise SourceError(f"BigQuery query failed: {exc}") from exc
-        self.bytes_processed += getattr(job, "total_bytes_processed", None) or 0
+            raise SourceError(f"BigQuery query failed: {_first_line(exc)}") from exc
         return [{name: plain(value) for name, value in row.items()} for row in rows]

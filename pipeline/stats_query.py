@@ -115,7 +115,8 @@ FIELDS: dict[str, Field] = {
         _column("cloud", "classification.cloud", "aws, azure, gcp, … (null when unknown)"),
         _column("traffic", "classification.traffic", "mirror, ci, automation, human, unknown"),
         _column("kind", "classification.kind", "installer, mirror, browser, script, os, bot, unknown"),
-        _column("ci", "classification.ci", "true when the client said it runs in CI"),
+        # not "ci": that is the name of a counted series, and a key must not shadow a count
+        _column("ci-flag", "classification.ci", "true when the client said it runs in CI (--by ci works too)"),
         Field("day", "UTC day (YYYY-MM-DD)", _DAY_DUCKDB, _DAY_BIGQUERY, chronological=True),
         Field("month", "UTC month (YYYY-MM)", f"strftime({_DAY_DUCKDB}, '%Y-%m')",
               f"FORMAT_DATE('%Y-%m', {_DAY_BIGQUERY})", chronological=True),
@@ -134,6 +135,7 @@ ALIASES: dict[str, str] = {
     "type": "package-type",
     "country-code": "country",
     "date": "day",
+    "ci": "ci-flag",
     "release": "version",
     "system-name": "system",
     "distro-name": "distro",

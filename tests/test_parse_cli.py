@@ -1,0 +1,92 @@
+"""``haulage parse``: one NDJSON object per input line, in input order; exit codes."""
+
+from __future__ import annotations
+
+import gzip
+import subprocess
+import sys
+from pathlib import Path
+
+import orjson
+
+from support.logfiles import corpus, write_gzip
+
+HAULAGE = str(Path(sys.executable).with_name("haulage"))
+
+
+def run(*args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([HAULAGE, "parse", *args], input=stdin, capture_output=True, timeout=120)
+
+
+def test_one_object_per_line_in_order_with_expected_tables(tmp_path):
+    labelled = corpus.generate_labelled(3000, seed=4, bad_fraction=0.05, legacy_fraction=0.1)
+    path = write_gzip(tmp_path / "a.log.gz", [line for line, _ in labelled])
+    done = run(str(path))
+    assert done.returncode == 0, done.stderr
+    objects = [orjson.loads(line) for line in done.stdout.splitlines()]
+    assert len(objects) == len(labelled)
+    for position, (obj, (line, expect)) in enumerate(zip(objects, labelled), start=1):
+        assert obj["table"] == expect.table, line
+        if expect.table == "unprocessed":
+            assert obj["row"]["source"] == f"{path}:{position}"
+            assert obj["row"]["error"].split(":", 1)[0] in (expect.reason, *expect.also_ok)
+        else:
+            assert obj["row"]["timestamp"] == expect.timestamp
+            assert obj["row"]["event_id"].endswith(f"-{position}")
+            assert obj["row"]["classification"]["traffic"] == expect.traffic
+
+
+def test_stdin_plain_text_and_crlf():
+    lines = [line for line, _ in corpus.generate_labelled(50, seed=9, bad_fraction=0.0)]
+    done = run("-", stdin=b"\r\n".join(lines) + b"\r\n")
+    assert done.returncode == 0
+    objects = [orjson.loads(line) for line in done.stdout.splitlines()]
+    assert len(objects) == 50
+    assert all(o["table"] != "unprocessed" for o in objects)
+    assert all("\r" not in (o["row"]["user_agent"] or "") for o in objects)
+
+
+def test_several_files_keep_their_own_positions(tmp_path):
+    a = write_gzip(tmp_path / "a.log.gz", [b"garbage one", b"garbage two"])
+    b = tmp_path / "b.log"
+    b.write_bytes(b"garbage three\n")
+    done = run(str(a), str(b))
+    sources = [orjson.loads(line)["row"]["source"] for line in done.stdout.splitlines()]
+    assert sources == [f"{a}:1", f"{a}:2", f"{b}:1"]
+    assert done.returncode == 0
+
+
+def test_missing_file_is_an_error_but_the_others_are_parsed(tmp_path):
+    good = write_gzip(tmp_path / "good.log.gz", [b"garbage"])
+    done = run(str(tmp_path / "missing.log.gz"), str(good))
+    assert done.returncode == 1
+    assert b"cannot read" in done.stderr and b"missing.log.gz" in done.stderr
+    assert len(done.stdout.splitlines()) == 1
+
+
+def test_truncated_gzip_keeps_the_lines_before_the_damage(tmp_path):
+    lines = [line for line, _ in corpus.generate_labelled(2000, seed=2, bad_fraction=0.0)]
+    whole = gzip.compress(b"\n".join(lines) + b"\n")
+    cut = tmp_path / "cut.log.gz"
+    cut.write_bytes(whole[: len(whole) // 2])
+    done = run(str(cut))
+    assert done.returncode == 1
+    assert b"truncated-gzip" in done.stderr
+    objects = [orjson.loads(line) for line in done.stdout.splitlines()]
+    complete = [o for o in objects if o["table"] != "unprocessed"]
+    assert 0 < len(complete) < 2000
+    # every complete line before the cut is a row, in order
+    assert [o["row"]["event_id"].rsplit("-", 1)[1] for o in complete] == [str(i) for i in range(1, len(complete) + 1)]
+    # the cut line itself is kept in the dead letter, not dropped
+    assert objects[-1]["table"] == "unprocessed" and objects[-1]["row"]["error"].startswith("truncated-gzip")
+
+
+def test_not_gzip_and_empty_files(tmp_path):
+    fake = tmp_path / "fake.log.gz"
+    fake.write_bytes(b"this is not gzip\n")
+    empty = tmp_path / "empty.log.gz"
+    empty.write_bytes(b"")
+    done = run(str(fake))
+    assert done.returncode == 1 and b"bad-gzip" in done.stderr and done.stdout == b""
+    done = run(str(empty))
+    assert done.returncode == 0 and done.stdout == b""

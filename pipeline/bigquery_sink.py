@@ -17,7 +17,6 @@ from typing import Any, Iterator, Optional, Sequence
 
 import apache_beam as beam
 import orjson
-from apache_beam.metrics import Metrics
 
 from haulage.deploy.schemas import UNPROCESSED
 from haulage.parsers.lines import dead_letter, event_key
@@ -25,6 +24,7 @@ from haulage.parsers.timestamps import iso_from_epoch
 
 from .datasets import DatasetRef, bigquery_client
 from .elements import ParsedChunk
+from .metrics import Counters
 
 MAX_ROWS_PER_REQUEST = 500
 
@@ -42,19 +42,13 @@ class InsertRowsFn(beam.DoFn):
 
     def setup(self) -> None:
         self._client = bigquery_client(self._dataset.project)
-        self._counters: dict[str, Any] = {}
-
-    def _count(self, name: str, n: int) -> None:
-        counter = self._counters.get(name)
-        if counter is None:
-            counter = self._counters[name] = Metrics.counter("haulage", name)
-        counter.inc(n)
+        self._counters = Counters()
 
     def process(self, chunk: ParsedChunk) -> Iterator[Any]:
         rejected: list[dict[str, Any]] = []
         for (table, day), rows in chunk.rows.items():
             failed = self._insert(table, rows)
-            self._count(f"rows.{table}.{day}", len(rows) - len(failed))
+            self._counters.inc(f"rows.{table}.{day}", len(rows) - len(failed))
             for row, reason in failed:
                 if table == UNPROCESSED:
                     raise RuntimeError(f"BigQuery rejected a dead-letter row ({reason}); refusing to drop it")
@@ -71,9 +65,9 @@ class InsertRowsFn(beam.DoFn):
             still_failed = self._insert(UNPROCESSED, rejected)
             if still_failed:
                 raise RuntimeError(f"BigQuery rejected dead-letter rows: {still_failed[0][1]}")
-            self._count("dead_letters.bigquery-rejected", len(rejected))
+            self._counters.inc("dead_letters.bigquery-rejected", len(rejected))
             for row in rejected:
-                self._count(f"rows.{UNPROCESSED}.{row['received_at'][:10]}", 1)
+                self._counters.inc(f"rows.{UNPROCESSED}.{row['received_at'][:10]}", 1)
         return iter(())
 
     def _insert(self, table: str, rows: Sequence[dict[str, Any]]) -> list[tuple[dict[str, Any], str]]:

@@ -18,12 +18,12 @@ import apache_beam as beam
 import orjson
 import pyarrow.parquet as pq
 from apache_beam.io.filesystems import FileSystems
-from apache_beam.metrics import Metrics
 
 from haulage.deploy.schemas import UNPROCESSED, arrow_schema
 
 from .arrow_rows import rows_to_arrow
 from .elements import ParsedChunk, TableDay
+from .metrics import Counters
 
 ROW_GROUP_ROWS = 50_000
 
@@ -153,27 +153,21 @@ class WriteFilesFn(beam.DoFn):
         self._day_range = day_range
 
     def setup(self) -> None:
-        self._counters: dict[str, Any] = {}
+        self._counters = Counters()
 
     def start_bundle(self) -> None:
         self._writers: dict[TableDay, PartWriter] = {}
 
-    def _count(self, name: str, n: int) -> None:
-        counter = self._counters.get(name)
-        if counter is None:
-            counter = self._counters[name] = Metrics.counter("haulage", name)
-        counter.inc(n)
-
     def process(self, chunk: ParsedChunk) -> Iterator[Any]:
         for (table, day), rows in chunk.rows.items():
             if self._day_range is not None and table != UNPROCESSED and not (self._day_range[0] <= day <= self._day_range[1]):
-                self._count(f"skipped.{table}", len(rows))
+                self._counters.inc(f"skipped.{table}", len(rows))
                 continue
             writer = self._writers.get((table, day))
             if writer is None:
                 writer = self._writers[(table, day)] = self._writer_class(self._output_dir, table, day)
             writer.add(rows)
-            self._count(f"rows.{table}.{day}", len(rows))
+            self._counters.inc(f"rows.{table}.{day}", len(rows))
         if self._flush_each_chunk:
             self._close_all()
         return iter(())

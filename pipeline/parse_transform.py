@@ -5,29 +5,13 @@ from __future__ import annotations
 from typing import Iterator
 
 import apache_beam as beam
-from apache_beam.metrics import Metrics
 from apache_beam.transforms.window import TimestampedValue
 
 from haulage.parsers import UNPROCESSED, LineParser, dead_letter
 from haulage.parsers.lines import MAX_LINE_BYTES, decode_escaped
 
 from .elements import Chunk, ParsedChunk, tune_gc
-
-NAMESPACE = "haulage"
-
-
-class _Counters:
-    """Beam counters, created lazily because reason and day names are open-ended."""
-
-    def __init__(self) -> None:
-        self._by_name: dict[str, object] = {}
-
-    def inc(self, name: str, n: int = 1) -> None:
-        counter = self._by_name.get(name)
-        if counter is None:
-            counter = self._by_name[name] = Metrics.counter(NAMESPACE, name)
-        counter.inc(n)  # type: ignore[attr-defined]
-
+from .metrics import Counters
 
 def reason_of(dead_letter_row: dict) -> str:
     return dead_letter_row["error"].split(":", 1)[0]
@@ -47,7 +31,7 @@ class ParseChunkFn(beam.DoFn):
     def setup(self) -> None:
         tune_gc()
         self._parser = LineParser(agent_cache_size=self._agent_cache_size)
-        self._counters = _Counters()
+        self._counters = Counters()
 
     def process(self, chunk: Chunk) -> Iterator[object]:
         parser = self._parser

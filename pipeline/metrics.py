@@ -1,0 +1,25 @@
+"""Beam counters under the ``haulage`` namespace, created on first use.
+
+Names are open-ended (``rows.<table>.<day>``, ``dead_letters.<reason>``), so
+counters cannot all be declared up front; this keeps one object per name per
+DoFn instance instead of a registry lookup per increment.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from apache_beam.metrics import Metrics
+
+NAMESPACE = "haulage"
+
+
+class Counters:
+    def __init__(self) -> None:
+        self._by_name: dict[str, Any] = {}
+
+    def inc(self, name: str, n: int = 1) -> None:
+        counter = self._by_name.get(name)
+        if counter is None:
+            counter = self._by_name[name] = Metrics.counter(NAMESPACE, name)
+        counter.inc(n)

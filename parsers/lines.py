@@ -47,6 +47,9 @@ REASONS = (
     "truncated-gzip",
     "empty-file",
     "unreadable-file",
+    # from the sources and sinks
+    "empty-message",
+    "bigquery-rejected",
 )
 
 _NULLS = frozenset({"(null)", ""})
@@ -62,17 +65,22 @@ def event_key(identity: str) -> str:
 class Origin:
     """Where lines come from: ``label`` for humans, ``key`` for event ids.
 
-    A file's key derives from its base name only, so the same CDN log file
-    gives the same event ids whether it is read from the bucket by the
-    streaming job or from a local copy by a replay.
+    A file's key derives from its *identity*: its path below the root the
+    caller read it from (for ``--input 'logs/*/*.gz'`` the part below
+    ``logs/``; for a Cloud Storage notification the object name), defaulting
+    to the base name. So the same archive read from the bucket or from a local
+    copy of it gives the same event ids, while ``2026-10-01/00.log.gz`` and
+    ``2026-10-02/00.log.gz`` stay distinct.
     """
 
     label: str
     key: str
 
     @classmethod
-    def for_file(cls, path: str) -> "Origin":
-        return cls(path, event_key("file:" + path.rstrip("/").rsplit("/", 1)[-1]))
+    def for_file(cls, path: str, identity: Optional[str] = None) -> "Origin":
+        if identity is None:
+            identity = path.rstrip("/").rsplit("/", 1)[-1]
+        return cls(path, event_key("file:" + identity))
 
     @classmethod
     def for_message(cls, subscription: str, message_id: str) -> "Origin":

@@ -8,9 +8,10 @@ yields what could be read plus one fault: it never fails the run.
 from __future__ import annotations
 
 import logging
+import os
 import time
 from dataclasses import dataclass
-from typing import BinaryIO, Iterator, Sequence
+from typing import BinaryIO, Iterator, Optional, Sequence
 
 import apache_beam as beam
 from apache_beam.io.filesystem import CompressionTypes
@@ -32,24 +33,59 @@ class InputError(ValueError):
 
 @dataclass(frozen=True)
 class InputFile:
+    """A file to read; ``identity`` names it for event ids (see Origin.for_file)."""
+
     path: str
     size: int
+    identity: str
+
+
+_GLOB_CHARS = "*?["
+
+
+def pattern_root(pattern: str) -> str:
+    """The fixed folder a glob starts from: ``logs/2026-*/x.gz`` → ``logs/``."""
+    cut = min((i for i in (pattern.find(c) for c in _GLOB_CHARS) if i >= 0), default=len(pattern))
+    return pattern[: pattern.rfind("/", 0, cut) + 1]
+
+
+def identity_below(root: str, path: str) -> str:
+    """``path`` relative to ``root``; the base name when it is not below it."""
+    if root and path.startswith(root):
+        return path[len(root) :]
+    return path.rstrip("/").rsplit("/", 1)[-1]
 
 
 def expand_inputs(patterns: Sequence[str]) -> list[InputFile]:
-    """Every file the patterns match, sorted, each once; an empty match is an error."""
-    found: dict[str, int] = {}
-    for pattern in patterns:
+    """Every file the patterns match, sorted, each once; an empty match is an error.
+
+    Two different files with the same identity would share event ids, so
+    that is refused with the way out in the message.
+    """
+    found: dict[str, InputFile] = {}
+    for given in patterns:
+        # Beam's local filesystem matches nothing for a pattern without a
+        # folder ('*.gz'); absolute patterns also make roots unambiguous.
+        pattern = given if "://" in given else os.path.abspath(os.path.expanduser(given))
         try:
             results = FileSystems.match([pattern])[0].metadata_list
         except Exception as exc:  # Beam wraps every filesystem error in its own types
-            raise InputError(f"--input {pattern!r}: cannot list files: {exc}") from None
+            raise InputError(f"--input {given!r}: cannot list files: {exc}") from None
         files = [m for m in results if not m.path.endswith("/")]
         if not files:
-            raise InputError(f"--input {pattern!r} matches no files (quote globs so the shell does not expand them)")
+            raise InputError(f"--input {given!r} matches no files (quote globs so the shell does not expand them)")
+        root = pattern_root(pattern)
         for m in files:
-            found[m.path] = m.size_in_bytes
-    return [InputFile(path, size) for path, size in sorted(found.items())]
+            found.setdefault(m.path, InputFile(m.path, m.size_in_bytes, identity_below(root, m.path)))
+    by_identity: dict[str, str] = {}
+    for item in found.values():
+        other = by_identity.setdefault(item.identity, item.path)
+        if other != item.path:
+            raise InputError(
+                f"{other} and {item.path} would get the same event ids (both are {item.identity!r} below their "
+                "--input folder); give one pattern from a folder above both, e.g. 'logs/*/*.gz'"
+            )
+    return sorted(found.values(), key=lambda f: f.path)
 
 
 def open_binary(path: str) -> BinaryIO:
@@ -59,13 +95,15 @@ def open_binary(path: str) -> BinaryIO:
     return FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED)
 
 
-def read_chunks(path: str, received_at: str, chunk_lines: int, label_prefix: str = "") -> Iterator[Chunk]:
+def read_chunks(
+    path: str, received_at: str, chunk_lines: int, label_prefix: str = "", identity: Optional[str] = None
+) -> Iterator[Chunk]:
     """A file as chunks of about ``chunk_lines`` lines; its fault rides on the last chunk.
 
     ``label_prefix`` marks where dead letters came from (a replay names itself
     there); event ids depend only on the file's name.
     """
-    origin = Origin.for_file(path)
+    origin = Origin.for_file(path, identity)
     if label_prefix:
         origin = Origin(label_prefix + origin.label, origin.key)
     pending = Chunk()
@@ -132,7 +170,7 @@ class ReadFileFn(beam.DoFn):
         self._progress = Progress(self._total_files, self._total_bytes)
 
     def process(self, item: InputFile) -> Iterator[Chunk]:
-        for chunk in read_chunks(item.path, self._received_at, self._chunk_lines, self._label_prefix):
+        for chunk in read_chunks(item.path, self._received_at, self._chunk_lines, self._label_prefix, item.identity):
             yield chunk
             self._progress.add(lines=sum(len(b.lines) for b in chunk))
         self._files_read.inc()

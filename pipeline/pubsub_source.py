@@ -81,7 +81,8 @@ class _MessageDecoder:
             if path is None:  # deletes, metadata updates: nothing to read
                 self.ignored.inc()
                 return
-            yield from read_chunks(path, received_at, self.chunk_lines)
+            # identity = the object name, as a replay of the bucket reads it
+            yield from read_chunks(path, received_at, self.chunk_lines, identity=attributes["objectId"])
         else:
             yield chunk_from_lines_message(data, attributes, message_id, self.subscription, received_at)
 

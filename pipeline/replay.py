@@ -45,9 +45,9 @@ ROW_TABLES = (DOWNLOADS, SIMPLE)
 EVENT_KEY_LENGTH = 16  # event ids are "<16 hex of the file>-<line>"
 
 
-def replay_key(paths: Sequence[str], day_range: Optional[tuple[str, str]], merge: bool) -> str:
-    """Identity of a replay: the same files, range and mode give the same key."""
-    names = sorted(Origin.for_file(p).key for p in paths)
+def replay_key(file_keys: Sequence[str], day_range: Optional[tuple[str, str]], merge: bool) -> str:
+    """Identity of a replay: the same files (by event-id key), range and mode give the same key."""
+    names = sorted(file_keys)
     return event_key("\n".join(["replay", "merge" if merge else "days", repr(day_range), *names]))
 
 

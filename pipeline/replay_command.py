@@ -70,9 +70,9 @@ def _bad_files(staging_dir: str, extension: str) -> list[tuple[str, str]]:
 def run_replay(opts: RunOptions, day_range: Optional[tuple[str, str]], merge: bool, staging_dir: Optional[str]) -> ReplayReport:
     configure_logging(opts.quiet)
     files = expand_inputs(opts.inputs)
-    paths = [f.path for f in files]
-    key = replay_key(paths, day_range, merge)
-    merge_keys = {Origin.for_file(p).key for p in paths} if merge else None
+    file_keys = {Origin.for_file(f.path, f.identity).key for f in files}
+    key = replay_key(sorted(file_keys), day_range, merge)
+    merge_keys = file_keys if merge else None
     _LOG.info("replay %s: %d files (%s bytes)%s", key, len(files), f"{sum(f.size for f in files):,}",
               f", days {day_range[0]}..{day_range[1]}" if day_range else "")
 

@@ -53,7 +53,7 @@ def test_run_local_files_good_and_damaged(tmp_path):
     out_dir = tmp_path / "out"
 
     result = pc.run_cli(["run", "--input", str(tmp_path / "in" / "*.gz"), str(tmp_path / "in" / "*.log"),
-                         "--output-dir", str(out_dir), "--quiet"])
+                         "--output-dir", str(out_dir), "--quiet", "--chunk-lines", "64"])  # several chunks a file
     assert result.code == 0, result.stderr
 
     out = pc.read_parquet_output(out_dir)
@@ -81,40 +81,77 @@ def test_run_local_files_good_and_damaged(tmp_path):
 # option errors: exit code 2 and a message naming the option
 
 
-def _error_cases(tmp_path: Path) -> dict[str, tuple[list[str], str]]:
+def _error_cases(tmp_path: Path) -> dict[str, tuple[list[str], tuple[str, ...]]]:
+    """argv, and the options the message must name."""
     existing = tmp_path / "x.log"
     existing.write_text("")
+    out = ["--output-dir", str(tmp_path / "o")]
     return {
-        "no-input": (["run", "--output-dir", str(tmp_path / "o")], "--input"),
-        "two-sources": (["run", "--input", str(existing), "--subscription", "projects/p/subscriptions/s"],
-                        "--subscription"),
-        "bad-subscription": (["run", "--subscription", "my-subscription", "--run-for", "1"], "--subscription"),
-        "bad-subscription-topic-path": (["run", "--subscription", "projects/p/topics/t"], "--subscription"),
-        "input-matches-nothing": (["run", "--input", str(tmp_path / "nothing-here-*.gz"),
-                                   "--output-dir", str(tmp_path / "o")], "--input"),
+        "no-input": (["run", *out], ("--input",)),
+        "two-sources": (["run", "--input", str(existing), "--subscription", "projects/p/subscriptions/s", *out],
+                        ("--input", "--subscription")),
+        "bad-subscription": (["run", "--subscription", "my-subscription", "--run-for", "1", *out], ("--subscription",)),
+        "subscription-named-like-a-topic": (["run", "--subscription", "projects/p/topics/t", *out], ("--subscription",)),
+        "input-matches-nothing": (["run", "--input", str(tmp_path / "nothing-here-*.gz"), *out], ("--input",)),
+        "run-for-in-batch": (["run", "--input", str(existing), "--run-for", "5", *out], ("--run-for",)),
+        "two-sinks": (["run", "--input", str(existing), "--bigquery-dataset", "p:d", *out],
+                      ("--output-dir", "--bigquery-dataset")),
+        "bad-dataset": (["run", "--input", str(existing), "--bigquery-dataset", "just-a-name"], ("--bigquery-dataset",)),
+        "zero-window": (["run", "--subscription", "projects/p/subscriptions/s", "--window-seconds", "0", *out],
+                        ("--window-seconds",)),
     }
 
 
-@pytest.mark.parametrize("case", ["no-input", "two-sources", "bad-subscription", "bad-subscription-topic-path",
-                                  "input-matches-nothing"])
+ERROR_CASES = ["no-input", "two-sources", "bad-subscription", "subscription-named-like-a-topic",
+               "input-matches-nothing", "run-for-in-batch", "two-sinks", "bad-dataset", "zero-window"]
+
+
+@pytest.mark.parametrize("case", ERROR_CASES)
 def test_run_option_errors(tmp_path, case):
-    argv, option = _error_cases(tmp_path)[case]
+    argv, options = _error_cases(tmp_path)[case]
     result = pc.run_cli(argv)
     assert result.code == 2, (result.code, result.stdout, result.stderr)
-    assert option in result.stderr, result.stderr
-    assert result.stderr.startswith("haulage run: "), result.stderr
+    for option in options:
+        assert option in result.stderr, result.stderr
+    if case != "zero-window":  # argparse's own errors start with the usage line
+        assert result.stderr.startswith("haulage run: "), result.stderr
     assert result.stdout == ""
     assert not (tmp_path / "o").exists()
-    if case == "two-sources":
-        assert "--input" in result.stderr
 
 
 def test_run_option_error_from_the_installed_command(tmp_path):
     """The console script exits 2 with the message on stderr, nothing on stdout."""
     exe = Path(sys.executable).parent / "haulage"
-    argv, option = _error_cases(tmp_path)["input-matches-nothing"]
+    argv, (option,) = _error_cases(tmp_path)["input-matches-nothing"]
     proc = subprocess.run([str(exe), *argv], capture_output=True, text=True, timeout=120,
                           env={**os.environ, "PYTHONWARNINGS": "ignore"})
     assert proc.returncode == 2, proc
     assert option in proc.stderr and "matches no files" in proc.stderr, proc.stderr
     assert proc.stdout == ""
+
+
+def test_event_ids_unique_when_files_share_a_name(tmp_path):
+    items = pc.labelled(200, seed=71, bad_fraction=0.0)
+    sources = []
+    for day, part in (("2026-10-01", items[:100]), ("2026-10-02", items[100:])):
+        path = tmp_path / "in" / day / "00.log.gz"
+        path.parent.mkdir(parents=True)
+        path.write_bytes(pc.gzipped(pc.lines_of(part)))
+        sources.append(pc.Source(str(path), part))
+    result = pc.run_cli(["run", "--input", str(tmp_path / "in" / "*" / "*.gz"),
+                         "--output-dir", str(tmp_path / "out"), "--quiet"])
+    assert result.code == 0, result.stderr
+    out = pc.read_parquet_output(tmp_path / "out")
+    pc.check_output(out, sources)  # event ids unique: identities are 2026-10-01/00.log.gz and 2026-10-02/00.log.gz
+
+
+def test_inputs_whose_event_ids_would_collide_are_refused(tmp_path):
+    for day in ("2026-10-01", "2026-10-02"):
+        path = tmp_path / "in" / day / "00.log.gz"
+        path.parent.mkdir(parents=True)
+        path.write_bytes(pc.gzipped(pc.lines_of(pc.labelled(5, seed=3, bad_fraction=0.0))))
+    result = pc.run_cli(["run", "--input", str(tmp_path / "in" / "2026-10-01" / "*.gz"),
+                         str(tmp_path / "in" / "2026-10-02" / "*.gz"), "--output-dir", str(tmp_path / "out"), "--quiet"])
+    assert result.code == 2
+    assert "same event ids" in result.stderr and "00.log.gz" in result.stderr
+    assert not (tmp_path / "out").exists()

@@ -23,6 +23,7 @@ from haulage.parsers.framing import FileFault, iter_line_batches
 from haulage.parsers.timestamps import iso_from_epoch
 
 from .elements import Chunk, LineBatch, tune_gc
+from .progress import Progress
 
 _LOG = logging.getLogger("haulage")
 
@@ -126,34 +127,6 @@ def read_chunks(
                 pending, pending_lines = Chunk(), 0
     if pending:
         yield pending
-
-
-class Progress:
-    """Rate-limited progress lines on the log: files, lines, rate, ETA."""
-
-    def __init__(self, total_files: int, total_bytes: int, every_seconds: float = 5.0) -> None:
-        self.total_files = total_files
-        self.total_bytes = total_bytes
-        self.every = every_seconds
-        self.files = self.lines = self.bytes = 0
-        self.started = self._last = time.monotonic()
-
-    def add(self, files: int = 0, lines: int = 0, nbytes: int = 0, force: bool = False) -> None:
-        self.files += files
-        self.lines += lines
-        self.bytes += nbytes
-        now = time.monotonic()
-        if force or now - self._last >= self.every:
-            self._last = now
-            elapsed = max(now - self.started, 1e-9)
-            rate = self.lines / elapsed
-            eta = ""
-            if self.bytes and self.total_bytes > self.bytes:
-                eta = f", ETA {(self.total_bytes - self.bytes) * elapsed / self.bytes:,.0f}s"
-            _LOG.info(
-                "progress: %d/%d files, %s lines, %s lines/s%s",
-                self.files, self.total_files, f"{self.lines:,}", f"{rate:,.0f}", eta,
-            )
 
 
 class ReadFileFn(beam.DoFn):

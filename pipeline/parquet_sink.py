@@ -24,6 +24,7 @@ from haulage.deploy.schemas import UNPROCESSED, arrow_schema
 from .arrow_rows import rows_to_arrow
 from .elements import ParsedChunk, TableDay
 from .metrics import Counters
+from .progress import note_day
 
 ROW_GROUP_ROWS = 50_000
 
@@ -166,6 +167,8 @@ class WriteFilesFn(beam.DoFn):
             writer = self._writers.get((table, day))
             if writer is None:
                 writer = self._writers[(table, day)] = self._writer_class(self._output_dir, table, day)
+                if table != UNPROCESSED:
+                    note_day(day)
             writer.add(rows)
             self._counters.inc(f"rows.{table}.{day}", len(rows))
         if self._flush_each_chunk:

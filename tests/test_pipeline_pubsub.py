@@ -17,6 +17,7 @@ CLI in-process for a short ``--run-for``, and check that
 
 from __future__ import annotations
 
+import collections
 import json
 import threading
 import time
@@ -265,3 +266,41 @@ def test_run_subscription_gcs_notifications(pubsub, pubsub_emulator, gcs_emulato
             spy.assert_nothing_left(subscription)
     finally:
         emulators.reset_beam_credentials_cache()
+
+
+def test_topic_mode_reads_through_a_temporary_subscription(pubsub_emulator, tmp_path):
+    """``--topic``: a subscription is made at start, read, and deleted at the end."""
+    from google.cloud import pubsub_v1
+
+    with emulators.patched_env(pubsub_emulator.env()):
+        publisher = pubsub_v1.PublisherClient()
+        topic = publisher.topic_path(pubsub_emulator.project, _unique("topic"))
+        publisher.create_topic(name=topic)
+        items = pc.labelled(40, seed=17, bad_fraction=0.1)
+        out = tmp_path / "out"
+        results: list[pc.CliResult] = []
+        runner = threading.Thread(target=lambda: results.append(pc.run_cli(
+            ["run", "--topic", topic, "--output-dir", str(out), "--run-for", "10", "--window-seconds", "3", "--quiet"])))
+        runner.start()
+        subscriber = pubsub_v1.SubscriberClient()
+        project = f"projects/{pubsub_emulator.project}"
+        deadline = time.monotonic() + 8
+        while time.monotonic() < deadline:  # publish only once haulage's subscription exists
+            if list(publisher.list_topic_subscriptions(request={"topic": topic})):
+                break
+            time.sleep(0.2)
+        else:
+            pytest.fail("haulage did not create a subscription on the topic")
+        for line, _ in items:
+            publisher.publish(topic, line).result()
+        runner.join(timeout=60)
+        assert results and results[0].code == 0, results and results[0].stderr
+        output = pc.read_parquet_output(out)
+        for table in ("file_downloads", "simple_requests"):
+            expected = collections.Counter(e.date for _, e in items if e.table == table)
+            assert output.per_day(table) == expected, table
+        dead = output.rows["unprocessed"]
+        assert len(dead) == sum(1 for _, e in items if e.table == "unprocessed") > 0
+        assert all("-haulage-" in row["source"] for row in dead)  # read through haulage's own subscription
+        assert not list(publisher.list_topic_subscriptions(request={"topic": topic})), "temporary subscription left behind"
+        subscriber.close()

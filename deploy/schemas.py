@@ -152,7 +152,8 @@ def markdown_table(table: str) -> str:
 
     def walk(columns: tuple[Column, ...], prefix: str) -> None:
         for c in columns:
-            lines.append(f"| {prefix}{c.name} | {c.type} | {c.mode} | {c.description} |")
+            description = c.description.replace("|", "\\|")  # a bare | would end the cell
+            lines.append(f"| {prefix}{c.name} | {c.type} | {c.mode} | {description} |")
             walk(c.fields, f"{prefix}{c.name}.")
 
     walk(TABLES[table], "")

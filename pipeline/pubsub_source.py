@@ -136,10 +136,15 @@ class ReadPubSubChunks(beam.PTransform):
         self._max_lines = max_lines
 
     def expand(self, pbegin):
-        return (
+        chunks = (
             pbegin
             | "ReadFromPubSub" >> beam.io.ReadFromPubSub(subscription=self._subscription, topic=self._topic, with_attributes=True)
             | "DecodeMessages" >> beam.ParDo(_DecodeMessageFn(self._subscription or self._topic or "", self._format)).with_output_types(Chunk)
+        )
+        if self._format == GCS_NOTIFICATION:
+            return chunks  # a notified file already arrives in chunks of up to chunk_lines lines
+        return (
+            chunks
             | "BatchMessages" >> beam.BatchElements(
                 min_batch_size=1,
                 max_batch_size=self._max_lines,

@@ -10,7 +10,7 @@ run unchanged; the extensions come after.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Optional
 
 DOWNLOADS = "file_downloads"

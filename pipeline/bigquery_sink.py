@@ -13,7 +13,7 @@ as JSON and BigQuery's reason — never lost.
 from __future__ import annotations
 
 import time
-from typing import Any, Iterator, Optional, Sequence
+from typing import Any, Iterator, Sequence
 
 import apache_beam as beam
 import orjson

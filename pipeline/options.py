@@ -152,3 +152,14 @@ def options_from_namespace(ns: argparse.Namespace, beam_args: Sequence[str]) -> 
         quiet=ns.quiet,
         beam_args=list(beam_args),
     )
+
+
+def validated_options(command: str, ns: argparse.Namespace, beam_args: Sequence[str]) -> Optional[RunOptions]:
+    """The options, or None after telling the operator on stderr what to fix."""
+    import sys
+
+    try:
+        return options_from_namespace(ns, beam_args)
+    except OptionsError as exc:
+        print(f"haulage {command}: {exc}", file=sys.stderr)
+        return None

@@ -36,7 +36,7 @@ from .file_source import read_chunks
 
 _LOG = logging.getLogger("haulage")
 
-from .options import GCS_NOTIFICATION, LINES, MESSAGE_FORMATS  # noqa: F401  (re-exported)
+from .options import GCS_NOTIFICATION
 
 
 def chunk_from_lines_message(data: bytes, attributes: Mapping[str, str], message_id: str, subscription: str, received_at: str) -> Chunk:

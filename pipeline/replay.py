@@ -36,7 +36,7 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
 from haulage.deploy.schemas import DOWNLOADS, PARTITION_COLUMN, SIMPLE, TABLES, UNPROCESSED, arrow_schema, bigquery_schema
-from haulage.parsers.lines import Origin, event_key
+from haulage.parsers.lines import event_key
 
 from .datasets import DatasetRef, bigquery_client
 

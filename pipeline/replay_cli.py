@@ -9,17 +9,11 @@ Idempotent and resumable: see :mod:`haulage.pipeline.replay`.
 from __future__ import annotations
 
 import argparse
-import datetime
 import sys
 
+from .argtypes import iso_date
+
 PASSES_EXTRA_ARGS = True
-
-
-def _date(text: str) -> str:
-    try:
-        return datetime.date.fromisoformat(text).isoformat()
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a date like 2026-10-01, got {text!r}") from None
 
 
 def add_parser(commands) -> argparse.ArgumentParser:
@@ -38,8 +32,8 @@ def add_parser(commands) -> argparse.ArgumentParser:
     add_source_arguments(replay, streaming=False)
     add_sink_arguments(replay)
     group = replay.add_argument_group("replay")
-    group.add_argument("--from", dest="date_from", type=_date, metavar="DATE", help="first UTC day to rebuild (inclusive)")
-    group.add_argument("--to", dest="date_to", type=_date, metavar="DATE", help="last UTC day to rebuild (inclusive)")
+    group.add_argument("--from", dest="date_from", type=iso_date, metavar="DATE", help="first UTC day to rebuild (inclusive)")
+    group.add_argument("--to", dest="date_to", type=iso_date, metavar="DATE", help="last UTC day to rebuild (inclusive)")
     group.add_argument("--merge", action="store_true",
                        help="replace only rows that come from the given files (matched by event id), keep the rest of each day")
     group.add_argument("--staging-dir", metavar="DIR",
@@ -51,19 +45,17 @@ def add_parser(commands) -> argparse.ArgumentParser:
 
 def main(args: argparse.Namespace, beam_args: list[str]) -> int:
     from .file_source import InputError
-    from .options import OptionsError, options_from_namespace
+    from .options import validated_options
 
-    try:
-        options = options_from_namespace(args, beam_args)
-    except OptionsError as exc:
-        print(f"haulage replay: {exc}", file=sys.stderr)
+    options = validated_options("replay", args, beam_args)
+    if options is None:
         return 2
     if args.date_from and args.date_to and args.date_from > args.date_to:
         print(f"haulage replay: --from {args.date_from} is after --to {args.date_to}", file=sys.stderr)
         return 2
     day_range = None
     if args.date_from or args.date_to:
-        day_range = (args.date_from or "0001-01-01", args.date_to or "9999-12-31")
+        day_range = (str(args.date_from or "0001-01-01"), str(args.date_to or "9999-12-31"))
     from .replay_command import ReplayError, run_replay
 
     try:

@@ -29,12 +29,10 @@ def add_parser(commands) -> argparse.ArgumentParser:
 
 def main(args: argparse.Namespace, beam_args: list[str]) -> int:
     from .file_source import InputError
-    from .options import OptionsError, options_from_namespace
+    from .options import validated_options
 
-    try:
-        options = options_from_namespace(args, beam_args)
-    except OptionsError as exc:
-        print(f"haulage run: {exc}", file=sys.stderr)
+    options = validated_options("run", args, beam_args)
+    if options is None:
         return 2
     from .run_command import run
 

@@ -10,31 +10,13 @@ as a table, JSON or CSV, and draws it with ``--plot``. The numbers come from
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import sys
 import textwrap
 from typing import Optional
 
-from .argtypes import positive_int
+from .argtypes import iso_date, non_negative_int, positive_int
 
-DEFAULT_OUTPUT_DIR = "./haulage-out"
-
-
-def iso_date(text: str) -> dt.date:
-    try:
-        return dt.date.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a date as YYYY-MM-DD, got {text!r}") from None
-
-
-def non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
-    return value
+from .options import DEFAULT_OUTPUT_DIR
 
 
 def add_parser(commands) -> argparse.ArgumentParser:

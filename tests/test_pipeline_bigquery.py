@@ -23,19 +23,11 @@ pytestmark = pytest.mark.emulator
 
 
 def create_tables(client, dataset_id: str) -> None:
-    from google.cloud import bigquery
+    """The tables as `haulage setup` makes them (its own code), checked for layout."""
+    from haulage.deploy.bigquery_setup import BigQueryRequest, ensure_bigquery
+    from haulage.deploy.schemas import CLUSTERING, PARTITION_COLUMN, TABLE_NAMES
 
-    from haulage.deploy.schemas import CLUSTERING, PARTITION_COLUMN, TABLE_NAMES, bigquery_schema
-
-    client.create_dataset(dataset_id)
-    for name in TABLE_NAMES:
-        table = bigquery.Table(f"{client.project}.{dataset_id}.{name}",
-                               schema=[bigquery.SchemaField.from_api_repr(f) for f in bigquery_schema(name)])
-        table.time_partitioning = bigquery.TimePartitioning(type_=bigquery.TimePartitioningType.DAY,
-                                                            field=PARTITION_COLUMN[name])
-        if CLUSTERING[name]:
-            table.clustering_fields = list(CLUSTERING[name])
-        client.create_table(table)
+    ensure_bigquery(client, BigQueryRequest(client.project, dataset_id))
     for name in TABLE_NAMES:
         table = client.get_table(f"{dataset_id}.{name}")
         assert table.time_partitioning.type_ == "DAY"

@@ -283,7 +283,6 @@ def test_topic_mode_reads_through_a_temporary_subscription(pubsub_emulator, tmp_
             ["run", "--topic", topic, "--output-dir", str(out), "--run-for", "10", "--window-seconds", "3", "--quiet"])))
         runner.start()
         subscriber = pubsub_v1.SubscriberClient()
-        project = f"projects/{pubsub_emulator.project}"
         deadline = time.monotonic() + 8
         while time.monotonic() < deadline:  # publish only once haulage's subscription exists
             if list(publisher.list_topic_subscriptions(request={"topic": topic})):

@@ -35,7 +35,7 @@ if str(ROOT / "benchmarks") not in sys.path:
 
 import corpus  # noqa: E402
 
-from haulage.deploy.schemas import CLUSTERING, PARTITION_COLUMN, TABLE_NAMES, bigquery_schema  # noqa: E402
+
 from haulage.pipeline import stats_query as sq  # noqa: E402
 
 LINES, SEED, START, DAYS = 3000, 20261003, "2026-10-01", 3
@@ -121,18 +121,10 @@ def parquet_dir(logs, tmp_path_factory) -> str:
 
 
 def create_tables(client, dataset_id: str) -> None:
-    """The three tables as 'haulage setup' would make them: partitioned and clustered."""
-    from google.cloud import bigquery
+    """The three tables (and views) as 'haulage setup' makes them, with its own code."""
+    from haulage.deploy.bigquery_setup import BigQueryRequest, ensure_bigquery
 
-    client.create_dataset(dataset_id)
-    for name in TABLE_NAMES:
-        table = bigquery.Table(f"{client.project}.{dataset_id}.{name}",
-                               schema=[bigquery.SchemaField.from_api_repr(f) for f in bigquery_schema(name)])
-        table.time_partitioning = bigquery.TimePartitioning(type_=bigquery.TimePartitioningType.DAY,
-                                                            field=PARTITION_COLUMN[name])
-        if CLUSTERING[name]:
-            table.clustering_fields = list(CLUSTERING[name])
-        client.create_table(table)
+    ensure_bigquery(client, BigQueryRequest(client.project, dataset_id))
 
 
 @pytest.fixture(scope="module")

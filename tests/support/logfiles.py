@@ -13,6 +13,8 @@ if str(BENCHMARKS) not in sys.path:
 
 import corpus  # noqa: E402  (the independent oracle: labels come from how lines were built)
 
+__all__ = ["corpus", "write_gzip"]
+
 
 def write_gzip(path: Path, lines: Iterable[bytes]) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)

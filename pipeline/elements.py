@@ -108,3 +108,4 @@ def tune_gc() -> None:
     threshold0, threshold1, threshold2 = gc.get_threshold()
     if threshold0 < 50_000:
         gc.set_threshold(50_000, max(threshold1, 20), max(threshold2, 20))
+        gc.freeze()  # what exists at worker set-up (modules, Beam's graph) is never garbage

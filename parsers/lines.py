@@ -13,7 +13,8 @@ import re
 from dataclasses import dataclass
 from typing import Any, Iterable, NamedTuple, Optional, Union
 
-from .agents import AgentCache, AgentResult
+from .agents import DEFAULT_AGENT_CACHE_SIZE, AgentCache, AgentResult
+from .framing import FileFault
 from .grammar import DOWNLOAD, SIMPLE, Rejected, split_line
 from .timestamps import BadTimestamp, TimestampCache, iso_from_epoch
 
@@ -113,6 +114,13 @@ def dead_letter(source: str, line: str, reason: str, detail: str, received_at: O
     )
 
 
+def fault_dead_letter(origin: Origin, fault: FileFault, received_at: Optional[str] = None) -> Record:
+    """The dead letter of a damaged or empty file, carrying the bytes of its cut line."""
+    return dead_letter(
+        f"{origin.label}:{fault.position}", decode_escaped(fault.partial[:MAX_LINE_BYTES]), fault.reason, fault.detail, received_at
+    )
+
+
 def _now_iso() -> str:
     import time
 
@@ -148,7 +156,7 @@ def _download_row(
 class LineParser:
     """Parses lines with shared caches; one per worker thread (not thread-safe)."""
 
-    def __init__(self, agent_cache_size: int = 16384) -> None:
+    def __init__(self, agent_cache_size: int = DEFAULT_AGENT_CACHE_SIZE) -> None:
         self.agents = AgentCache(agent_cache_size)
         self._timestamps = TimestampCache()
         self._simple_projects: dict[str, Optional[str]] = {}

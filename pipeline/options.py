@@ -13,6 +13,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Optional, Sequence
 
+from haulage.parsers.agents import DEFAULT_AGENT_CACHE_SIZE
+
 from .argtypes import positive_float as _positive_float
 from .argtypes import positive_int as _positive_int
 from .datasets import DatasetRef, DatasetSpecError
@@ -22,7 +24,6 @@ GCS_NOTIFICATION = "gcs-notification"
 MESSAGE_FORMATS = (LINES, GCS_NOTIFICATION)
 
 DEFAULT_OUTPUT_DIR = "./haulage-out"
-DEFAULT_AGENT_CACHE_SIZE = 16384
 DEFAULT_WINDOW_SECONDS = 60.0
 DEFAULT_CHUNK_LINES = 20000
 

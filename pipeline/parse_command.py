@@ -13,11 +13,11 @@ import orjson
 
 from haulage.parsers import LineParser, Origin
 from haulage.parsers.framing import FileFault, iter_line_batches
-from haulage.parsers.lines import dead_letter, decode_escaped
+from haulage.parsers.agents import DEFAULT_AGENT_CACHE_SIZE
+from haulage.parsers.lines import fault_dead_letter
 from haulage.parsers.timestamps import iso_from_epoch
 
 STDIN_NAME = "-"
-DEFAULT_AGENT_CACHE_SIZE = 16384
 
 
 def add_parser(commands):
@@ -56,10 +56,7 @@ def parse_stream(stream: BinaryIO, name: str, parser: LineParser, out: BinaryIO,
         if isinstance(item, FileFault):
             if item.partial:
                 # the bytes of the cut line were read: they are an input line too
-                record = dead_letter(
-                    f"{origin.label}:{item.position}", decode_escaped(item.partial[:65536]), item.reason, item.detail, received_at
-                )
-                _write_records(out, [record])
+                _write_records(out, [fault_dead_letter(origin, item, received_at)])
             return item if item.reason != "empty-file" else None
         first_position, lines = item
         _write_records(out, parser.parse_batch(lines, origin, first_position, received_at))

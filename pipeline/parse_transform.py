@@ -7,8 +7,8 @@ from typing import Iterator
 import apache_beam as beam
 from apache_beam.transforms.window import TimestampedValue
 
-from haulage.parsers import UNPROCESSED, LineParser, dead_letter
-from haulage.parsers.lines import MAX_LINE_BYTES, decode_escaped
+from haulage.parsers import UNPROCESSED, LineParser
+from haulage.parsers.lines import fault_dead_letter
 
 from .elements import Chunk, ParsedChunk, tune_gc
 from .metrics import Counters
@@ -58,10 +58,7 @@ class ParseChunkFn(beam.DoFn):
                 bucket.append(row)
             if batch.fault is not None:
                 fault = batch.fault
-                partial = fault.partial[:MAX_LINE_BYTES]
-                row = dead_letter(
-                    f"{batch.origin.label}:{fault.position}", decode_escaped(partial), fault.reason, fault.detail, batch.received_at
-                ).row
+                row = fault_dead_letter(batch.origin, fault, batch.received_at).row
                 rows.setdefault((UNPROCESSED, batch.received_at[:10]), []).append(row)
                 out.faults += 1
                 self._counters.inc("file_faults")

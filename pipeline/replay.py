@@ -39,6 +39,7 @@ from haulage.deploy.schemas import DOWNLOADS, PARTITION_COLUMN, SIMPLE, TABLES, 
 from haulage.parsers.lines import event_key
 
 from .datasets import DatasetRef, bigquery_client
+from .day_swap import replace_directory
 
 _LOG = logging.getLogger("haulage")
 ROW_TABLES = (DOWNLOADS, SIMPLE)
@@ -119,8 +120,6 @@ class ParquetDayStore:
                     self._carry_over(table, live, staged, merge_keys)
                 after = _parquet_rows(staged)
                 graveyard = os.path.join(self.output_dir, f".replaced-{key}-{table}-{day}")
-                from .day_swap import replace_directory
-
                 replace_directory(staged, live, graveyard)
                 shutil.rmtree(graveyard, ignore_errors=True)
                 changes.append(DayChange(table, day, before, after))

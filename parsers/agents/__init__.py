@@ -15,7 +15,10 @@ from ..classify import classify
 from .bots import is_known_bot
 from .families import REGISTRY, Family
 
-__all__ = ["AgentResult", "AgentCache", "parse_agent", "REGISTRY", "Family"]
+__all__ = ["AgentResult", "AgentCache", "DEFAULT_AGENT_CACHE_SIZE", "parse_agent", "REGISTRY", "Family"]
+
+DEFAULT_AGENT_CACHE_SIZE = 16384
+"""Distinct agents kept parsed: real traffic repeats a few thousand."""
 
 _MIRROR_CLIENTS = frozenset({"bandersnatch", "devpi", "devpi-server", "z3c.pypimirror", "artifactory", "nexus", "pep381client"})
 
@@ -71,7 +74,7 @@ class AgentCache:
 
     __slots__ = ("_lru", "front", "front_size", "hits", "misses")
 
-    def __init__(self, maxsize: int = 16384, front_size: int = 4096) -> None:
+    def __init__(self, maxsize: int = DEFAULT_AGENT_CACHE_SIZE, front_size: int = 4096) -> None:
         if maxsize < 1:
             raise ValueError("agent cache size must be at least 1")
         self._lru: LRUCache[str, AgentResult] = LRUCache(maxsize=maxsize)

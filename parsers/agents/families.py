@@ -227,7 +227,7 @@ REGISTRY: tuple[Family, ...] = (
     Family("pip-1.4", "installer", ("pip/",), _regex(r"^pip/(\S+) (\S+)/(\S+) (\S+)/(\S+)$", _pip_1_4)),
     Family("uv-json", "installer", ("uv/",), uv_json),
     # extension: uv < 0.1.22 and `uv publish` send a bare uv[/VERSION]
-    Family("uv-bare", "installer", ("uv",), _regex(r"^uv(?:/(?P<version>\S+))?$", lambda m: _uv_bare(m))),
+    Family("uv-bare", "installer", ("uv",), _regex(r"^uv(?:/(?P<version>\S+))?$", _uv_bare)),
     Family("hatch", "installer", ("Hatch/",), hatch_json),
     Family("distribute", "installer", ("Python-urllib/",),
            _regex(rf"^Python-urllib/{_PY} distribute/{_V}$", _installer_and_python("distribute"))),

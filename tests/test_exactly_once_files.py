@@ -12,13 +12,13 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import subprocess
 from pathlib import Path
 
 import pytest
 
 from support import emulators
 from support import exactly_once as eo
+from support import killable
 from support import pipeline_check as pc
 
 # The steps of a Parquet commit, in order (haulage.pipeline.parquet_commit.STEPS).
@@ -151,10 +151,16 @@ def test_retried_bundle_writes_its_rows_once(archive, reference, tmp_path):
 def test_table_folders_never_show_unfinished_files(archive, reference, tmp_path, monkeypatch):
     """While a bundle is being written, ``<table>/date=*/*`` (what ``bq load
     gs://…/*`` or a DuckDB glob reads) shows nothing of it."""
+    import importlib
+
     from haulage.pipeline import parquet_sink
     from haulage.pipeline.parquet_sink import WriteFilesFn
 
-    monkeypatch.setattr(parquet_sink, "ROW_GROUP_ROWS", 20)  # flush to disk while the bundle is open
+    for name in ("parquet_sink", "parquet_commit"):  # flush to disk while the bundle is open
+        try:
+            monkeypatch.setattr(importlib.import_module(f"haulage.pipeline.{name}"), "ROW_GROUP_ROWS", 20)
+        except ImportError:
+            pass
     parsed = _parsed_chunks(archive)
     out = tmp_path / "out"
     sink = WriteFilesFn(str(out), False)
@@ -178,10 +184,10 @@ def test_killed_at_every_commit_step_then_run_again(archive, reference, tmp_path
     run again: each line once, and readers never saw a partial unit."""
     for step in PARQUET_COMMIT_STEPS:
         out = tmp_path / step.replace(":", "-")
-        command = [eo.HAULAGE, "run", "--input", str(archive.root / "*" / "*.gz"), "--output-dir", str(out), "--quiet"]
-        env = {**os.environ, "HAULAGE_FAILPOINT": f"{step}=kill"}
-        killed = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
-        assert killed.returncode == -signal.SIGKILL, f"haulage run was not killed at {step}: {killed.returncode}\n{killed.stderr[-2000:]}"
+        argv = ["run", "--input", str(archive.root / "*" / "*.gz"), "--output-dir", str(out), "--quiet"]
+        log = tmp_path / f"{step.replace(':', '-')}.log"
+        code = killable.run_haulage(argv, {**os.environ, "HAULAGE_FAILPOINT": f"{step}=kill"}, log=str(log))
+        assert code == -signal.SIGKILL, f"haulage run was not killed at {step}: {code}\n{log.read_text()[-2000:]}"
         committed_before = _committed_view(out)
         again = run("--input", str(archive.root / "*" / "*.gz"), "--output-dir", str(out))
         assert again.summary().balanced
@@ -214,4 +220,6 @@ def test_run_after_replay_and_replay_after_run(archive, reference, tmp_path):
     assert eo.summary_counts(after_replay.stdout) == {"files": 4}, after_replay.stdout
     assert pc.run_cli(["replay", "--input", pattern, "--output-dir", str(out), "--quiet"]).code == 0
     run("--input", pattern, "--output-dir", str(out))
-    eo.compare("run after replay, replay after run", "replay, run, replay, run", eo.parquet_holdings(out), reference)
+    # a replay's dead letters name the replay in their source: count them
+    eo.compare("run after replay, replay after run", "replay, run, replay, run", eo.parquet_holdings(out), reference,
+               by_source=False)

@@ -197,5 +197,5 @@ def env_without(*names: str) -> dict[str, str]:
 
 def summary_counts(stdout: str) -> dict[str, int]:
     """``N files already ingested, skipped`` style lines of a summary, by noun."""
-    return {m.group(2): int(m.group(1).replace(",", ""))
-            for m in re.finditer(r"^([\d,]+) (files|messages) already ingested, skipped", stdout, re.M)}
+    return {m.group(2) + "s": int(m.group(1).replace(",", ""))
+            for m in re.finditer(r"^([\d,]+) (file|message)s? already ingested, skipped", stdout, re.M)}

@@ -17,6 +17,7 @@ from typing import Any, Optional
 from cachetools import LRUCache
 
 from ..classify import classify
+from ..fingerprint import agent_fingerprint
 from .bots import is_known_bot
 from .families import REGISTRY, Family
 
@@ -48,13 +49,16 @@ class AgentResult:
     ``details`` is known, else the raw agent cut to :data:`MAX_AGENT_CHARS`.
     """
 
-    __slots__ = ("details", "kind", "family", "classification", "user_agent")
+    __slots__ = ("details", "kind", "family", "classification", "fingerprint", "user_agent")
 
-    def __init__(self, details: Optional[dict[str, Any]], kind: str, family: str, user_agent: Optional[str] = None) -> None:
+    def __init__(self, details: Optional[dict[str, Any]], kind: str, family: str,
+                 fingerprint: Optional[int] = None, user_agent: Optional[str] = None) -> None:
         self.details = details
         self.kind = kind
         self.family = family
         self.classification = classify(details, kind)
+        # the agent_fingerprint column: computed once per distinct agent, here
+        self.fingerprint = fingerprint
         self.user_agent = user_agent[:MAX_AGENT_CHARS] if details is None and user_agent is not None else None
 
     def __repr__(self) -> str:
@@ -69,10 +73,12 @@ def parse_agent(user_agent: str) -> AgentResult:
     """Classify one raw agent. Never raises: an agent no family takes is 'unknown'.
 
     Time is linear in ``len(user_agent)``, and bounded by the work for
-    :data:`MAX_AGENT_CHARS` characters, since a longer agent is not parsed.
+    :data:`MAX_AGENT_CHARS` characters, since a longer agent is not parsed
+    (its fingerprint still covers the whole agent).
     """
+    fingerprint = agent_fingerprint(user_agent)
     if len(user_agent) > MAX_AGENT_CHARS:
-        return AgentResult(None, "unknown", "too-long", user_agent)
+        return AgentResult(None, "unknown", "too-long", fingerprint, user_agent)
     for family in REGISTRY:
         if not _applies(family, user_agent):
             continue
@@ -84,10 +90,10 @@ def parse_agent(user_agent: str) -> AgentResult:
             kind = family.kind
             if family.name == "pep-standard" and (found["installer"]["name"] or "").lower() in _MIRROR_CLIENTS:
                 kind = "mirror"
-            return AgentResult(found, kind, family.name)
+            return AgentResult(found, kind, family.name, fingerprint)
     if is_known_bot(user_agent):
-        return AgentResult(None, "bot", "bot", user_agent)
-    return AgentResult(None, "unknown", "unknown", user_agent)
+        return AgentResult(None, "bot", "bot", fingerprint, user_agent)
+    return AgentResult(None, "unknown", "unknown", fingerprint, user_agent)
 
 
 class AgentCache:

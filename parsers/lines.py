@@ -150,6 +150,7 @@ def _download_row(
         "classification": agent.classification,
         "user_agent": user_agent if details is None else None,
         "event_id": f"{key}-{position}",
+        "agent_fingerprint": agent.fingerprint,
     }
 
 
@@ -280,6 +281,7 @@ class LineParser:
             "classification": agent.classification,
             "user_agent": user_agent if agent.details is None else None,
             "event_id": f"{origin.key}-{position}",
+            "agent_fingerprint": agent.fingerprint,
         }
         return Record(SIMPLE, row, epoch)
 

@@ -12,6 +12,7 @@ from typing import Any, Optional
 from cachetools import LRUCache
 
 from ..classify import classify
+from ..fingerprint import agent_fingerprint
 from .bots import is_known_bot
 from .families import REGISTRY, Family
 
@@ -26,13 +27,16 @@ _MIRROR_CLIENTS = frozenset({"bandersnatch", "devpi", "devpi-server", "z3c.pypim
 class AgentResult:
     """What one agent string says. Shared between rows: treat as read-only."""
 
-    __slots__ = ("details", "kind", "family", "classification")
+    __slots__ = ("details", "kind", "family", "classification", "fingerprint")
 
-    def __init__(self, details: Optional[dict[str, Any]], kind: str, family: str) -> None:
+    def __init__(self, details: Optional[dict[str, Any]], kind: str, family: str,
+                 fingerprint: Optional[int] = None) -> None:
         self.details = details
         self.kind = kind
         self.family = family
         self.classification = classify(details, kind)
+        # the agent_fingerprint column: computed once per distinct agent, here
+        self.fingerprint = fingerprint
 
     def __repr__(self) -> str:
         return f"AgentResult(family={self.family!r}, kind={self.kind!r}, details={self.details!r})"
@@ -44,6 +48,7 @@ def _applies(family: Family, user_agent: str) -> bool:
 
 def parse_agent(user_agent: str) -> AgentResult:
     """Classify one raw agent. Never raises: an agent no family takes is 'unknown'."""
+    fingerprint = agent_fingerprint(user_agent)
     for family in REGISTRY:
         if not _applies(family, user_agent):
             continue
@@ -55,10 +60,10 @@ def parse_agent(user_agent: str) -> AgentResult:
             kind = family.kind
             if family.name == "pep-standard" and (found["installer"]["name"] or "").lower() in _MIRROR_CLIENTS:
                 kind = "mirror"
-            return AgentResult(found, kind, family.name)
+            return AgentResult(found, kind, family.name, fingerprint)
     if is_known_bot(user_agent):
-        return AgentResult(None, "bot", "bot")
-    return AgentResult(None, "unknown", "unknown")
+        return AgentResult(None, "bot", "bot", fingerprint)
+    return AgentResult(None, "unknown", "unknown", fingerprint)
 
 
 class AgentCache:

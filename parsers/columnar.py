@@ -150,7 +150,7 @@ class ColumnarParser:
         url_index = pa.array(url_codes)
         filename = pa.DictionaryArray.from_arrays(url_index, pc.replace_substring_regex(urls, "^.*/", ""), safe=False)
         file = pa.StructArray.from_arrays([filename, project, version, package_type], fields=list(schema.field("file").type))
-        details, classification, user_agent = agent_columns
+        details, classification, user_agent, fingerprint = agent_columns
         columns = [
             stamps.timestamps(),
             _null_if_empty(fields.take(2)),
@@ -163,6 +163,7 @@ class ColumnarParser:
             classification,
             user_agent,
             _event_ids(key, rows + first_position),
+            fingerprint,
         ]
         batch = pa.RecordBatch.from_arrays(columns, schema=schema)
         self.seconds["columns"] += time.perf_counter() - started
@@ -192,7 +193,7 @@ class ColumnarParser:
         self.seconds["fields"] += time.perf_counter() - started
         if not len(rows):
             return _empty(SIMPLE), rows
-        details, classification, user_agent = self._agent_columns(fields.take(9))
+        details, classification, user_agent, fingerprint = self._agent_columns(fields.take(9))
         started = time.perf_counter()
         url_index = pa.array(url_codes)
         columns = [
@@ -206,6 +207,7 @@ class ColumnarParser:
             classification,
             user_agent,
             _event_ids(key, rows + first_position),
+            fingerprint,
         ]
         batch = pa.RecordBatch.from_arrays(columns, schema=batch_schema(SIMPLE))
         self.seconds["columns"] += time.perf_counter() - started
@@ -218,8 +220,8 @@ class ColumnarParser:
         epochs, ok = parse_rfc1123_column(distinct)
         return _Stamps(codes, epochs, ok)
 
-    def _agent_columns(self, agents: pa.Array) -> tuple[pa.Array, pa.Array, pa.Array]:
-        """``details``, ``classification`` and ``user_agent`` of every row, each distinct agent looked up once."""
+    def _agent_columns(self, agents: pa.Array) -> tuple[pa.Array, pa.Array, pa.Array, pa.Array]:
+        """``details``, ``classification``, ``user_agent`` and ``agent_fingerprint`` of every row, each distinct agent looked up once."""
         started = time.perf_counter()
         encoded = agents.dictionary_encode()
         # the row parser strips the line's trailing "\r\n"; only the agent, the last field, can carry it
@@ -233,10 +235,12 @@ class ColumnarParser:
         indices = encoded.indices
         validity = _Validity(indices)
         user_agents = pc.if_else(pc.is_null(details), distinct, pa.scalar(None, pa.string()))
+        fingerprints = pa.array([r.fingerprint for r in results], pa.int64())
         columns = (
             expand(details, indices, schema.field("details").type, validity),
             expand(classification, indices, schema.field("classification").type, validity),
             expand(user_agents, indices, DICTIONARY_STRING, validity),
+            fingerprints.take(indices),
         )
         self.seconds["columns"] += time.perf_counter() - started
         return columns

@@ -8,8 +8,10 @@ distinct agents is printed, ≥ 5 % by default as in PyPI's traffic):
 * PyPI's parser (the ``linehaul`` package) on the first lines, in this run —
   the anchor of every "× PyPI" figure;
 * inflate alone, zlib and ISA-L (``isal``), one core;
-* the parse stage alone (lines in memory → rows, one core), cold agent cache
-  and warm;
+* splitting a buffer into blocks of lines (numpy);
+* the parse stage alone (blocks in memory → Arrow record batches, one core,
+  :class:`ColumnarParser`), cold agent cache and warm, by phase; and the row
+  parser (the reference) on the same lines;
 * ``haulage parse FILE.gz > /dev/null`` end to end (process start-up included);
 * where the time of ``haulage parse`` goes: inflate, split into lines, agents
   (looking up and parsing user agents), the rest of parsing, write (NDJSON).
@@ -33,47 +35,61 @@ from anchor import DEFAULT_ANCHOR_LINES, linehaul_rate, linehaul_version  # noqa
 from stages import add_corpus_arguments, best_of, gzip_bytes, inflate_rates, make_corpus  # noqa: E402
 
 from haulage.parsers import LineParser, Origin  # noqa: E402
-from haulage.parsers.agents import AgentCache  # noqa: E402
+from haulage.parsers.columnar import ColumnarParser  # noqa: E402
 from haulage.parsers.framing import FileFault, iter_line_batches  # noqa: E402
-from haulage.pipeline.parse_command import _write_records  # noqa: E402
+from haulage.parsers.line_block import BLOCK_LINES, LineBlock, gather_batches  # noqa: E402
+from haulage.parsers.ndjson import block_ndjson  # noqa: E402
 
-BATCH = 20_000
 RECEIVED_AT = "2026-10-01T00:00:00Z"
+ORIGIN = Origin.for_file("bench.log.gz")
 
 
-def parse_stage(lines: list[bytes], parser: LineParser) -> float:
-    """Seconds to parse ``lines`` (already split, in memory) in batches, as the pipeline does."""
-    origin = Origin.for_file("bench.log.gz")
+def blocks_of(lines: list[bytes]) -> list[LineBlock]:
+    """The lines as blocks of BLOCK_LINES, each one buffer ("bytes of many lines in")."""
+    return [
+        LineBlock.from_bytes(b"\n".join(lines[start : start + BLOCK_LINES]) + b"\n", start + 1)
+        for start in range(0, len(lines), BLOCK_LINES)
+    ]
+
+
+def columnar_stage(blocks: list[LineBlock], parser: ColumnarParser) -> float:
+    """Seconds to parse every block into record batches (one core)."""
     started = time.perf_counter()
-    for start in range(0, len(lines), BATCH):
-        parser.parse_batch(lines[start : start + BATCH], origin, start + 1, RECEIVED_AT)
+    for block in blocks:
+        parser.parse_block(block, ORIGIN, RECEIVED_AT)
     return time.perf_counter() - started
 
 
-def parse_command_stages(compressed: bytes, lines: list[bytes]) -> dict[str, float]:
-    """Seconds per stage of what ``haulage parse`` does to one gzip file, measured one by one."""
+def row_stage(lines: list[bytes], parser: LineParser) -> float:
+    """Seconds for the row parser (the reference) over the same lines, in batches of BLOCK_LINES."""
+    started = time.perf_counter()
+    for start in range(0, len(lines), BLOCK_LINES):
+        parser.parse_batch(lines[start : start + BLOCK_LINES], ORIGIN, start + 1, RECEIVED_AT)
+    return time.perf_counter() - started
+
+
+def parse_command_stages(compressed: bytes) -> dict[str, float]:
+    """Seconds per stage of what ``haulage parse`` does to one gzip file (cold agent cache)."""
     import zlib
 
     inflate = best_of(1, lambda: zlib.decompress(compressed, wbits=31))
     started = time.perf_counter()
-    batches = [item for item in iter_line_batches(io.BytesIO(compressed), "bench.log.gz") if not isinstance(item, FileFault)]
+    blocks = [
+        LineBlock.from_lines(lines, first)
+        for first, lines in (item for item in gather_batches(iter_line_batches(io.BytesIO(compressed), "bench.log.gz"))
+                             if not isinstance(item, FileFault))
+    ]
     framing = time.perf_counter() - started
-    agents_cache = AgentCache()
-    agent_of = [line.rsplit(b"|", 1)[-1].decode("utf-8", "replace") if line.count(b"|") >= 9 else "" for line in lines]
+    parser = ColumnarParser()
     started = time.perf_counter()
-    for agent in agent_of:
-        agents_cache.get(agent)
-    agents = time.perf_counter() - started
-    parser = LineParser()
-    origin = Origin.for_file("bench.log.gz")
-    started = time.perf_counter()
-    records = [parser.parse_batch(batch, origin, first, RECEIVED_AT) for first, batch in batches]
+    parsed = [parser.parse_block(block, ORIGIN, RECEIVED_AT) for block in blocks]
     parse = time.perf_counter() - started
-    sink = io.BytesIO()
     started = time.perf_counter()
-    for chunk in records:
-        _write_records(sink, chunk)
+    sink = io.BytesIO()
+    for block in parsed:
+        sink.write(block_ndjson(block))
     write = time.perf_counter() - started
+    agents = parser.seconds["agents"]
     return {"inflate": inflate, "split": max(0.0, framing - inflate), "agents": agents,
             "parse (rest)": max(0.0, parse - agents), "write": write}
 
@@ -102,12 +118,21 @@ def main(argv: list[str] | None = None) -> int:
     for name, rate in inflate_rates(compressed, n, args.repeat).items():
         show(f"inflate alone, {name}, one core", rate)
 
+    started = time.perf_counter()
+    blocks = blocks_of(lines)
+    show(f"split into blocks of {BLOCK_LINES:,} lines (numpy)", n / (time.perf_counter() - started))
     gc.collect()
-    parser = LineParser()
-    cold = n / parse_stage(lines, parser)
-    warm = n / min(parse_stage(lines, parser) for _ in range(args.repeat))
+    parser = ColumnarParser()
+    cold = n / columnar_stage(blocks, parser)
+    parser.seconds = dict.fromkeys(parser.seconds, 0.0)
+    warm_seconds = min(columnar_stage(blocks, parser) for _ in range(args.repeat))
     show("parse stage, one core, cold agent cache", cold)
-    show("parse stage, one core, warm agent cache", warm)
+    show("parse stage, one core, warm agent cache", n / warm_seconds)
+    phases = {k: v / args.repeat for k, v in parser.seconds.items()}
+    print("  warm parse stage by phase: " + ", ".join(f"{k} {100 * v / warm_seconds:.0f} %" for k, v in phases.items()))
+    rows = LineParser()
+    row_stage(lines, rows)
+    show("row parser (reference), one core, warm cache", n / min(row_stage(lines, rows) for _ in range(args.repeat)))
 
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, "bench.log.gz")
@@ -122,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
             elapsed = min(elapsed, time.perf_counter() - started)
     show("haulage parse end to end (gzip → NDJSON)", n / elapsed, f"   ({elapsed:.2f} s, start-up included)")
 
-    stages = parse_command_stages(compressed, lines)
+    stages = parse_command_stages(compressed)
     total = sum(stages.values())
     print("where haulage parse spends its time (stages measured one by one, cold agent cache):")
     for name, seconds in stages.items():

@@ -61,6 +61,9 @@ class ParsedBlock:
     batches: dict[str, pa.RecordBatch] = field(default_factory=dict)
     positions: dict[str, np.ndarray] = field(default_factory=dict)
     lines: int = 0
+    agents: dict[str, tuple[np.ndarray, list]] = field(default_factory=dict)
+    """Per table whose rows all took the vectorised path: each row's agent code and the distinct
+    AgentResults (what the NDJSON writer encodes once per agent)."""
 
     @property
     def rows(self) -> int:
@@ -116,11 +119,12 @@ class ColumnarParser:
         for table, build, mask in ((DOWNLOAD, self._downloads, fast & is_download), (SIMPLE, self._simple, fast & is_simple)):
             rows = np.flatnonzero(mask)
             if len(rows):
-                batch, kept = build(_Fields(values, first_field[rows]), rows, origin.key, block.first_position)
+                batch, kept, agents = build(_Fields(values, first_field[rows]), rows, origin.key, block.first_position)
                 taken[kept] = True
                 if batch.num_rows:
                     out.batches[table] = batch
                     out.positions[table] = kept + block.first_position
+                    out.agents[table] = agents
         started = time.perf_counter()
         self._fallback(block, np.flatnonzero(~taken), origin, received_at, out)
         self.seconds["fallback"] += time.perf_counter() - started
@@ -128,7 +132,7 @@ class ColumnarParser:
 
     # -- the vectorised tables -------------------------------------------------
 
-    def _downloads(self, fields: "_Fields", rows: np.ndarray, key: str, first_position: int) -> tuple[pa.RecordBatch, np.ndarray]:
+    def _downloads(self, fields: "_Fields", rows: np.ndarray, key: str, first_position: int) -> "_Built":
         started = time.perf_counter()
         stamps = self._stamps(fields.take(1))
         url_codes, urls = _encode(fields.take(3))
@@ -143,8 +147,8 @@ class ColumnarParser:
             project, version, package_type = (a.take(pa.array(keep)) for a in (project, version, package_type))
         self.seconds["fields"] += time.perf_counter() - started
         if not len(rows):
-            return _empty(DOWNLOAD), rows
-        agent_columns = self._agent_columns(fields.take(9))
+            return _empty(DOWNLOAD), rows, None
+        agent_columns, agents = self._agent_columns(fields.take(9))
         started = time.perf_counter()
         schema = batch_schema(DOWNLOAD)
         url_index = pa.array(url_codes)
@@ -167,9 +171,9 @@ class ColumnarParser:
         ]
         batch = pa.RecordBatch.from_arrays(columns, schema=schema)
         self.seconds["columns"] += time.perf_counter() - started
-        return batch, rows
+        return batch, rows, agents
 
-    def _simple(self, fields: "_Fields", rows: np.ndarray, key: str, first_position: int) -> tuple[pa.RecordBatch, np.ndarray]:
+    def _simple(self, fields: "_Fields", rows: np.ndarray, key: str, first_position: int) -> "_Built":
         started = time.perf_counter()
         stamps = self._stamps(fields.take(1))
         url_codes, urls = _encode(fields.take(3))
@@ -192,8 +196,8 @@ class ColumnarParser:
             url_codes, stamps = url_codes[keep], stamps.subset(keep)
         self.seconds["fields"] += time.perf_counter() - started
         if not len(rows):
-            return _empty(SIMPLE), rows
-        details, classification, user_agent, fingerprint = self._agent_columns(fields.take(9))
+            return _empty(SIMPLE), rows, None
+        (details, classification, user_agent, fingerprint), agents = self._agent_columns(fields.take(9))
         started = time.perf_counter()
         url_index = pa.array(url_codes)
         columns = [
@@ -211,7 +215,7 @@ class ColumnarParser:
         ]
         batch = pa.RecordBatch.from_arrays(columns, schema=batch_schema(SIMPLE))
         self.seconds["columns"] += time.perf_counter() - started
-        return batch, rows
+        return batch, rows, agents
 
     @staticmethod
     def _stamps(texts: pa.Array) -> "_Stamps":
@@ -220,7 +224,7 @@ class ColumnarParser:
         epochs, ok = parse_rfc1123_column(distinct)
         return _Stamps(codes, epochs, ok)
 
-    def _agent_columns(self, agents: pa.Array) -> tuple[pa.Array, pa.Array, pa.Array, pa.Array]:
+    def _agent_columns(self, agents: pa.Array) -> tuple[tuple[pa.Array, pa.Array, pa.Array, pa.Array], tuple[np.ndarray, list]]:
         """``details``, ``classification``, ``user_agent`` and ``agent_fingerprint`` of every row, each distinct agent looked up once."""
         started = time.perf_counter()
         encoded = agents.dictionary_encode()
@@ -243,7 +247,7 @@ class ColumnarParser:
             fingerprints.take(indices),
         )
         self.seconds["columns"] += time.perf_counter() - started
-        return columns
+        return columns, (indices.to_numpy(zero_copy_only=False), results)
 
     # -- the row path ------------------------------------------------------------
 
@@ -264,8 +268,13 @@ class ColumnarParser:
             where = np.asarray(positions[table], np.int64)
             if table in out.batches:
                 batch, where = _merge(out.batches[table], out.positions[table], batch, where)
+                del out.agents[table]
             out.batches[table] = batch
             out.positions[table] = where
+
+
+_Built = tuple[pa.RecordBatch, np.ndarray, Optional[tuple[np.ndarray, list]]]
+"""A vectorised table: its batch, the block indices of its rows, and its agent side-car."""
 
 
 class _Fields:

@@ -20,12 +20,16 @@ Rules:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Iterable, Iterator, Sequence, TypeVar, Union
 
 import numpy as np
 import pyarrow as pa
 
-__all__ = ["LineBlock", "MAX_BLOCK_BYTES"]
+__all__ = ["LineBlock", "MAX_BLOCK_BYTES", "BLOCK_LINES", "gather_batches"]
+
+BLOCK_LINES = 16_384
+"""Lines per parsed block: enough that the per-block cost of the Arrow kernels (tens of
+microseconds each) is spread thin, small enough to keep a block's memory at a few MB."""
 
 MAX_BLOCK_BYTES = (1 << 31) - 1
 """Arrow string arrays use 32-bit offsets: a block must stay below 2 GiB (chunks are ~10 MB)."""
@@ -111,3 +115,42 @@ def _is_utf8(raw: bytes) -> bool:
     except UnicodeDecodeError:
         return False
     return True
+
+
+Other = TypeVar("Other")
+
+
+def gather_batches(
+    items: Iterable[Union[tuple[int, list[bytes]], Other]], min_lines: int = BLOCK_LINES
+) -> Iterator[Union[tuple[int, list[bytes]], Other]]:
+    """Consecutive ``(first_position, lines)`` batches joined until they hold ``min_lines``.
+
+    The reader yields batches of a few hundred lines; the columnar parser
+    wants thousands. Anything that is not a batch (a ``FileFault``) flushes
+    what was gathered and passes through in its place, so order and
+    positions are unchanged.
+    """
+    first = 0
+    gathered: list[bytes] = []
+    for item in items:
+        if type(item) is tuple:
+            position, lines = item
+            if not gathered:
+                first = position
+            elif position != first + len(gathered):  # not contiguous: never join across a gap
+                yield first, gathered
+                first, gathered = position, []
+            if gathered:
+                gathered.extend(lines)
+            else:
+                gathered = list(lines)
+            if len(gathered) >= min_lines:
+                yield first, gathered
+                gathered = []
+            continue
+        if gathered:
+            yield first, gathered
+            gathered = []
+        yield item
+    if gathered:
+        yield first, gathered

@@ -218,3 +218,52 @@ def test_agent_store_gives_each_result_its_own_values_across_resets_and_merges(l
         details, classification = store.lookup(picked)
         assert details.to_pylist() == [r.details for r in picked]
         assert classification.to_pylist() == [r.classification for r in picked]
+
+
+# --------------------------------------------------------------- NDJSON
+
+
+def row_parser_ndjson(lines: list[bytes], parser: LineParser, first_position: int) -> bytes:
+    """What ``haulage parse`` wrote before batches: one orjson object per record, in line order."""
+    import orjson
+
+    return b"".join(
+        orjson.dumps({"table": r.table, "row": r.row}) + b"\n"
+        for r in parser.parse_batch(lines, ORIGIN, first_position, RECEIVED_AT)
+    )
+
+
+NDJSON_ROW_PARSER = LineParser(agent_cache_size=64)
+NDJSON_PARSER = ColumnarParser(agent_cache_size=64)
+
+
+@SETTINGS
+@given(st.lists(damaged_line(), min_size=0, max_size=40), st.integers(1, 10_000))
+def test_ndjson_from_batches_is_byte_identical_to_the_row_parsers(lines, first_position):
+    from haulage.parsers.ndjson import block_ndjson
+
+    parsed = NDJSON_PARSER.parse_lines(lines, ORIGIN, first_position, RECEIVED_AT)
+    assert block_ndjson(parsed) == row_parser_ndjson(lines, NDJSON_ROW_PARSER, first_position)
+
+
+def test_ndjson_escapes_like_orjson():
+    from haulage.parsers.ndjson import json_texts
+    import orjson
+
+    values = ['plain', 'quote"d', "back\\slash", "tab\there", "\x00\x1f\x7f", "é ✓ \u2028", None, ""]
+    texts = json_texts(pa.array(values, pa.string())).to_pylist()
+    assert texts == [orjson.dumps(v).decode() for v in values]
+    encoded = pa.array(values, pa.string()).dictionary_encode()
+    assert json_texts(encoded).to_pylist() == texts
+
+
+def test_gather_batches_joins_contiguous_batches_and_passes_faults_in_place():
+    from haulage.parsers.framing import FileFault
+    from haulage.parsers.line_block import gather_batches
+
+    fault = FileFault("bad-gzip", "x", 6)
+    items = [(1, [b"a", b"b"]), (3, [b"c"]), (4, [b"d", b"e"]), fault, (7, [b"f"]), (9, [b"g"]), (10, [b"h"])]
+    assert list(gather_batches(items, min_lines=3)) == [
+        (1, [b"a", b"b", b"c"]), (4, [b"d", b"e"]), fault, (7, [b"f"]), (9, [b"g", b"h"]),
+    ]
+    assert list(gather_batches([], 3)) == []

@@ -238,7 +238,7 @@ class ColumnarParser:
         schema = batch_schema(DOWNLOAD)
         indices = encoded.indices
         validity = _Validity(indices)
-        user_agents = pc.if_else(pc.is_null(details), distinct, pa.scalar(None, pa.string()))
+        user_agents = pa.array([r.user_agent for r in results], pa.string())
         fingerprints = pa.array([r.fingerprint for r in results], pa.int64())
         columns = (
             expand(details, indices, schema.field("details").type, validity),

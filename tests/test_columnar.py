@@ -73,7 +73,7 @@ def assert_same(lines: list[bytes], row_parser: LineParser, parser: ColumnarPars
         got_rows, got_positions = got[table]
         assert got_positions == want_positions, table
         for position, a, b in zip(want_positions, got_rows, want_rows):
-            assert a == b, (table, position, lines[position - first_position])
+            assert a == b, (table, position, lines[position - first_position][:300])
         assert len(got_rows) == len(want_rows)
 
 

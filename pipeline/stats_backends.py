@@ -11,9 +11,10 @@ from __future__ import annotations
 import datetime as dt
 import glob
 import os
-from typing import Any, Protocol
+import threading
+from typing import Any, Optional, Protocol
 
-from haulage.deploy.schemas import DOWNLOADS
+from haulage.deploy.schemas import DOWNLOADS, SIMPLE
 
 from .datasets import DatasetRef, bigquery_client
 from .stats_query import BigQueryDialect, Dialect, DuckDBDialect, Query
@@ -42,6 +43,12 @@ class Backend(Protocol):
     def run(self, query: Query) -> list[dict[str, Any]]:
         """The result rows as dicts of plain Python values."""
 
+    def has_table(self, table: str) -> bool:
+        """Whether ``table`` (file_downloads, simple_requests) exists and can be queried."""
+
+    def has_column(self, table: str, column: str) -> bool:
+        """Whether ``table`` has ``column`` (older datasets lack the newer columns)."""
+
 
 def plain(value: Any) -> Any:
     """A result value as the same plain Python value from either engine."""
@@ -69,23 +76,52 @@ class DuckDBBackend:
         self.output_dir = output_dir
         # DuckDB expands the glob itself (it is a query parameter, never SQL
         # text); a folder name containing * ? or [ would be read as a pattern.
-        self.dialect = DuckDBDialect(os.path.join(table_dir, "*", "*.parquet"))
+        self.globs = {table: os.path.join(output_dir, table, "*", "*.parquet") for table in (DOWNLOADS, SIMPLE)}
+        self.dialect = DuckDBDialect(self.globs[DOWNLOADS], self.globs[SIMPLE])
         self._con: Any = None
+        self._lock = threading.Lock()
 
     def describe(self) -> str:
         return f"parquet:{self.output_dir}"
 
+    def _cursor(self) -> Any:
+        """A cursor of the one in-process database: one per call, so threads may query at once."""
+        import duckdb
+
+        with self._lock:
+            if self._con is None:
+                self._con = duckdb.connect(":memory:")
+                # Parquet footers read once and kept: every query of a page
+                # binds the same files (union_by_name reads each file's schema).
+                self._con.execute("SET parquet_metadata_cache = true")
+                self._con.execute("SET enable_progress_bar = false")
+            return self._con.cursor()
+
     def run(self, query: Query) -> list[dict[str, Any]]:
         import duckdb
 
-        if self._con is None:
-            self._con = duckdb.connect(":memory:")
+        cursor = self._cursor()
         try:
-            cursor = self._con.execute(query.sql, query.params)
+            result = cursor.execute(query.sql, query.params)
+            names = [d[0] for d in result.description]
+            rows = result.fetchall()
         except duckdb.Error as exc:
             raise SourceError(f"DuckDB could not read {self.output_dir}: {exc}") from exc
-        names = [d[0] for d in cursor.description]
-        return [{name: plain(value) for name, value in zip(names, row)} for row in cursor.fetchall()]
+        finally:
+            cursor.close()
+        return [{name: plain(value) for name, value in zip(names, row)} for row in rows]
+
+    def has_table(self, table: str) -> bool:
+        return bool(glob.glob(os.path.join(glob.escape(os.path.join(self.output_dir, table)), "*", "*.parquet")))
+
+    def has_column(self, table: str, column: str) -> bool:
+        if not self.has_table(table):
+            return False
+        rows = self.run(Query(self.dialect.name,
+                              "SELECT count(*) AS n FROM (DESCRIBE SELECT * FROM "
+                              f"{self.dialect.source(table)}) WHERE column_name = $column",
+                              {**self.dialect.base_params(table), "column": column}))
+        return rows[0]["n"] > 0
 
 
 def _bigquery_parameter(name: str, value: Any) -> Any:
@@ -117,18 +153,41 @@ class BigQueryBackend:
 
     def __init__(self, dataset: DatasetRef) -> None:
         self.dataset = dataset
-        self.dialect = BigQueryDialect(dataset.table_id(DOWNLOADS))
+        self.dialect = BigQueryDialect(dataset.table_id(DOWNLOADS), dataset.table_id(SIMPLE))
         self._client: Any = None
+        self._lock = threading.Lock()
 
     def describe(self) -> str:
         return f"bigquery:{self.dataset}"
+
+    def _get_client(self) -> Any:
+        with self._lock:  # the client itself is thread-safe; make one only
+            if self._client is None:
+                self._client = bigquery_client(self.dataset.project)
+            return self._client
+
+    def _columns(self, table: str) -> Optional[set[str]]:
+        from google.api_core import exceptions as gexc
+
+        try:
+            found = self._get_client().get_table(self.dataset.table_id(table))
+        except gexc.NotFound:
+            return None
+        except gexc.GoogleAPICallError as exc:
+            raise SourceError(f"BigQuery: {_first_line(exc)}") from exc
+        return {field.name for field in found.schema}
+
+    def has_table(self, table: str) -> bool:
+        return self._columns(table) is not None
+
+    def has_column(self, table: str, column: str) -> bool:
+        return column in (self._columns(table) or ())
 
     def run(self, query: Query) -> list[dict[str, Any]]:
         from google.api_core import exceptions as gexc
         from google.cloud import bigquery
 
-        if self._client is None:
-            self._client = bigquery_client(self.dataset.project)
+        self._get_client()
         config = bigquery.QueryJobConfig(
             query_parameters=[_bigquery_parameter(name, value) for name, value in query.params.items()])
         try:

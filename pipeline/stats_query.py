@@ -428,6 +428,14 @@ def simple_query(dialect: Dialect, project: str, day_range: tuple[dt.date, dt.da
                                      "project": normalize_project(project)}, ("day",))
 
 
+def top_projects_query(dialect: Dialect, day: dt.date, limit: int) -> Query:
+    """The ``limit`` most downloaded projects (normalized names) on one day."""
+    where, params = _where(dialect, (day, day))
+    sql = (f"SELECT {dialect.normalized_project()} AS project, COUNT(*) AS downloads\nFROM {dialect.source()}\n"
+           f"{where}\nGROUP BY 1\nORDER BY downloads DESC, project\nLIMIT {int(limit)}")
+    return Query(dialect.name, sql, {**dialect.base_params(), **params}, ("project",))
+
+
 def projects_query(dialect: Dialect) -> Query:
     """Every project with its first and last day (only to explain an empty answer)."""
     day = dialect.day()

@@ -16,8 +16,9 @@ The figures beyond the counts, defined once here for the CLI and the page:
   rates, not calendar sums;
 * ``change``: each figure against the same figure of the previous period of
   the same length (the calendar days just before ``start``), as a fraction
-  ((now − before) / before); for the bot share, the difference of the two
-  shares. None when the previous period has no data or the figure was 0;
+  ((now − before) / before); for ``bot_pct`` (the "Bot %" card,
+  100 × (1 − human / total)) the difference in percentage points. None when
+  the previous period has no data or the figure was 0;
 * ``environments``: distinct (agent fingerprint, country, TLS protocol, TLS
   cipher) tuples among the project's downloads in the range; None when no
   row in the range has a fingerprint (data written before the column);
@@ -69,6 +70,22 @@ class StatsError(Exception):
     def __init__(self, message: str, exit_code: int = 1) -> None:
         super().__init__(message)
         self.exit_code = exit_code
+
+
+class UnknownProject(StatsError):
+    """The project has no downloads in the dataset at all; ``suggestions`` are close names that do."""
+
+    def __init__(self, message: str, suggestions: Sequence[str] = ()) -> None:
+        super().__init__(message)
+        self.suggestions = tuple(suggestions)
+
+
+class NoDownloadsInRange(StatsError):
+    """The project has downloads, on other days than the range: ``first_day``..``last_day``."""
+
+    def __init__(self, message: str, first_day: str, last_day: str) -> None:
+        super().__init__(message)
+        self.first_day, self.last_day = first_day, last_day
 
 
 @dataclass(frozen=True)
@@ -123,8 +140,8 @@ class Period:
         return getattr(self.totals, name) / len(self.days) if self.days else None
 
     @property
-    def bot_share(self) -> Optional[float]:
-        return self.totals.bots / self.totals.total if self.totals.total else None
+    def bot_pct(self) -> Optional[float]:
+        return 100 * (1 - self.totals.human / self.totals.total) if self.totals.total else None
 
 
 @dataclass(frozen=True)
@@ -139,7 +156,7 @@ class Report:
     daily: tuple[tuple[str, Counts], ...]  # one entry per day in ``days``
     totals: Counts
     by: tuple[str, ...] = ()
-    breakdown: tuple[tuple[tuple[Any, ...], Counts], ...] = ()
+    breakdown: "Groups" = ()
     previous: Optional[Period] = None
     environments: Optional[int] = None
     environments_unknown_days: int = 0  # days in range with rows that have no fingerprint
@@ -158,7 +175,13 @@ class Report:
 
     @property
     def bot_share(self) -> float:
+        """Known bots and missing agents, as a fraction of total."""
         return self.totals.bots / self.totals.total if self.totals.total else 0.0
+
+    @property
+    def bot_pct(self) -> float:
+        """The "Bot %" card: 100 × (1 − human / total), everything that is not a person."""
+        return 100 * (1 - self.totals.human / self.totals.total) if self.totals.total else 0.0
 
     @property
     def simple_total(self) -> Optional[int]:
@@ -192,8 +215,8 @@ class Report:
             out[key] = {n: relative_change(self.per_day(n) * factor,
                                            None if before.per_day(n) is None else before.per_day(n) * factor)
                         for n in SERIES}
-        share = before.bot_share
-        out["bot_share"] = None if share is None else round(self.bot_share - share, 4)
+        pct = before.bot_pct
+        out["bot_pct"] = None if pct is None else round(self.bot_pct - pct, 2)
         out["environments"] = (relative_change(self.environments, before.environments)
                                if self.environments is not None else None)
         return out
@@ -213,6 +236,7 @@ class Report:
             "days": len(self.days),
             **self.totals.series(),
             "bot_share": round(self.bot_share, 4),
+            "bot_pct": round(self.bot_pct, 2),
             "traffic": {name: self.totals.traffic(name) for name in TRAFFIC},
             "daily_average": {name: round(self.per_day(name), 2) for name in SERIES},
             "avg_week": {name: round(self.per_week(name), 2) for name in SERIES},
@@ -309,12 +333,12 @@ def _explain_empty(project: str, start: dt.date, end: dt.date, asker: _Asker) ->
     if project in spans:
         first, last, _ = spans[project]
         on = f"on {first}" if first == last else f"on days {first}..{last}"
-        return StatsError(f"no downloads of {project!r} between {start} and {end}; "
-                          f"{project!r} has downloads {on}; {dataset}")
+        return NoDownloadsInRange(f"no downloads of {project!r} between {start} and {end}; "
+                                  f"{project!r} has downloads {on}; {dataset}", first, last)
     close = difflib.get_close_matches(project, list(spans), n=5, cutoff=0.6)
     hint = "; did you mean " + ", ".join(repr(c) for c in close) + "?" if close else ""
-    return StatsError(f"project {project!r} not found in {asker.backend.describe()} "
-                      f"({len(spans)} projects, {dataset.removeprefix('the dataset has ')}){hint}")
+    return UnknownProject(f"project {project!r} not found in {asker.backend.describe()} "
+                          f"({len(spans)} projects, {dataset.removeprefix('the dataset has ')}){hint}", close)
 
 
 def _sort_key(fields_: Sequence[Field]):
@@ -328,6 +352,17 @@ def _sort_key(fields_: Sequence[Field]):
         return (*[nulls_last(i) for i in chrono], -counts.total, *[nulls_last(i) for i in other])
 
     return key
+
+
+Groups = tuple[tuple[tuple[Any, ...], Counts], ...]
+
+
+def breakdown_groups(backend: Backend, project: str, fields_: Sequence[Field], start: dt.date,
+                     end: dt.date) -> Groups:
+    """The counted series of ``project`` grouped by ``fields_`` over start..end, in report order."""
+    rows = backend.run(counts_query(backend.dialect, normalize_project(project), fields_, (start, end)))
+    groups = [(tuple(row[f"g{i}"] for i in range(len(fields_))), Counts.from_row(row)) for row in rows]
+    return tuple(sorted(groups, key=_sort_key(fields_)))
 
 
 def _utc_today() -> dt.date:
@@ -389,11 +424,7 @@ def build_report(backend: Backend, project: str, spec: DaySpec, by: Sequence[str
 
     newest = asker.newest_day()
 
-    breakdown: tuple[tuple[tuple[Any, ...], Counts], ...] = ()
-    if fields_:
-        rows = backend.run(counts_query(dialect, name, fields_, (start, end)))
-        groups = [(tuple(row[f"g{i}"] for i in range(len(fields_))), Counts.from_row(row)) for row in rows]
-        breakdown = tuple(sorted(groups, key=_sort_key(fields_)))
+    breakdown = breakdown_groups(backend, name, fields_, start, end) if fields_ else ()
     return Report(name, backend.describe(), start, end, tuple(present), daily, totals,
                   tuple(f.name for f in fields_), breakdown,
                   previous=Period(before[0], before[1], present_before, totals_before, environments_before),

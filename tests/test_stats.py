@@ -116,6 +116,7 @@ def oracle_report(items, project: str, start: Optional[str] = None, end: Optiona
         "days": len(days),
         **totals,
         "bot_share": round(totals["bots"] / totals["total"], 4),
+        "bot_pct": round(100 * (1 - totals["human"] / totals["total"]), 2),
         "traffic": {t: sum(e.traffic == t for e in mine) for t in ("mirror", "ci", "automation", "human", "unknown")},
         **{key: {k: round(v * factor, 2) for k, v in per_day.items()} for key, factor in rates.items()},
         "environments": len(environments),
@@ -130,7 +131,7 @@ def oracle_report(items, project: str, start: Optional[str] = None, end: Optiona
             "downloads": {k: change(v, earlier[k] if before_days else None) for k, v in totals.items()},
             **{key: {k: change(v * factor, None if before_per_day[k] is None else before_per_day[k] * factor)
                      for k, v in per_day.items()} for key, factor in rates.items()},
-            "bot_share": round(totals["bots"] / totals["total"] - earlier["bots"] / earlier["total"], 4)
+            "bot_pct": round(100 * (1 - totals["human"] / totals["total"]) - 100 * (1 - earlier["human"] / earlier["total"]), 2)
             if earlier["total"] else None,
             "environments": change(len(environments), len(environments_before) if before_days else None),
         },

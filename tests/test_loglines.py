@@ -753,7 +753,11 @@ def test_line_at_limit_is_parsed(parser):
     assert len(raw) == LIMIT
     rec = parse(parser, raw)
     assert rec.table == "file_downloads"
-    assert rec.row["user_agent"] == "x" * (LIMIT - len(download_line(agent="").encode()))
+    # an agent over the 8,192-character cap is not parsed, and kept cut to the cap
+    assert LIMIT - len(download_line(agent="").encode()) > 8192
+    assert rec.row["user_agent"] == "x" * 8192
+    assert rec.row["details"] is None
+    assert rec.row["classification"]["kind"] == "unknown"
 
 
 def test_line_over_limit_is_dead_lettered_truncated(parser):

@@ -9,7 +9,6 @@ NULL as ``None``), so that the two sources give byte-identical reports.
 from __future__ import annotations
 
 import datetime as dt
-import glob
 import os
 import threading
 from typing import Any, Optional, Protocol
@@ -17,6 +16,7 @@ from typing import Any, Optional, Protocol
 from haulage.deploy.schemas import DOWNLOADS, SIMPLE
 
 from .datasets import DatasetRef, bigquery_client
+from .parquet_commit import committed_files
 from .stats_query import BigQueryDialect, Dialect, DuckDBDialect, Query
 
 
@@ -60,7 +60,12 @@ def plain(value: Any) -> Any:
 
 
 class DuckDBBackend:
-    """DuckDB reading ``<output_dir>/file_downloads/date=YYYY-MM-DD/*.parquet``."""
+    """DuckDB reading the committed part files of ``<output_dir>/file_downloads/date=YYYY-MM-DD/``.
+
+    Only files the dataset's ledger has committed are read (see
+    :mod:`parquet_commit`): a commit in progress or interrupted is never
+    counted, so the statistics never need to de-duplicate.
+    """
 
     def __init__(self, output_dir: str) -> None:
         if output_dir.startswith("gs://"):
@@ -68,18 +73,26 @@ class DuckDBBackend:
                 f"--output-dir {output_dir}: stats reads local Parquet only; copy the dataset here "
                 "or query the BigQuery tables with --bigquery-dataset", exit_code=2)
         table_dir = os.path.join(output_dir, DOWNLOADS)
-        parquet_glob = os.path.join(glob.escape(table_dir), "*", "*.parquet")
-        if not glob.glob(parquet_glob):
+        self.output_dir = output_dir
+        self._con: Any = None
+        self._lock = threading.Lock()
+        self.refresh()
+        if not self.files[DOWNLOADS]:
             raise SourceError(
                 f"--output-dir {output_dir}: no Parquet files under {table_dir}/date=*/; "
                 f"write some with 'haulage run --input LOGS --output-dir {output_dir}'", exit_code=2)
-        self.output_dir = output_dir
-        # DuckDB expands the glob itself (it is a query parameter, never SQL
-        # text); a folder name containing * ? or [ would be read as a pattern.
-        self.globs = {table: os.path.join(output_dir, table, "*", "*.parquet") for table in (DOWNLOADS, SIMPLE)}
-        self.dialect = DuckDBDialect(self.globs[DOWNLOADS], self.globs[SIMPLE])
-        self._con: Any = None
-        self._lock = threading.Lock()
+
+    def refresh(self) -> None:
+        """List the committed files again (a long-running reader sees new commits; the CLI lists once)."""
+        self.files = {table: committed_files(self.output_dir, table)
+                      if os.path.isdir(os.path.join(self.output_dir, table)) else []
+                      for table in (DOWNLOADS, SIMPLE)}
+        # the file lists are query parameters, never SQL text
+        self.dialect = DuckDBDialect(self.files[DOWNLOADS], self.files[SIMPLE] or None)
+
+    def state(self) -> tuple[str, ...]:
+        """The committed files of both tables: what a cached answer depends on (committed files never change)."""
+        return tuple(self.files[DOWNLOADS]) + ("|",) + tuple(self.files[SIMPLE])
 
     def describe(self) -> str:
         return f"parquet:{self.output_dir}"
@@ -112,7 +125,7 @@ class DuckDBBackend:
         return [{name: plain(value) for name, value in zip(names, row)} for row in rows]
 
     def has_table(self, table: str) -> bool:
-        return bool(glob.glob(os.path.join(glob.escape(os.path.join(self.output_dir, table)), "*", "*.parquet")))
+        return bool(self.files.get(table))
 
     def has_column(self, table: str, column: str) -> bool:
         if not self.has_table(table):

@@ -225,9 +225,9 @@ class DuckDBDialect(Dialect):
 
     name = DUCKDB
 
-    def __init__(self, parquet_glob: str, simple_glob: Optional[str] = None) -> None:
-        self.parquet_glob = parquet_glob
-        self.globs = {DOWNLOADS_TABLE: ("parquet_glob", parquet_glob)}
+    def __init__(self, parquet_glob: "str | list[str]", simple_glob: "str | list[str] | None" = None) -> None:
+        self.parquet_glob = parquet_glob  # a glob, or the list of committed files
+        self.globs: dict[str, tuple[str, Any]] = {DOWNLOADS_TABLE: ("parquet_glob", parquet_glob)}
         if simple_glob is not None:
             self.globs[SIMPLE_TABLE] = ("simple_glob", simple_glob)
 

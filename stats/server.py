@@ -19,7 +19,6 @@ Content-Security-Policy, so the page provably loads nothing from elsewhere.
 from __future__ import annotations
 
 import datetime as dt
-import os
 import sys
 import threading
 import time
@@ -55,28 +54,16 @@ TOP_PROJECTS = 25
 def _dataset_state(backend: Backend) -> Any:
     """Something that changes when the dataset does, to key cached pages on.
 
-    Parquet: the names, sizes and times of every data file (a directory walk,
-    milliseconds). BigQuery: the ten-minute slot (streaming inserts change
-    tables without anything cheap to ask).
+    Parquet: the committed files, listed again for every request (a new
+    commit adds files, a replay replaces them; a committed file never
+    changes). BigQuery: the ten-minute slot (streaming inserts change tables
+    without anything cheap to ask).
     """
-    output_dir = getattr(backend, "output_dir", None)
-    if output_dir is None:
+    refresh = getattr(backend, "refresh", None)
+    if refresh is None:
         return int(time.time() // 600)
-    state = []
-    for table in ("file_downloads", "simple_requests"):
-        root = os.path.join(output_dir, table)
-        try:
-            days = sorted(os.scandir(root), key=lambda d: d.name)
-        except FileNotFoundError:
-            continue
-        for day in days:
-            if not day.is_dir():
-                continue
-            for entry in os.scandir(day.path):
-                if entry.name.endswith(".parquet") and not entry.name.startswith("."):
-                    info = entry.stat()
-                    state.append((entry.path, info.st_size, info.st_mtime_ns))
-    return hash(tuple(sorted(state)))
+    refresh()
+    return hash(backend.state())
 
 
 class PageServer(ThreadingHTTPServer):

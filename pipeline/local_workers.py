@@ -22,8 +22,10 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
-from concurrent.futures import ProcessPoolExecutor
-from typing import Callable, Optional, Sequence
+import pickle
+import traceback
+from multiprocessing.connection import Connection, wait
+from typing import Any, Callable, Optional, Sequence
 
 from .file_source import InputFile
 
@@ -60,36 +62,73 @@ def deal_files(files: Sequence[InputFile], workers: int) -> list[list[InputFile]
 Job = Callable[[list[InputFile], str], dict[str, int]]
 """Runs a pipeline on some files (the ``str`` names the worker, e.g. ``"2/2"``); returns its counters."""
 
-_job: Optional[Job] = None
 
-
-def _run_share(numbered: tuple[str, list[InputFile]]) -> dict[str, int]:
-    assert _job is not None
-    name, share = numbered
-    return _job(share, name)
+def _worker(job: Job, share: list[InputFile], name: str, results: Connection) -> None:
+    """A forked worker: run ``job``, send back ``("ok", counters)`` or ``("error", exception)``."""
+    try:
+        payload: tuple[str, Any] = ("ok", job(share, name))
+    except BaseException as exc:  # noqa: BLE001 - everything goes back to the driver
+        try:
+            pickle.dumps(exc)
+            payload = ("error", exc)
+        except Exception:
+            payload = ("error", RuntimeError(f"worker {name}: {traceback.format_exc()}"))
+    results.send(payload)
+    results.close()
+    os._exit(0)  # no atexit handlers or finalizers of the forked driver's state
 
 
 def run_in_workers(files: Sequence[InputFile], workers: int, job: Job) -> dict[str, int]:
     """Run ``job`` on each share of ``files`` in its own forked process; the counters summed.
 
     ``job`` runs a whole pipeline on its files and returns its ``haulage``
-    counters. A worker that fails fails the run (its exception is raised
-    here); a worker that dies (killed, out of memory) raises
-    ``BrokenProcessPool`` instead of hanging.
+    counters. The run fails as its first failing worker does: an exception
+    in a worker stops the others and is raised here; a worker that dies from
+    a signal (``kill -9``, the OOM killer) stops the others and the driver
+    then dies from the same signal, so the run ends the way one process
+    would. The output stays exact either way: every worker commits through
+    the dataset's ledger, and a re-run skips what was committed.
     """
-    global _job
     shares = deal_files(files, workers)
     if len(shares) == 1:
         return job(shares[0], "")
-    _job = job  # inherited by the forked workers; nothing is pickled but the shares
-    numbered = [(f"{i}/{len(shares)}", share) for i, share in enumerate(shares, 1)]
-    try:
-        with ProcessPoolExecutor(len(shares), mp_context=multiprocessing.get_context("fork")) as pool:
-            results = list(pool.map(_run_share, numbered))
-    finally:
-        _job = None
+    context = multiprocessing.get_context("fork")  # the workers share the driver's imports
+    running: dict[Any, tuple[Any, str]] = {}
+    for i, share in enumerate(shares, 1):
+        name = f"{i}/{len(shares)}"
+        reader, writer = context.Pipe(duplex=False)
+        process = context.Process(target=_worker, args=(job, share, name, writer), name=f"haulage-worker-{name}")
+        process.start()
+        writer.close()
+        running[reader] = (process, name)
     totals: dict[str, int] = {}
-    for counters in results:
-        for name, value in counters.items():
-            totals[name] = totals.get(name, 0) + value
+    failure: Optional[BaseException] = None
+    signal_number = 0
+    while running and failure is None and not signal_number:
+        for reader in wait(list(running)):
+            process, name = running.pop(reader)
+            try:
+                status, value = reader.recv()
+            except EOFError:  # died without a word: killed
+                process.join()
+                code = process.exitcode or 0
+                if code < 0:
+                    signal_number = -code
+                else:
+                    failure = RuntimeError(f"worker {name} exited with status {code}")
+                break
+            process.join()
+            if status == "error":
+                failure = value
+                break
+            for counter, count in value.items():
+                totals[counter] = totals.get(counter, 0) + count
+    for process, _ in running.values():
+        process.terminate()
+        process.join()
+    if signal_number:
+        _LOG.error("a worker was killed by signal %d; stopping the run the same way", signal_number)
+        os.kill(os.getpid(), signal_number)
+    if failure is not None:
+        raise failure
     return totals

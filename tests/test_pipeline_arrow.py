@@ -61,7 +61,7 @@ def test_blocks_join_contiguous_batches_of_one_source_only():
 
 
 def test_files_are_dealt_into_balanced_nonempty_shares_in_listed_order():
-    files = [InputFile(f"/in/{i}.gz", size, f"{i}.gz") for i, size in enumerate([50, 10, 40, 30, 20, 5])]
+    files = [InputFile(f"/in/{i}.gz", size) for i, size in enumerate([50, 10, 40, 30, 20, 5])]
     shares = deal_files(files, 2)
     assert sorted(f.path for share in shares for f in share) == sorted(f.path for f in files)
     loads = [sum(f.size for f in share) for share in shares]

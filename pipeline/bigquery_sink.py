@@ -31,6 +31,7 @@ from apache_beam.utils.timestamp import Timestamp
 from apache_beam.utils.windowed_value import WindowedValue
 
 from haulage.deploy.schemas import UNPROCESSED
+from haulage.parsers.arrow_rows import arrow_to_rows
 from haulage.parsers.lines import dead_letter, event_key
 from haulage.parsers.timestamps import iso_from_epoch
 
@@ -88,7 +89,8 @@ class InsertRowsFn(beam.DoFn):
 
     def process(self, chunk: ParsedChunk) -> Iterator[Any]:
         rejected: list[dict[str, Any]] = []
-        for (table, day), rows in chunk.rows.items():
+        for (table, day), data in chunk.tables.items():
+            rows = arrow_to_rows(data)  # streaming inserts take JSON rows
             failed = self._insert(table, rows)
             self._counters.inc(f"rows.{table}.{day}", len(rows) - len(failed))
             for row, reason in failed:
@@ -193,10 +195,10 @@ class _GroupsFn(beam.DoFn):
         group = self._group
         if group is None:
             group = self._group = self._committer.new_group()
-        for (table, day), rows in chunk.rows.items():
+        for (table, day), rows in chunk.tables.items():
             if table != UNPROCESSED:
                 note_day(day)
-            group.add_rows(table, day, rows)
+            group.add_table(table, day, rows)
         group.add_units(chunk.units, chunk.sources)
 
     def _stage(self) -> Optional[CommitOutcome]:

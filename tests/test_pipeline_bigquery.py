@@ -105,9 +105,10 @@ def test_run_into_bigquery_matches_parquet(bigquery_emulator, tmp_path, monkeypa
     staging = ["--staging-dir", str(tmp_path / "staging")]
     try:
         spy = InsertSpy(monkeypatch)
+        # --workers 1: the spy records the inserts made in this process (a worker per core would fork)
         with emulators.patched_env(bigquery_emulator.env()):
             to_bq = pc.run_cli(["run", "--input", pattern, "--bigquery-dataset",
-                                f"{bigquery_emulator.project}:{dataset_id}", "--quiet", *staging])
+                                f"{bigquery_emulator.project}:{dataset_id}", "--quiet", "--workers", "1", *staging])
         assert to_bq.code == 0, to_bq.stdout + to_bq.stderr
         first_inserts = spy.take()
         to_parquet = pc.run_cli(["run", "--input", pattern, "--output-dir", str(tmp_path / "out"), "--quiet"])
@@ -156,7 +157,7 @@ def test_run_into_bigquery_matches_parquet(bigquery_emulator, tmp_path, monkeypa
         # the same files again: the ledger lists them, nothing is loaded twice
         with emulators.patched_env(bigquery_emulator.env()):
             again = pc.run_cli(["run", "--input", pattern, "--bigquery-dataset",
-                                f"{bigquery_emulator.project}:{dataset_id}", "--quiet", *staging])
+                                f"{bigquery_emulator.project}:{dataset_id}", "--quiet", "--workers", "1", *staging])
         assert again.code == 0, again.stdout + again.stderr
         assert "4 files already ingested, skipped" in again.stdout, again.stdout
         assert again.summary().lines_read == 0

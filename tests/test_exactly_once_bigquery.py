@@ -151,8 +151,10 @@ def test_transient_errors_are_retried_never_dead_lettered(bigquery, gcs_emulator
     dataset = new_dataset(bigquery)
     with fault_proxy(bigquery.url) as proxy:
         proxy.add(
-            # the legacy path's insertAll (streaming inserts), including its one-by-one pass
-            Rule("error:500:backendError", "POST", r"/insertAll", times=4),
+            # streaming inserts (the old default): a request refused as a whole sends the sink row by row,
+            # and there BigQuery is briefly unavailable
+            Rule("error:400:invalid", "POST", r"/insertAll", times=1),
+            Rule("error:500:backendError", "POST", r"/insertAll", times=3),
             Rule("error:503:backendError", "POST", r"/projects/[^/]+/jobs(\?|$)", times=2),
             Rule("lost:503:backendError", "POST", r"/projects/[^/]+/jobs(\?|$)", body='"load"', times=1),
             Rule("error:429:rateLimitExceeded", "POST", r"/projects/[^/]+/jobs(\?|$)", body='"query"', times=1, skip=1),
@@ -171,3 +173,28 @@ def test_transient_errors_are_retried_never_dead_lettered(bigquery, gcs_emulator
     eo.compare("BigQuery: transient errors", f"{len(injected)} injected: " + ", ".join(
         sorted({a.split(':')[0] + ':' + a.split(':')[1] if ':' in a else a for a, _, _ in injected})),
         eo.bigquery_holdings(client, dataset), reference)
+
+
+def test_legacy_streaming_inserts_retry_transient_errors_too(bigquery, google_credentials, gcs_emulator, archive,
+                                                             reference):
+    """Asked for explicitly, the legacy insertAll path retries server errors and
+    throttling, including in its row-by-row pass, instead of dead-lettering rows."""
+    client = bigquery.client()
+    dataset = new_dataset(bigquery)
+    with fault_proxy(bigquery.url) as proxy:
+        proxy.add(
+            Rule("error:400:invalid", "POST", r"/insertAll", times=1),  # refused as a whole: row by row
+            Rule("error:503:backendError", "POST", r"/insertAll", times=2),
+            Rule("error:500:internalError", "POST", r"/insertAll", times=1),
+            Rule("reset", "POST", r"/insertAll", times=1),
+        )
+        env = env_for(bigquery, gcs_emulator, google_credentials, proxy.url)
+        with emulators.patched_env({"HAULAGE_RETRY_INITIAL": "0.05"}), environment(env):
+            result = pc.run_cli(["run", "--input", str(archive.root / "*" / "*.gz"), "--bigquery-dataset",
+                                 f"test-project:{dataset}", "--bigquery-method", "streaming-inserts", "--quiet"])
+        injected = list(proxy.injected)
+    assert result.code == 0, result.stdout + result.stderr
+    assert len(injected) == 5, injected
+    assert "bigquery-rejected" not in result.summary().reasons, result.summary().reasons
+    eo.compare("BigQuery (streaming inserts): transient errors", f"{len(injected)} injected into insertAll",
+               eo.bigquery_holdings(client, dataset), reference)

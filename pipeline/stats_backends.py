@@ -130,10 +130,11 @@ class DuckDBBackend:
     def has_column(self, table: str, column: str) -> bool:
         if not self.has_table(table):
             return False
+        # top-level columns of any file, from the footers (kept in DuckDB's metadata cache)
+        name, files = self.dialect.globs[table]
         rows = self.run(Query(self.dialect.name,
-                              "SELECT count(*) AS n FROM (DESCRIBE SELECT * FROM "
-                              f"{self.dialect.source(table)}) WHERE column_name = $column",
-                              {**self.dialect.base_params(table), "column": column}))
+                              f"SELECT count(*) AS n FROM parquet_schema(${name}) WHERE name = $column",
+                              {name: files, "column": column}))
         return rows[0]["n"] > 0
 
 

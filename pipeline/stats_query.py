@@ -215,6 +215,12 @@ class Dialect:
         """The newest day with download rows, as a column ``day`` (NULL when there is none)."""
         raise NotImplementedError
 
+    def days_sql(self, day_range: Optional[tuple[dt.date, dt.date]]) -> tuple[str, dict[str, Any]]:
+        """Download rows (all projects) per day that has any, as columns ``day`` and ``downloads``."""
+        where, params = _where(self, day_range)
+        return (f"SELECT {self.day()} AS day, COUNT(*) AS downloads\nFROM {self.source()}\n{where}\nGROUP BY day",
+                params)
+
 
 class DuckDBDialect(Dialect):
     """DuckDB over the Parquet dataset ``<dir>/file_downloads/date=…/part-*.parquet``.
@@ -266,8 +272,21 @@ class DuckDBDialect(Dialect):
     def normalized_project(self) -> str:
         return "regexp_replace(lower(project), '[-_.]+', '-', 'g')"
 
+    # Rows per day from the Parquet footers alone (each file's row count,
+    # summed by its date=YYYY-MM-DD folder): the same numbers as COUNT(*)
+    # grouped by the hive day, without reading a single column of a year of rows.
+    _FOOTER_DAYS = ("SELECT CAST(regexp_extract(file_name, '/date=([0-9]{4}-[0-9]{2}-[0-9]{2})/[^/]*$', 1) AS DATE) "
+                    "AS day, sum(num_rows) AS downloads\nFROM parquet_file_metadata($parquet_glob)\nGROUP BY day\n"
+                    "HAVING sum(num_rows) > 0")
+
+    def days_sql(self, day_range: Optional[tuple[dt.date, dt.date]]) -> tuple[str, dict[str, Any]]:
+        if day_range is None:
+            return self._FOOTER_DAYS, {}
+        return (f"SELECT * FROM ({self._FOOTER_DAYS}) WHERE day BETWEEN $start_day AND $end_day",
+                {"start_day": day_range[0], "end_day": day_range[1]})
+
     def newest_day_query(self) -> str:
-        return f"SELECT max(date) AS day FROM {self.source()}"
+        return f"SELECT max(day) AS day FROM ({self._FOOTER_DAYS})"
 
 
 _TABLE_ID = re.compile(r"^[A-Za-z0-9.:_\-]+$")
@@ -379,8 +398,7 @@ def days_query(dialect: Dialect, day_range: Optional[tuple[dt.date, dt.date]]) -
     Why: daily averages divide by the days the dataset covers, a day the
     pipeline has no data for is a gap in collection, not a day of zero downloads.
     """
-    where, params = _where(dialect, day_range)
-    sql = f"SELECT {dialect.day()} AS day, COUNT(*) AS downloads\nFROM {dialect.source()}\n{where}\nGROUP BY day"
+    sql, params = dialect.days_sql(day_range)
     return Query(dialect.name, sql, {**dialect.base_params(), **params}, ("day",))
 
 

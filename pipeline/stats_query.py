@@ -183,8 +183,9 @@ class Dialect:
         """The FROM clause target for ``table`` (file_downloads or simple_requests)."""
         raise NotImplementedError
 
-    def base_params(self, table: str = DOWNLOADS_TABLE) -> dict[str, Any]:
-        """Parameters the source needs (DuckDB: the Parquet glob)."""
+    def base_params(self, table: str = DOWNLOADS_TABLE,
+                    day_range: Optional[tuple[dt.date, dt.date]] = None) -> dict[str, Any]:
+        """Parameters the source needs (DuckDB: the Parquet files; only the range's days when given)."""
         return {}
 
     def day(self) -> str:
@@ -222,6 +223,15 @@ class Dialect:
                 params)
 
 
+_DAY_FOLDER = re.compile(r"/date=(\d{4}-\d{2}-\d{2})/[^/]*$")
+
+
+def _folder_day(path: str) -> Optional[str]:
+    """YYYY-MM-DD of a file's date=… folder, None when it has none."""
+    found = _DAY_FOLDER.search(path)
+    return found.group(1) if found else None
+
+
 class DuckDBDialect(Dialect):
     """DuckDB over the Parquet dataset ``<dir>/file_downloads/date=…/part-*.parquet``.
 
@@ -245,8 +255,16 @@ class DuckDBDialect(Dialect):
         return (f"read_parquet(${self.globs[table][0]}, hive_partitioning = true, union_by_name = true, "
                 "hive_types = {'date': DATE})")
 
-    def base_params(self, table: str = DOWNLOADS_TABLE) -> dict[str, Any]:
+    def base_params(self, table: str = DOWNLOADS_TABLE,
+                    day_range: Optional[tuple[dt.date, dt.date]] = None) -> dict[str, Any]:
         name, value = self.globs[table]
+        if day_range is not None and isinstance(value, list):
+            # Only the files of the range's day folders: binding a query reads
+            # the schema of every file it is given, so a week's page should not
+            # be handed a year of files. The SQL filters on the day as well.
+            first, last = day_range[0].isoformat(), day_range[1].isoformat()
+            kept = [f for f in value if (day := _folder_day(f)) is None or first <= day <= last]
+            value = kept or value[:1]  # read_parquet needs a file; the WHERE clause keeps none of its rows
         return {name: value}
 
     def day(self) -> str:
@@ -388,8 +406,8 @@ def counts_query(dialect: Dialect, project: str, fields: Sequence[Field],
     sql = f"SELECT {', '.join([*groups, *counts])}\nFROM {dialect.source()}\n{where}"
     if fields:
         sql += "\nGROUP BY " + ", ".join(f"g{i}" for i in range(len(fields)))
-    return Query(dialect.name, sql, {**dialect.base_params(), **params, "project": normalize_project(project)},
-                 tuple(field.name for field in fields))
+    return Query(dialect.name, sql, {**dialect.base_params(DOWNLOADS_TABLE, day_range), **params,
+                                     "project": normalize_project(project)}, tuple(field.name for field in fields))
 
 
 def days_query(dialect: Dialect, day_range: Optional[tuple[dt.date, dt.date]]) -> Query:
@@ -399,7 +417,7 @@ def days_query(dialect: Dialect, day_range: Optional[tuple[dt.date, dt.date]]) -
     pipeline has no data for is a gap in collection, not a day of zero downloads.
     """
     sql, params = dialect.days_sql(day_range)
-    return Query(dialect.name, sql, {**dialect.base_params(), **params}, ("day",))
+    return Query(dialect.name, sql, {**dialect.base_params(DOWNLOADS_TABLE, day_range), **params}, ("day",))
 
 
 def newest_day_query(dialect: Dialect) -> Query:
@@ -434,7 +452,8 @@ def environments_query(dialect: Dialect, project: str, ranges: Sequence[tuple[dt
         columns.append(f"COUNT(DISTINCT CASE WHEN {in_range} AND {_NO_FINGERPRINT} THEN {dialect.day()} END) "
                        f"AS unknown_days_{i}")
     sql = f"SELECT {', '.join(columns)}\nFROM {dialect.source()}\n{where}"
-    return Query(dialect.name, sql, {**dialect.base_params(), **params, "project": normalize_project(project)})
+    return Query(dialect.name, sql, {**dialect.base_params(DOWNLOADS_TABLE, (first, last)), **params,
+                                     "project": normalize_project(project)})
 
 
 def simple_query(dialect: Dialect, project: str, day_range: tuple[dt.date, dt.date]) -> Query:
@@ -442,7 +461,7 @@ def simple_query(dialect: Dialect, project: str, day_range: tuple[dt.date, dt.da
     where, params = _where(dialect, day_range, f"{dialect.normalized_project()} = {dialect.param('project')}")
     sql = (f"SELECT {dialect.day()} AS g0, COUNT(*) AS simple_requests\nFROM {dialect.source(SIMPLE_TABLE)}\n"
            f"{where}\nGROUP BY g0")
-    return Query(dialect.name, sql, {**dialect.base_params(SIMPLE_TABLE), **params,
+    return Query(dialect.name, sql, {**dialect.base_params(SIMPLE_TABLE, day_range), **params,
                                      "project": normalize_project(project)}, ("day",))
 
 
@@ -451,7 +470,7 @@ def top_projects_query(dialect: Dialect, day: dt.date, limit: int) -> Query:
     where, params = _where(dialect, (day, day))
     sql = (f"SELECT {dialect.normalized_project()} AS project, COUNT(*) AS downloads\nFROM {dialect.source()}\n"
            f"{where}\nGROUP BY 1\nORDER BY downloads DESC, project\nLIMIT {int(limit)}")
-    return Query(dialect.name, sql, {**dialect.base_params(), **params}, ("project",))
+    return Query(dialect.name, sql, {**dialect.base_params(DOWNLOADS_TABLE, (day, day)), **params}, ("project",))
 
 
 def projects_query(dialect: Dialect) -> Query:

@@ -15,6 +15,7 @@ are shown: which cards, which precision, which words.
 
 from __future__ import annotations
 
+import datetime as dt
 import html
 from typing import Any, Optional, Sequence
 from urllib.parse import quote
@@ -274,7 +275,18 @@ def _chart(report: Report) -> str:
             f'<ul class="legend">{legend}</ul><p class="note">Read the blue layer on the axis for <b>Human</b>; '
             "the top edge of each column is <b>Total</b>; the edge below the mirror layer is <b>Without mirrors</b>. "
             "The CI layer is CI traffic that is not a mirror; the CI card also counts the rare mirror that says it "
-            "runs in CI. Hover a block for its number; the table below has them all.</p></div>")
+            "runs in CI. Hover a block for its number; the table below has them all."
+            f"{_gaps_note(report)}</p></div>")
+
+
+def _gaps_note(report: Report) -> str:
+    """Columns stand for days with data: say so when the axis skips days."""
+    if not report.daily or not report.has_gaps:
+        return ""
+    first, last = report.days[0], report.days[-1]
+    calendar = (dt.date.fromisoformat(last) - dt.date.fromisoformat(first)).days + 1
+    return (f" <b>The axis skips {calendar - len(report.days)} day(s) without data</b> between {e(first)} "
+            f"and {e(last)}: columns are the {len(report.days)} days that have data.")
 
 
 def _daily_table(report: Report) -> str:

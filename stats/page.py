@@ -77,7 +77,7 @@ ul.legend{list-style:none;padding:0;margin:6px 0;display:flex;flex-wrap:wrap;gap
 .swatch{display:inline-block;width:11px;height:11px;border-radius:2px;margin-right:5px;vertical-align:-1px}
 .bars{display:grid;grid-template-columns:repeat(auto-fit,minmax(320px,1fr));gap:12px}
 table.bars-t{width:100%;border-collapse:collapse;font-size:13px}table.bars-t td{padding:2px 4px;vertical-align:middle}
-table.bars-t td.key{width:38%;overflow-wrap:anywhere}table.bars-t td.n{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
+table.bars-t td.key{width:38%;overflow-wrap:anywhere}table.bars-t .value{font-size:13px}table.bars-t td.n{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
 .bar{height:10px;background:var(--human);border-radius:2px;min-width:1px}.bar.other{background:var(--auto)}
 table.daily{border-collapse:collapse;font-size:13px}table.daily td,table.daily th{padding:2px 10px;text-align:right;border-bottom:1px solid var(--line)}
 dl.defs dt{font-weight:600;margin-top:10px}dl.defs dd{margin:2px 0 0 0;color:#333}code{font-size:13px}

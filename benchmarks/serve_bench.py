@@ -18,7 +18,6 @@ project's page with Debian's headless Chromium.
 from __future__ import annotations
 
 import argparse
-import os
 import re
 import shutil
 import statistics

@@ -47,7 +47,7 @@ class RunOptions:
     window_seconds: float = DEFAULT_WINDOW_SECONDS
     agent_cache_size: int = DEFAULT_AGENT_CACHE_SIZE
     chunk_lines: int = DEFAULT_CHUNK_LINES
-    workers: int = 1
+    workers: Optional[int] = None  # local batch runs: worker processes; None = one per core
     quiet: bool = False
     beam_args: list[str] = field(default_factory=list)
 
@@ -103,8 +103,8 @@ def add_tuning_arguments(parser: argparse.ArgumentParser, *, streaming: bool = T
                        help=f"distinct user agents kept parsed per worker (default {DEFAULT_AGENT_CACHE_SIZE})")
     group.add_argument("--chunk-lines", type=_positive_int, default=DEFAULT_CHUNK_LINES, metavar="N",
                        help=f"lines per unit of work (default {DEFAULT_CHUNK_LINES})")
-    group.add_argument("--workers", type=_positive_int, default=1, metavar="N",
-                       help="local runs: worker processes (default 1; 2 uses both cores on big inputs)")
+    group.add_argument("--workers", type=_positive_int, default=None, metavar="N",
+                       help="local batch runs: worker processes, each with a share of the files (default: one per core)")
     group.add_argument("--quiet", action="store_true", help="no progress lines, only the summary")
 
 

@@ -60,7 +60,7 @@ from .arrow_rows import rows_to_arrow
 from .bigquery_jobs import LoadRejected, job_id, retry_transient, run_load_job
 from .bigquery_ledger import BigQueryLedger
 from .datasets import DatasetRef, bigquery_client
-from .elements import SourceUnit, TableDay
+from .elements import MESSAGE, SourceUnit, TableDay
 from .parquet_commit import (
     CommitOutcome,
     ParquetDataset,
@@ -116,9 +116,13 @@ def _unit(record: dict[str, Any]) -> SourceUnit:
 class BigQueryCommitter:
     """Stages groups and loads them into one BigQuery dataset (see the module docstring)."""
 
-    def __init__(self, dataset: DatasetRef, staging_root: str, run_id: str) -> None:
+    def __init__(self, dataset: DatasetRef, staging_root: str, run_id: str, list_messages: bool = True) -> None:
         self.dataset = dataset
         self.run_id = run_id
+        # Line delivery on Dataflow brings billions of messages a day: listing each in the ledger
+        # would make it as big as the data. There Dataflow's exactly-once mode keeps a message from
+        # being processed twice; locally (windowed pulls) messages are listed, so redeliveries are seen.
+        self.list_messages = list_messages
         root = staging_root.rstrip("/")
         # Day folders without "=": bqemulator reads gs:// Parquet with DuckDB's Hive partitioning,
         # which adds a column for every key=value folder (BigQuery does so only when asked).
@@ -151,7 +155,8 @@ class BigQueryCommitter:
         self.staging.release_staging(self.run_id)
 
     def new_group(self) -> StagedGroup:
-        return StagedGroup(self.staging, self.run_id)
+        # on Cloud Storage, files are committed where they are written (no copy-and-delete renames)
+        return StagedGroup(self.staging, self.run_id, direct=not self.staging.local)
 
     # -- staging
     def stage(self, group: StagedGroup) -> CommitOutcome:
@@ -209,28 +214,40 @@ class BigQueryCommitter:
     def _load_batch(self, name: str, batch: str, commits: Sequence[str]) -> LoadOutcome:
         markers = self.staging.markers()
         present = [c for c in commits if c in markers]
-        units = {u["unit_id"]: _unit(u) for c in present for u in markers[c]["units"]}
+        units: dict[str, SourceUnit] = {}
         outcome = LoadOutcome()
+        for commit in present:  # a unit staged by two bundles of the batch (a notification delivered twice)
+            again = [_unit(u) for u in markers[commit]["units"] if u["unit_id"] in units]
+            if again:
+                self._drop_units([commit], markers, again)
+                outcome.skipped_units.extend(again)
+            units.update((u["unit_id"], _unit(u)) for u in markers[commit]["units"] if u["unit_id"] not in units)
         if present:
-            listed = self.ledger.committed(units)
+            listed = self.ledger.committed(u for u, unit in units.items() if self._listed(unit))
             if any(batch in commits_ for commits_ in listed.values()):
                 # step 4 was done before a crash: everything of this batch is in
                 _LOG.info("load batch %s: already complete", batch)
             else:
                 skipped = set(listed)
                 if skipped:
-                    outcome.skipped_units = [units[u] for u in sorted(skipped)]
+                    outcome.skipped_units.extend(units[u] for u in sorted(skipped))
                     self._drop_units(present, markers, [units[u] for u in skipped])
                 fresh = [units[u] for u in sorted(set(units) - skipped)]
                 if fresh:
                     outcome.merge(self._load_tables(batch, present, markers))
-                    self.ledger.append(job_id("haulage", self.dataset.dataset, "ledger", batch), fresh, batch, self.run_id)
+                    listed_now = [u for u in fresh if self._listed(u)]
+                    if listed_now:
+                        self.ledger.append(job_id("haulage", self.dataset.dataset, "ledger", batch), listed_now, batch,
+                                           self.run_id)
                     failpoints.reached("bigquery:ledger-loaded")
         for commit in present:
             self._forget(commit, markers[commit])
         _delete(self._batch_path(name))
         failpoints.reached("bigquery:cleaned")
         return outcome
+
+    def _listed(self, unit: SourceUnit) -> bool:
+        return self.list_messages or unit.kind != MESSAGE
 
     def _files(self, commits: Sequence[str], markers: dict[str, Any], table: str) -> list[tuple[str, int]]:
         return [(self.staging.path(f["path"]), f["rows"]) for c in commits for f in markers[c]["files"] if f["table"] == table]

@@ -258,7 +258,8 @@ class LoadBatchesFn(beam.DoFn):
         self._run_id = run_id
 
     def setup(self) -> None:
-        self._committer = BigQueryCommitter(self._dataset, self._staging_root, self._run_id)
+        # remote runners: messages are not listed in the ledger (see BigQueryCommitter)
+        self._committer = BigQueryCommitter(self._dataset, self._staging_root, self._run_id, list_messages=False)
         self._counters = Counters()
 
     def process(self, keyed: tuple[Any, Iterable[str]]) -> Iterator[Any]:

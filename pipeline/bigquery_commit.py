@@ -70,6 +70,7 @@ from .parquet_commit import (
     _read_bytes,
     _write_durable,
     commit_id_for,
+    without_units,
 )
 
 __all__ = ["STEPS", "BigQueryCommitter", "LoadOutcome", "default_staging_root"]
@@ -253,21 +254,28 @@ class BigQueryCommitter:
         return [(self.staging.path(f["path"]), f["rows"]) for c in commits for f in markers[c]["files"] if f["table"] == table]
 
     def _load_tables(self, batch: str, commits: Sequence[str], markers: dict[str, Any]) -> LoadOutcome:
-        outcome = LoadOutcome()
+        files = {t: [p for p, rows in self._files(commits, markers, t) if rows] for t in LOAD_ORDER}
+        rows: dict[TableDay, int] = {}
+        for table in LOAD_ORDER:
+            for path, n in self._files(commits, markers, table):
+                key = (table, self.staging.day_of(path))
+                rows[key] = rows.get(key, 0) + n
+        return self.load_files(batch, files, rows)
+
+    def load_files(self, batch: str, files: dict[str, list[str]], rows: dict[TableDay, int]) -> LoadOutcome:
+        """One load job per table of ``files`` (rows per day given), refused rows to ``unprocessed``."""
+        outcome = LoadOutcome(rows=dict(rows))
         rejected_rows: list[dict[str, Any]] = []
         for table in LOAD_ORDER:
-            files = [path for path, rows in self._files(commits, markers, table) if rows]
+            paths = files.get(table, [])
             extra = rows_to_arrow(UNPROCESSED, rejected_rows) if table == UNPROCESSED and rejected_rows else None
-            if not files and extra is None:
+            if not paths and extra is None:
                 continue
             base = job_id("haulage", self.dataset.dataset, table, batch)
             if table == UNPROCESSED:
-                self._load(table, base, files, extra)
+                self._load(table, base, paths, extra)
             else:
-                rejected_rows.extend(self._load_or_split(table, base, files))
-            for path, rows in self._files(commits, markers, table):
-                day = self.staging.day_of(path)
-                outcome.rows[(table, day)] = outcome.rows.get((table, day), 0) + rows
+                rejected_rows.extend(self._load_or_split(table, base, paths))
             failpoints.reached("bigquery:table-loaded")
         for row in rejected_rows:
             original = orjson.loads(row["line"])
@@ -365,17 +373,11 @@ class BigQueryCommitter:
 
     def _drop_units(self, commits: Sequence[str], markers: dict[str, Any], units: Sequence[SourceUnit]) -> None:
         """Remove the rows of already-listed units from the staged files (in place)."""
-        keys = pa.array(sorted(u.unit_id for u in units), pa.string())
-        labels = {u.label for u in units}
         for commit in commits:
             for f in markers[commit]["files"]:
                 path = self.staging.path(f["path"])
                 data = pq.read_table(path) if self.staging.local else pq.read_table(pa.BufferReader(_read_bytes(path)))
-                if f["table"] == UNPROCESSED:
-                    mask = pa.array([s.rpartition(":")[0] not in labels for s in data.column("source").to_pylist()])
-                else:
-                    mask = pc.invert(pc.is_in(pc.utf8_slice_codeunits(data.column("event_id"), 0, 16), value_set=keys))
-                kept = data.filter(mask)
+                kept = without_units(f["table"], data, units)
                 f["rows"] = kept.num_rows
                 _write_durable(path, _parquet_bytes(kept, f["table"]))
 

@@ -35,12 +35,13 @@ from haulage.parsers.arrow_rows import arrow_to_rows
 from haulage.parsers.lines import dead_letter, event_key
 from haulage.parsers.timestamps import iso_from_epoch
 
+from .bigquery_batches import BatchLoader, StagedBundle, stage_bundle
 from .bigquery_commit import BigQueryCommitter, LoadOutcome, default_staging_root
 from .bigquery_jobs import retry_transient
 from .datasets import DatasetRef, bigquery_client
 from .elements import ParsedChunk
 from .metrics import Counters
-from .parquet_commit import CommitOutcome, StagedGroup
+from .parquet_commit import CommitOutcome, IncompleteUnitError, StagedGroup
 from .progress import note_day
 
 __all__ = ["LOAD_JOBS", "METHODS", "STREAMING_INSERTS", "InsertRowsFn", "LoadBatchesFn", "LoadGroupsFn",
@@ -233,24 +234,43 @@ class LoadGroupsFn(_GroupsFn):
         count_load(self._counters, staged, loaded)
 
 
-class StageGroupsFn(_GroupsFn):
-    """Remote runs: stage every bundle; emit the staged commit's id for the batched load."""
+class StageGroupsFn(beam.DoFn):
+    """Remote runs: each bundle's rows become one :class:`StagedBundle`, kept by the runner until loaded."""
+
+    def __init__(self, dataset: DatasetRef, staging_root: str, run_id: str, each_element: bool = False) -> None:
+        self._dataset = dataset
+
+    def setup(self) -> None:
+        self._counters = Counters()
+
+    def start_bundle(self) -> None:
+        self._parts: dict[str, list[Any]] = {}
+        self._units: dict[str, Any] = {}
+        self._sources: set[str] = set()
 
     def process(self, chunk: ParsedChunk) -> Iterator[Any]:
-        self._add(chunk)
+        for (table, day), rows in chunk.tables.items():
+            if table != UNPROCESSED:
+                note_day(day)
+            self._parts.setdefault(table, []).append(rows)
+        for unit in chunk.units:
+            self._units.setdefault(unit.unit_id, unit)
+        self._sources |= chunk.sources
         return iter(())
 
     def finish_bundle(self) -> Iterator[Any]:
-        staged = self._stage()
-        if staged is None:
+        if not (self._units or self._sources):
             return
-        count_load(self._counters, staged, None)
-        if staged.commit:
-            yield WindowedValue(staged.commit, Timestamp.now(), [GlobalWindow()])
+        incomplete = self._sources - set(self._units)
+        if incomplete:
+            raise IncompleteUnitError(
+                f"{len(incomplete)} source(s) reached the sink without their last part (e.g. {sorted(incomplete)[0]}): "
+                "the reader and the sink must run in the same bundle")
+        yield WindowedValue(stage_bundle(self._parts, list(self._units.values())), Timestamp.now(), [GlobalWindow()])
 
 
 class LoadBatchesFn(beam.DoFn):
-    """Loads all staged commits of a pane as one batch (one load job per table)."""
+    """Loads all staged bundles of a pane as one batch (one load job per table)."""
 
     def __init__(self, dataset: DatasetRef, staging_root: str, run_id: str) -> None:
         self._dataset = dataset
@@ -259,11 +279,11 @@ class LoadBatchesFn(beam.DoFn):
 
     def setup(self) -> None:
         # remote runners: messages are not listed in the ledger (see BigQueryCommitter)
-        self._committer = BigQueryCommitter(self._dataset, self._staging_root, self._run_id, list_messages=False)
+        self._loader = BatchLoader(BigQueryCommitter(self._dataset, self._staging_root, self._run_id, list_messages=False))
         self._counters = Counters()
 
-    def process(self, keyed: tuple[Any, Iterable[str]]) -> Iterator[Any]:
-        loaded = self._committer.load(sorted(set(keyed[1])))
+    def process(self, keyed: tuple[Any, Iterable[StagedBundle]]) -> Iterator[Any]:
+        loaded = self._loader.load(keyed[1])
         count_load(self._counters, CommitOutcome(None, {}, []), loaded)
         return iter(())
 
@@ -326,7 +346,7 @@ class WriteBigQuery(beam.PTransform):
             )
         return (
             staged
-            | "OneLoader" >> beam.Map(lambda commit: (None, commit))
+            | "OneLoader" >> beam.Map(lambda bundle: (None, bundle))
             | "CollectStaged" >> beam.GroupByKey()
             | "LoadBatches" >> beam.ParDo(LoadBatchesFn(self._dataset, self._staging, self._run_id))
         )

@@ -74,6 +74,7 @@ __all__ = [
     "committed_files",
     "fsync_dir",
     "fsync_file",
+    "without_units",
 ]
 
 _LOG = logging.getLogger("haulage")
@@ -442,6 +443,24 @@ class ParquetDataset:
             fsync_dir(self.path(PENDING))
 
 
+def without_units(name: str, table: pa.Table, units: Sequence[SourceUnit]) -> pa.Table:
+    """``table`` (rows of table ``name``) without the rows of ``units``.
+
+    Rows are recognised by their event id's first 16 characters (the unit
+    id); dead letters, which have no event id, by the unit's label in their
+    ``source`` (``<label>:<line>``).
+    """
+    if not units or table.num_rows == 0:
+        return table
+    if name == UNPROCESSED:
+        labels = {u.label for u in units}
+        keep = pa.array([s.rpartition(":")[0] not in labels for s in table.column("source").to_pylist()], pa.bool_())
+    else:
+        keys = pa.array(sorted(u.unit_id for u in units), pa.string())
+        keep = pc.invert(pc.is_in(pc.utf8_slice_codeunits(table.column("event_id"), 0, 16), value_set=keys))
+    return table.filter(keep)
+
+
 def committed_files(output_dir: str, table: str) -> list[str]:
     """The part files of ``table`` under ``output_dir`` that a reader may read."""
     return ParquetDataset(output_dir).committed_files(table)
@@ -671,17 +690,10 @@ class StagedGroup:
 
     def _drop_units(self, staged: list[_StagedFile], units: Sequence[SourceUnit]) -> list[_StagedFile]:
         """Rewrite staged files without the rows of ``units`` (already ingested elsewhere)."""
-        keys = pa.array(sorted(u.unit_id for u in units), pa.string())
-        labels = {u.label for u in units}
         kept = []
         for item in staged:
             table = pq.read_table(item.path) if self.dataset.local else pq.read_table(_read_bytes_buffer(item.path))
-            if item.table == UNPROCESSED:
-                sources = table.column("source").to_pylist()
-                mask = pa.array([s.rpartition(":")[0] not in labels for s in sources], pa.bool_())
-            else:
-                mask = pc.invert(pc.is_in(pc.utf8_slice_codeunits(table.column("event_id"), 0, 16), value_set=keys))
-            table = table.filter(mask)
+            table = without_units(item.table, table, units)
             _delete(item.path)
             if table.num_rows:
                 item.rows = 0

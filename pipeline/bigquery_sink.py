@@ -6,10 +6,11 @@
   jobs with deterministic ids, each unit listed in the dataset's ledger in
   the same load batch (:mod:`bigquery_commit`). Free, exactly once, and a
   unit already in the ledger is skipped. Local runs load every bundle (batch)
-  or every window (streaming: before the window is acknowledged); on a
-  remote runner every bundle is staged and the staged bundles are loaded
-  together once per ``load_interval`` seconds (streaming) or at the end
-  (batch), which keeps the load jobs far inside BigQuery's daily quota.
+  or every window (streaming: before the window is acknowledged). On a
+  remote runner, streaming: every bundle's rows are kept by the runner
+  (:mod:`bigquery_batches`) and loaded together once per ``load_interval``
+  seconds; batch: every bundle is staged as files and all are loaded at the
+  end. Either keeps the load jobs far inside BigQuery's daily quota.
 * ``streaming-inserts`` — the legacy ``tabledata.insertAll`` API, only when
   asked for: billed per row (1 KB minimum), best-effort de-duplication by
   insert id (the event id) only, no ledger. Transient failures are retried
@@ -45,7 +46,7 @@ from .parquet_commit import CommitOutcome, IncompleteUnitError, StagedGroup
 from .progress import note_day
 
 __all__ = ["LOAD_JOBS", "METHODS", "STREAMING_INSERTS", "InsertRowsFn", "LoadBatchesFn", "LoadGroupsFn",
-           "StageGroupsFn", "WriteBigQuery", "count_load"]
+           "LoadStagedFn", "StageFilesFn", "StageGroupsFn", "WriteBigQuery", "count_load"]
 
 MAX_ROWS_PER_REQUEST = 500
 
@@ -288,6 +289,40 @@ class LoadBatchesFn(beam.DoFn):
         return iter(())
 
 
+class StageFilesFn(_GroupsFn):
+    """Remote batch runs: stage every bundle as files (a staging commit); emit the commit's id."""
+
+    def process(self, chunk: ParsedChunk) -> Iterator[Any]:
+        self._add(chunk)
+        return iter(())
+
+    def finish_bundle(self) -> Iterator[Any]:
+        staged = self._stage()
+        if staged is None:
+            return
+        count_load(self._counters, staged, None)
+        if staged.commit:
+            yield WindowedValue(staged.commit, Timestamp.now(), [GlobalWindow()])
+
+
+class LoadStagedFn(beam.DoFn):
+    """Remote batch runs: load every staged commit at the end, 10,000 files per load job."""
+
+    def __init__(self, dataset: DatasetRef, staging_root: str, run_id: str) -> None:
+        self._dataset = dataset
+        self._staging_root = staging_root
+        self._run_id = run_id
+
+    def setup(self) -> None:
+        self._committer = BigQueryCommitter(self._dataset, self._staging_root, self._run_id, list_messages=False)
+        self._counters = Counters()
+
+    def process(self, keyed: tuple[Any, Iterable[str]]) -> Iterator[Any]:
+        loaded = self._committer.load(sorted(set(keyed[1])))
+        count_load(self._counters, CommitOutcome(None, {}, []), loaded)
+        return iter(())
+
+
 LOAD_JOBS = "load-jobs"
 STREAMING_INSERTS = "streaming-inserts"
 METHODS = (LOAD_JOBS, STREAMING_INSERTS)
@@ -337,15 +372,24 @@ class WriteBigQuery(beam.PTransform):
         if self._mode != self.BATCHED:
             each = self._mode == self.EACH_ELEMENT
             return parsed | "StageAndLoad" >> beam.ParDo(LoadGroupsFn(self._dataset, self._staging, self._run_id, each))
-        staged = parsed | "StageBundles" >> beam.ParDo(StageGroupsFn(self._dataset, self._staging, self._run_id, False))
-        if self._streaming:
-            staged = staged | "EveryLoadInterval" >> beam.WindowInto(
+        if not self._streaming:
+            # a batch job's output can be far bigger than memory: bundles are staged as files and
+            # loaded together at the end, 10,000 files per load job
+            return (
+                parsed
+                | "StageBundles" >> beam.ParDo(StageFilesFn(self._dataset, self._staging, self._run_id, False))
+                | "OneLoader" >> beam.Map(lambda commit: (None, commit))
+                | "CollectStaged" >> beam.GroupByKey()
+                | "LoadBatches" >> beam.ParDo(LoadStagedFn(self._dataset, self._staging, self._run_id))
+            )
+        return (
+            parsed
+            | "StageBundles" >> beam.ParDo(StageGroupsFn(self._dataset, self._staging, self._run_id, False))
+            | "EveryLoadInterval" >> beam.WindowInto(
                 GlobalWindows(),
                 trigger=Repeatedly(AfterProcessingTime(int(round(self._load_interval)))),
                 accumulation_mode=AccumulationMode.DISCARDING,
             )
-        return (
-            staged
             | "OneLoader" >> beam.Map(lambda bundle: (None, bundle))
             | "CollectStaged" >> beam.GroupByKey()
             | "LoadBatches" >> beam.ParDo(LoadBatchesFn(self._dataset, self._staging, self._run_id))

@@ -334,12 +334,14 @@ def test_storage_write_api_evidence(bigquery, archive, tmp_path):
     channel.close()
 
 
-def test_retried_bundles_on_dataflow_load_once(bigquery, gcs_emulator, google_credentials, archive, reference):
-    """The remote-runner shape of the sink (stage per bundle, load the staged
-    bundles as one batch): a staging bundle run twice, and the load step run
-    twice after it finished, put every line in once."""
+@pytest.mark.parametrize("shape", ["streaming", "batch"])
+def test_retried_bundles_on_dataflow_load_once(bigquery, gcs_emulator, google_credentials, archive, reference, shape):
+    """The remote-runner shapes of the sink (streaming: bundles kept by the
+    runner, loaded per interval; batch: bundles staged as files, loaded at the
+    end): a staging bundle run twice, and the load step run twice after it
+    finished, put every line in once."""
     from haulage.parsers.agents import DEFAULT_AGENT_CACHE_SIZE
-    from haulage.pipeline.bigquery_sink import LoadBatchesFn, StageGroupsFn
+    from haulage.pipeline import bigquery_sink
     from haulage.pipeline.datasets import DatasetRef
     from haulage.pipeline.file_source import ReadFileFn, expand_inputs
     from haulage.pipeline.parse_transform import ParseChunkFn
@@ -354,7 +356,9 @@ def test_retried_bundles_on_dataflow_load_once(bigquery, gcs_emulator, google_cr
     parser.setup()
     with environment(env):
         ref = DatasetRef("test-project", dataset)
-        stage = StageGroupsFn(ref, staging, "run-retried", False)
+        stage_fn, load_fn = {"streaming": (bigquery_sink.StageGroupsFn, bigquery_sink.LoadBatchesFn),
+                             "batch": (bigquery_sink.StageFilesFn, bigquery_sink.LoadStagedFn)}[shape]
+        stage = stage_fn(ref, staging, "run-retried", False)
         stage.setup()
         staged = []
         for bundle in (files[:2], files[2:], files[2:]):  # the second bundle is retried
@@ -366,9 +370,9 @@ def test_retried_bundles_on_dataflow_load_once(bigquery, gcs_emulator, google_cr
                         stage.process(getattr(parsed, "value", parsed))
             staged.extend(v.value for v in stage.finish_bundle() or ())
         stage.teardown()
-        load = LoadBatchesFn(ref, staging, "run-retried")
+        load = load_fn(ref, staging, "run-retried")
         load.setup()
         for _ in range(2):  # the load step retried after it finished
             list(load.process((None, staged)) or ())
-    eo.compare("BigQuery: retried bundles (Dataflow shape)", "a staging bundle and the load step each run twice",
+    eo.compare(f"BigQuery: retried bundles (Dataflow {shape})", "a staging bundle and the load step each run twice",
                eo.bigquery_holdings(bigquery.client(), dataset), reference)

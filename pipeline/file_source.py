@@ -2,7 +2,9 @@
 
 Files are listed in the driver, spread over workers with a Reshuffle, and each
 is read as a stream (never whole into memory). A damaged or empty file
-yields what could be read plus one fault: it never fails the run.
+yields every line that could be read and one fault per damaged region (see
+parsers/framing.py): it never fails the run. Chunks are bounded by lines and
+by bytes.
 """
 
 from __future__ import annotations
@@ -96,42 +98,84 @@ def open_binary(path: str) -> BinaryIO:
     return FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED)
 
 
-def read_chunks(
-    path: str, received_at: str, chunk_lines: int, label_prefix: str = "", identity: Optional[str] = None
-) -> Iterator[Chunk]:
-    """A file as chunks of about ``chunk_lines`` lines; its fault rides on the last chunk.
+DEFAULT_CHUNK_BYTES = 4 << 20
+"""Raw line bytes per chunk: with ``--chunk-lines`` the bound on what one unit of work holds."""
 
-    ``label_prefix`` marks where dead letters came from (a replay names itself
-    there); event ids depend only on the file's name.
+
+def read_chunks(
+    path: str,
+    received_at: str,
+    chunk_lines: int,
+    label_prefix: str = "",
+    identity: Optional[str] = None,
+    chunk_bytes: int = DEFAULT_CHUNK_BYTES,
+) -> Iterator[Chunk]:
+    """A file as chunks of at most ``chunk_lines`` lines and about ``chunk_bytes`` bytes of lines.
+
+    A chunk is closed as soon as either bound is reached (a chunk holds at
+    least one line, so a single line is never split; framing bounds a line
+    at 64 KiB). Faults ride on the chunk where they occur, in file order,
+    and reading goes on after them. ``label_prefix`` marks where dead
+    letters came from (a replay names itself there); event ids depend only
+    on the file's name.
     """
     origin = Origin.for_file(path, identity)
     if label_prefix:
         origin = Origin(label_prefix + origin.label, origin.key)
-    pending = Chunk()
-    pending_lines = 0
     try:
         stream = open_binary(path)
     except Exception as exc:
         yield Chunk([LineBatch(origin, 1, [], received_at, FileFault("unreadable-file", f"{path}: cannot open: {exc}", 1))])
         return
+    pending = Chunk()
+    room_lines, room_bytes = chunk_lines, chunk_bytes
     with stream:
         for item in iter_line_batches(stream, path):
             if isinstance(item, FileFault):
                 pending.append(LineBatch(origin, item.position, [], received_at, item))
-                break
-            first_position, lines = item
-            pending.append(LineBatch(origin, first_position, lines, received_at))
-            pending_lines += len(lines)
-            if pending_lines >= chunk_lines:
+                room_bytes -= len(item.partial) + len(item.raw)
+            else:
+                position, lines = item
+                while lines:
+                    take, size = _lines_that_fit(lines, room_lines, room_bytes)
+                    part = lines if take == len(lines) else lines[:take]
+                    pending.append(LineBatch(origin, position, part, received_at))
+                    room_lines -= take
+                    room_bytes -= size
+                    position += take
+                    lines = lines[take:] if take < len(lines) else []
+                    if room_lines <= 0 or room_bytes <= 0:
+                        yield pending
+                        pending, room_lines, room_bytes = Chunk(), chunk_lines, chunk_bytes
+                continue
+            if room_bytes <= 0:
                 yield pending
-                pending, pending_lines = Chunk(), 0
+                pending, room_lines, room_bytes = Chunk(), chunk_lines, chunk_bytes
     if pending:
         yield pending
 
 
+def _lines_that_fit(lines: list[bytes], room_lines: int, room_bytes: int) -> tuple[int, int]:
+    """How many of ``lines`` (from the first) fit the room left, at least one; and their bytes."""
+    take = min(len(lines), room_lines)
+    size = sum(map(len, lines[:take])) if take < len(lines) else sum(map(len, lines))
+    if size <= room_bytes:
+        return take, size
+    used = 0
+    for count, line in enumerate(lines[:take]):
+        if count and used + len(line) > room_bytes:
+            return count, used
+        used += len(line)
+    return take, used
+
+
 class ReadFileFn(beam.DoFn):
-    def __init__(self, total_files: int, total_bytes: int, chunk_lines: int, received_at: str, label_prefix: str = "") -> None:
+    def __init__(
+        self, total_files: int, total_bytes: int, chunk_lines: int, received_at: str, label_prefix: str = "",
+        chunk_bytes: int = DEFAULT_CHUNK_BYTES,
+    ) -> None:
         self._label_prefix = label_prefix
+        self._chunk_bytes = chunk_bytes
         self._total_files = total_files
         self._total_bytes = total_bytes
         self._chunk_lines = chunk_lines
@@ -143,7 +187,9 @@ class ReadFileFn(beam.DoFn):
         self._progress = Progress(self._total_files, self._total_bytes)
 
     def process(self, item: InputFile) -> Iterator[Chunk]:
-        for chunk in read_chunks(item.path, self._received_at, self._chunk_lines, self._label_prefix, item.identity):
+        for chunk in read_chunks(
+            item.path, self._received_at, self._chunk_lines, self._label_prefix, item.identity, self._chunk_bytes
+        ):
             yield chunk
             self._progress.add(lines=sum(len(b.lines) for b in chunk))
         self._files_read.inc()
@@ -156,12 +202,21 @@ class ReadFileFn(beam.DoFn):
 
 
 class ReadLogFiles(beam.PTransform):
-    """Listed input files → chunks of raw lines, files spread across workers."""
+    """Listed input files → chunks of raw lines, files spread across workers.
 
-    def __init__(self, files: Sequence[InputFile], chunk_lines: int = 20000, label_prefix: str = "") -> None:
+    A chunk holds at most ``chunk_lines`` lines and about ``chunk_bytes``
+    bytes of lines, so what a worker holds per chunk is bounded by bytes
+    whatever the lines look like.
+    """
+
+    def __init__(
+        self, files: Sequence[InputFile], chunk_lines: int = 20000, label_prefix: str = "",
+        chunk_bytes: int = DEFAULT_CHUNK_BYTES,
+    ) -> None:
         super().__init__()
         self._files = list(files)
         self._chunk_lines = chunk_lines
+        self._chunk_bytes = chunk_bytes
         self._label_prefix = label_prefix
 
     def expand(self, pbegin):
@@ -171,5 +226,7 @@ class ReadLogFiles(beam.PTransform):
             pbegin
             | "ListFiles" >> beam.Create(self._files)
             | "SpreadFiles" >> beam.Reshuffle()
-            | "ReadFiles" >> beam.ParDo(ReadFileFn(len(self._files), total_bytes, self._chunk_lines, received_at, self._label_prefix)).with_output_types(Chunk)
+            | "ReadFiles" >> beam.ParDo(ReadFileFn(
+                len(self._files), total_bytes, self._chunk_lines, received_at, self._label_prefix, self._chunk_bytes
+            )).with_output_types(Chunk)
         )

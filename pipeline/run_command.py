@@ -72,7 +72,7 @@ def build_pipeline(opts: RunOptions, files: Optional[Sequence[InputFile]] = None
     options = options or beam_options(opts)
     pipeline = beam.Pipeline(runner=local_runner(options) if opts.local else None, options=options)
     if opts.inputs:
-        chunks = pipeline | "ReadLogFiles" >> ReadLogFiles(files or [], opts.chunk_lines)
+        chunks = pipeline | "ReadLogFiles" >> ReadLogFiles(files or [], opts.chunk_lines, chunk_bytes=opts.chunk_bytes)
     elif opts.local:
         chunks = pipeline | "PullPubSubWindows" >> PullPubSubWindows(
             opts.message_format, opts.subscription, opts.topic, opts.run_for, opts.window_seconds

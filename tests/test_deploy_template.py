@@ -85,6 +85,7 @@ VALID = {
     "window_seconds": ["60", "0.5", "2.", ".5"],
     "agent_cache_size": ["16384", "1"],
     "chunk_lines": ["20000"],
+    "chunk_mib": ["4", "0.5", "16."],
 }
 INVALID = {
     "subscription": ["haulage", "projects/p/topics/t"],
@@ -96,6 +97,7 @@ INVALID = {
     "window_seconds": ["-1", "abc", "1e3x"],
     "agent_cache_size": ["0", "-5", "1.5"],
     "chunk_lines": ["0", "ten"],
+    "chunk_mib": ["-1", "four", "4MiB"],
 }
 
 

@@ -13,7 +13,7 @@ PYTEST_ARGS ?=
 FUZZ_SECONDS ?= 300
 FUZZ_DIR ?= .fuzz
 
-.PHONY: setup run test bench fuzz clean
+.PHONY: setup run test bench fuzz agents-stress clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -44,6 +44,11 @@ fuzz: setup
 	$(PY) tests/fuzz/fuzz_framing.py --write-seeds $(FUZZ_DIR)/seeds
 	$(PY) tests/fuzz/fuzz_framing.py -max_total_time=$(FUZZ_SECONDS) -max_len=20000 -timeout=30 \
 		-rss_limit_mb=2048 -print_final_stats=1 -artifact_prefix=$(FUZZ_DIR)/artifacts/ $(FUZZ_DIR)/corpus $(FUZZ_DIR)/seeds
+
+# Adversarial user agents through every family parser, without the length cap,
+# up to 64 KiB each; and the old backtracking patterns on issue 10's agents.
+agents-stress: setup
+	$(PY) benchmarks/agents_stress.py --before
 
 clean:
 	rm -rf $(VENV) $(OUTPUT_DIR) .pytest_cache .hypothesis build *.egg-info $(FUZZ_DIR)

@@ -77,10 +77,24 @@ RESYNC_WINDOW = 1 << 20
 """How far back, before the point where zlib noticed the damage, the next member
 header is looked for (a damaged member can be inflated past its own end)."""
 
+REWIND_ALLOWANCE = 64 << 20
+"""Looking back re-reads bytes already inflated. In total that may cost at most
+this plus twice the bytes inflated so far; past that (only crafted input gets
+there, e.g. members nested in members) the search starts where the damage was
+noticed, so the work stays linear in the file's size."""
+
 VERIFY_OUTPUT = 64 << 10
-VERIFY_INPUT = 1 << 20
+VERIFY_INPUT = 256 << 10
 """A header found by scanning is accepted once it inflates this much plaintext,
 or this much input, without error (or ends cleanly, or reaches the end of the file)."""
+
+MAX_HEADER_TEXT = 1024
+"""A found header whose extra field is longer, or whose file name or comment does
+not end within this many bytes, is not accepted (so that a false header costs
+little, however many there are)."""
+
+_MAX_EXPANSION = 1100
+"""More than deflate's largest expansion (1032:1) plus a pending match."""
 
 BATCH_BYTES = 256 << 10
 """Lines are handed on in batches of about this many bytes."""
@@ -142,8 +156,8 @@ class _Reader:
         return bytes(data)
 
 
-def _inflate_before_error(checkpoint: "zlib._Decompress", data: "bytes | memoryview", cap: int) -> bytes:
-    """What ``checkpoint`` inflates from ``data`` before the byte where zlib fails.
+def _inflate_before_error(checkpoint: "zlib._Decompress", data: "bytes | memoryview", cap: int) -> tuple[bytes, int]:
+    """What ``checkpoint`` inflates from ``data`` before the byte where zlib fails, and how many bytes that took.
 
     zlib returns nothing from a call that fails, so the longest prefix of
     ``data`` that does not fail is found by bisection (failing is monotone in
@@ -161,9 +175,9 @@ def _inflate_before_error(checkpoint: "zlib._Decompress", data: "bytes | memoryv
         else:
             good = middle
     try:
-        return checkpoint.copy().decompress(data[:good], cap)
+        return checkpoint.copy().decompress(data[:good], cap), good
     except zlib.error:  # good == 0 and even no input fails: nothing to recover
-        return b""
+        return b"", 0
 
 
 _GARBAGE, _CORRUPT, _UNFINISHED = "garbage", "corrupt", "unfinished"
@@ -190,6 +204,8 @@ class _GzipDecoder:
         self.cursor = 0
         self.region = 0
         self.head: Optional[bytes] = None
+        self.furthest = 0  # the furthest offset zlib inflated without error
+        self.rewound = 0  # bytes re-read by looking back after damage
 
     # ------------------------------------------------------------------ buffer
 
@@ -271,9 +287,10 @@ class _GzipDecoder:
                 try:
                     out = inflater.decompress(data, step)
                 except zlib.error as exc:
-                    out = _inflate_before_error(checkpoint, data, step)
+                    out, good = _inflate_before_error(checkpoint, data, step)
                     failure = str(exc)
             if failure is not None:
+                self.furthest = max(self.furthest, self.cursor + good)
                 if out:
                     yield out
                 return _CORRUPT, failure
@@ -281,6 +298,7 @@ class _GzipDecoder:
             if not out and fed == len(left) and not inflater.eof:
                 return _CORRUPT, "zlib made no progress"  # never seen; guards against a loop
             self.cursor += fed - len(left)
+            self.furthest = max(self.furthest, self.cursor)
             if out:
                 yield out
             if inflater.eof:
@@ -309,7 +327,13 @@ class _GzipDecoder:
         on that member, or False when the region runs to the end of the file.
         """
         region = self.region
-        scan = max(region + 1, self.base)
+        scan = region + 1
+        rewind = max(0, self.furthest - scan)
+        if self.rewound + rewind > REWIND_ALLOWANCE + 2 * self.furthest:
+            scan = self.furthest  # crafted input: do not look back again
+        else:
+            self.rewound += rewind
+        scan = max(scan, self.base)
         resume = None
         while resume is None:
             hit = self.buf.find(MEMBER_HEADER, scan - self.base)
@@ -342,33 +366,81 @@ class _GzipDecoder:
     def _candidate_is_member(self, start: int) -> bool:
         """Whether a member header found by scanning starts a real member.
 
-        Accepted when zlib inflates from it :data:`VERIFY_OUTPUT` bytes of
-        plaintext, or :data:`VERIFY_INPUT` bytes of input, or the whole member,
-        or everything up to the end of the file, without error. Compressed
+        Accepted when its header is plausible (:meth:`_header_end`)
+        and zlib inflates from it, without error, :data:`VERIFY_OUTPUT` bytes
+        of plaintext, or :data:`VERIFY_INPUT` bytes of input, or the whole
+        member, or some plaintext and then the end of the file. Compressed
         data contains ``1f 8b 08`` by chance about once per 16 MiB; such false
-        headers fail within a few bytes. Depends only on the bytes.
+        headers fail within a few bytes, so input is fed in growing slices
+        and a slice too small to reach ``VERIFY_OUTPUT`` needs no exact count
+        (deflate expands at most 1032 times). The answer depends only on the
+        bytes.
         """
+        header_end = self._header_end(start)
+        if header_end is None:
+            return False
         inflater = zlib.decompressobj(wbits=31)
         offset = start
         produced = 0
+        size = header_end - start + 32
         while True:
             limit = start + VERIFY_INPUT
             if offset >= limit:
                 return True
             if offset == self.end and not self._read_more():
-                return True
-            checkpoint = inflater.copy()
+                return produced > 0
             budget = VERIFY_OUTPUT - produced
-            with memoryview(self.buf) as whole, whole[offset - self.base : min(self.end, limit) - self.base] as data:
+            stop = min(self.end, limit, offset + size)
+            size *= 4
+            exact = produced + _MAX_EXPANSION * (stop - max(offset, header_end)) >= VERIFY_OUTPUT  # a header inflates to nothing
+            checkpoint = inflater.copy() if exact else None
+            with memoryview(self.buf) as whole, whole[offset - self.base : stop - self.base] as data:
                 fed = len(data)
                 try:
                     out = inflater.decompress(data, budget)
                 except zlib.error:
-                    return produced + len(_inflate_before_error(checkpoint, data, budget)) >= VERIFY_OUTPUT
+                    if checkpoint is None:
+                        return False
+                    return produced + len(_inflate_before_error(checkpoint, data, budget)[0]) >= VERIFY_OUTPUT
             produced += len(out)
             if inflater.eof or produced >= VERIFY_OUTPUT:
                 return True
             offset += fed - len(inflater.unconsumed_tail)
+
+    def _header_end(self, start: int) -> Optional[int]:
+        """Where the gzip header at ``start`` ends, if it is plausible; else None.
+
+        The RFC 1952 header checks zlib would make, with bounds on the optional fields:
+
+        Reserved flag bits must be clear; the extra field must be at most
+        :data:`MAX_HEADER_TEXT` bytes and a name or comment must end within
+        that many (zlib would read on, however far, for every false header);
+        the header must end before the file does.
+        """
+        self._fill(start + 12)
+        fixed = bytes(self.buf[start - self.base : start - self.base + 12])
+        if len(fixed) < 10 or fixed[3] & 0xE0:
+            return None
+        flags = fixed[3]
+        offset = start + 10
+        if flags & 0x04:  # FEXTRA: two length bytes, then that many
+            if len(fixed) < 12:
+                return None
+            extra = int.from_bytes(fixed[10:12], "little")
+            if extra > MAX_HEADER_TEXT:
+                return None
+            offset += 2 + extra
+        for flag in (0x08, 0x10):  # FNAME, FCOMMENT: text up to a NUL
+            if flags & flag:
+                self._fill(offset + MAX_HEADER_TEXT)
+                nul = self.buf.find(b"\x00", offset - self.base, offset + MAX_HEADER_TEXT - self.base)
+                if nul < 0:
+                    return None
+                offset = self.base + nul + 1
+        if flags & 0x02:  # FHCRC
+            offset += 2
+        self._fill(offset + 1)
+        return offset if offset < self.end else None
 
 
 def _plain_pieces(reader: _Reader, first: bytes) -> Iterator[bytes]:

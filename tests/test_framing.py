@@ -122,6 +122,21 @@ def test_garbage_between_members_is_one_fault_and_reading_resumes():
     assert fault[1:3] == (3, "bad-gzip") and fault[4] == garbage
 
 
+def test_header_length_damage_that_lands_on_a_later_member_is_valid_gzip():
+    """Found by the property test: a changed extra-field length swallows the next member and
+    ends where a third one's data starts, whose data and CRC then complete a valid member. By
+    gzip's rules that is one intact member (zlib agrees); framing reads it as such."""
+    first = gzip_member(b"", extra=b"")
+    second = gzip_member(b"lost\n")
+    third = gzip_member(b"kept\n", 0, comment=b"c")
+    xlen = len(first) - 12 + len(second) + 10 + 2  # from the extra field to the third's deflate data
+    damaged = first[:10] + xlen.to_bytes(2, "little") + first[12:]
+    data = damaged + second + third
+    inflater = zlib.decompressobj(31)
+    assert inflater.decompress(data) == b"kept\n" and inflater.eof  # zlib: one valid member
+    assert read(data) == [("line", 1, b"kept")]
+
+
 def test_line_split_across_members_is_one_line():
     data = gzip_member(b"first\nsec") + gzip_member(b"ond\nthird")
     assert read(data) == [("line", 1, b"first"), ("line", 2, b"second"), ("line", 3, b"third")]
@@ -249,3 +264,75 @@ def test_empty_inputs():
     assert read(b"", name="e.gz")[0][2] == "empty-file"
     assert read(gzip_member(b"") * 3)[0][:3] == ("fault", 1, "empty-file")
     assert read(gzip_member(b"") + b"junk")[0][2] == "bad-gzip" and len(read(gzip_member(b"") + b"junk")) == 1
+
+
+class CountingZlib:
+    """Stands in for the zlib module in framing and counts the bytes handed to inflaters."""
+
+    error = zlib.error
+
+    def __init__(self) -> None:
+        self.fed = 0
+
+    def decompressobj(self, wbits: int = 15) -> "CountingInflater":
+        return CountingInflater(self, zlib.decompressobj(wbits=wbits))
+
+
+class CountingInflater:
+    def __init__(self, counter: CountingZlib, inner) -> None:
+        self._counter, self._inner = counter, inner
+
+    def decompress(self, data, max_length: int = 0) -> bytes:
+        self._counter.fed += len(data)
+        return self._inner.decompress(data, max_length)
+
+    def copy(self) -> "CountingInflater":
+        return CountingInflater(self._counter, self._inner.copy())
+
+    eof = property(lambda self: self._inner.eof)
+    unused_data = property(lambda self: self._inner.unused_data)
+    unconsumed_tail = property(lambda self: self._inner.unconsumed_tail)
+
+
+CRAFTED = {
+    # false member headers every few bytes: names without an end, names that end far
+    # away, extra fields, every flag, no flag
+    "names without end": b"\x1f\x8b\x08\x08" * 25_000,
+    "names ending far": (b"\x1f\x8b\x08\x08" * 750 + b"\x00") * 33,
+    "extra fields": b"\x1f\x8b\x08\x04" * 25_000,
+    "all flags": b"\x1f\x8b\x08\x1f" * 25_000,
+    "no flags": b"\x1f\x8b\x08\x00" * 25_000,
+}
+
+
+@pytest.mark.parametrize("name", sorted(CRAFTED))
+def test_crafted_false_headers_are_one_fault_at_linear_cost(name, monkeypatch):
+    """However many false headers, garbage is one fault, and twice the garbage is twice the work."""
+    fed = []
+    for copies in (1, 2):
+        counting = CountingZlib()
+        monkeypatch.setattr(framing, "zlib", counting)
+        data = gzip_member(b"before\n") + CRAFTED[name] * copies + gzip_member(b"after\n")
+        items = read(data)
+        assert lines_of(items) == [b"before", b"after"]
+        assert [f[2] for f in faults_of(items)] == ["bad-gzip"]
+        fed.append(counting.fed)
+    assert fed[1] < 2.3 * fed[0], fed  # quadratic work would give 4x
+
+
+def test_members_nested_in_damaged_members_cost_a_bounded_rewind(monkeypatch):
+    """Stored members inside stored members, each with a wrong CRC: looking back after each
+    damage would inflate the same bytes once per level; the rewind allowance stops that."""
+    monkeypatch.setattr(framing, "REWIND_ALLOWANCE", 1 << 20)
+    counting = CountingZlib()
+    monkeypatch.setattr(framing, "zlib", counting)
+    level = gzip_member(b"x\n" * 20_000, 0)
+    for _ in range(300):
+        member = gzip_member(level, 0)
+        level = member[:-8] + bytes([member[-8] ^ 1]) + member[-7:]  # wrong CRC
+    items = read(level, limit=100_000)
+    faults = faults_of(items)
+    assert faults and all(f[2] == "bad-gzip" for f in faults)
+    assert [item[1] for item in items] == list(range(1, len(items) + 1))
+    # without the allowance this is ~300 x 50 KB re-inflated per level (quadratic)
+    assert len(lines_of(items)) < 4 * ((1 << 20) + 2 * len(level))

@@ -8,6 +8,10 @@ garbage between members, the last member cut short, NUL padding. The
 expected lines come from tests/support/framing_oracle.py, which never calls
 haulage: the plaintext of the intact members, cut at each damaged part.
 
+Layouts where a damaged member is, by gzip's own rules, a valid member that
+swallows the parts after it (a changed header length that happens to land on
+a later member's data, with a matching CRC) are skipped: no reader can tell.
+
 Checked for every example: every intact line exactly once, in order, at
 contiguous positions; exactly one fault per damaged part, with the damaged
 part's raw bytes; and the same result for any read size, inflate step and
@@ -20,7 +24,7 @@ from __future__ import annotations
 import io
 import os
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from haulage.parsers import LineParser, Origin
@@ -121,6 +125,7 @@ class ChoppyStream(io.RawIOBase):
 @SETTINGS
 @given(layout=layouts(), read_size=st.integers(1, 300), step=st.integers(1, 200), sizes=st.lists(st.integers(1, 97), min_size=1, max_size=4))
 def test_gzip_layouts_frame_to_the_intact_lines(layout, read_size, step, sizes):
+    assume(not layout.ambiguous())
     data = layout.data()
     whole = items_of(iter_line_batches(io.BytesIO(data), "f.log.gz", max_line=MAX_LINE))
     check_items(whole, layout, MAX_LINE, MAX_FAULT_RAW_BYTES)

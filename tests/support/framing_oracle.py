@@ -82,6 +82,29 @@ class Layout:
     def data(self) -> bytes:
         return b"".join(p.raw for p in self.parts) + b"\x00" * self.padding
 
+    def ambiguous(self) -> bool:
+        """Whether a damaged member is, in the file, a valid member that ends elsewhere.
+
+        A changed length in a header (the extra field's, say) can make a
+        member swallow the parts after it and still end with a matching CRC:
+        by gzip's rules those bytes are then one intact member, and no
+        reader can tell. Such layouts are left out of the comparison.
+        """
+        data = self.data()
+        offset = 0
+        for part in self.parts:
+            if part.plain is not None and not part.intact:
+                inflater = zlib.decompressobj(wbits=31)
+                try:
+                    inflater.decompress(data[offset:])
+                except zlib.error:
+                    pass
+                else:
+                    if inflater.eof:
+                        return True
+            offset += len(part.raw)
+        return False
+
 
 def split_lines(text: bytes, max_line: int) -> tuple[list[bytes], bytes]:
     """Complete lines (cut to ``max_line + 1`` bytes when longer than ``max_line``) and the rest."""

@@ -31,8 +31,8 @@ from haulage.parsers import Origin
 from haulage.parsers.framing import FileFault, iter_line_batches
 from haulage.parsers.timestamps import iso_from_epoch
 
-from .elements import Chunk, LineBatch
-from .file_source import read_chunks
+from .elements import MESSAGE, Chunk, LineBatch, SourceUnit
+from .file_source import read_file
 
 _LOG = logging.getLogger("haulage")
 
@@ -44,13 +44,19 @@ def chunk_from_lines_message(data: bytes, attributes: Mapping[str, str], message
     origin = Origin.for_message(subscription, message_id)
     name = origin.label + (".gz" if attributes.get("compression", "").lower() == "gzip" else "")
     batches = Chunk()
+    lines = faults = 0
     for item in iter_line_batches(io.BytesIO(data), name):
         if isinstance(item, FileFault):
             if item.reason == "empty-file":
                 item = FileFault("empty-message", f"{origin.label}: message has no data", 1)
             batches.append(LineBatch(origin, item.position, [], received_at, item))
+            faults += 1
         else:
             batches.append(LineBatch(origin, item[0], item[1], received_at))
+            lines += len(item[1])
+    if not batches:
+        batches.append(LineBatch(origin, 1, [], received_at))
+    batches[-1].finished = SourceUnit(origin.key, MESSAGE, origin.label, len(data), lines, faults)
     return batches
 
 
@@ -81,8 +87,8 @@ class _MessageDecoder:
             if path is None:  # deletes, metadata updates: nothing to read
                 self.ignored.inc()
                 return
-            # identity = the object name, as a replay of the bucket reads it
-            yield from read_chunks(path, received_at, self.chunk_lines, identity=attributes["objectId"])
+            # named by its content, like the same file read by a batch run or a replay
+            yield from read_file(path, received_at, self.chunk_lines)
         else:
             yield chunk_from_lines_message(data, attributes, message_id, self.subscription, received_at)
 

@@ -33,6 +33,7 @@ REPEATS = 128  # 128 x 16 MiB = 2 GiB of log lines, plus one 256 MiB line
 
 CHILD = r"""
 import json, sys
+from haulage.parsers import Origin
 from haulage.pipeline.file_source import read_chunks
 
 def peak_kib():
@@ -43,7 +44,8 @@ def peak_kib():
 before = peak_kib()
 lines = faults = chunks = 0
 largest_bytes = largest_lines = 0
-for chunk in read_chunks("/dev/stdin", "2026-10-01T00:00:00Z", 20000, chunk_bytes=int(sys.argv[1])):
+origin = Origin.for_file("generated.log.gz")
+for chunk in read_chunks("/dev/stdin", "2026-10-01T00:00:00Z", 20000, origin, 0, chunk_bytes=int(sys.argv[1])):
     chunks += 1
     size = sum(len(line) for batch in chunk for line in batch.lines)
     count = sum(len(batch.lines) for batch in chunk)

@@ -13,7 +13,7 @@ PYTEST_ARGS ?=
 FUZZ_SECONDS ?= 300
 FUZZ_DIR ?= .fuzz
 
-.PHONY: setup browser run test bench fuzz agents-stress clean
+.PHONY: setup browser run test explore bench fuzz agents-stress clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -47,6 +47,11 @@ browser:
 
 test: setup browser
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# The property tests with fresh random examples (make test draws the same ones
+# every run); a failure found here becomes an @example in its test.
+explore: setup
+	HYPOTHESIS_PROFILE=explore $(PY) -m pytest -q -m "not emulator" $(PYTEST_ARGS)
 
 bench: setup
 	$(PY) benchmarks/parse_bench.py

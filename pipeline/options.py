@@ -49,7 +49,7 @@ class RunOptions:
     agent_cache_size: int = DEFAULT_AGENT_CACHE_SIZE
     chunk_lines: int = DEFAULT_CHUNK_LINES
     chunk_bytes: int = int(DEFAULT_CHUNK_MIB * (1 << 20))
-    workers: int = 1
+    workers: Optional[int] = None  # local batch runs: worker processes; None = one per core
     quiet: bool = False
     beam_args: list[str] = field(default_factory=list)
 
@@ -108,8 +108,8 @@ def add_tuning_arguments(parser: argparse.ArgumentParser, *, streaming: bool = T
     group.add_argument("--chunk-mib", type=_positive_float, default=DEFAULT_CHUNK_MIB, metavar="MIB",
                        help=f"--input files: at most about this many MiB of lines per unit of work, whatever --chunk-lines "
                             f"says (default {DEFAULT_CHUNK_MIB:g})")
-    group.add_argument("--workers", type=_positive_int, default=1, metavar="N",
-                       help="local runs: worker processes (default 1; 2 uses both cores on big inputs)")
+    group.add_argument("--workers", type=_positive_int, default=None, metavar="N",
+                       help="local batch runs: worker processes, each with a share of the files (default: one per core)")
     group.add_argument("--quiet", action="store_true", help="no progress lines, only the summary")
 
 

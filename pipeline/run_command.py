@@ -15,16 +15,18 @@ from dataclasses import dataclass
 from typing import Any, Optional, Sequence
 
 import apache_beam as beam
-from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions, StandardOptions
+from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 
+from . import progress
 from .bigquery_sink import WriteBigQuery
 from .file_source import InputFile, ReadLogFiles, expand_inputs
+from .local_workers import default_workers, run_in_workers
 from .options import RunOptions
 from .parquet_commit import ParquetDataset
 from .parquet_sink import WriteParquet
 from .parse_transform import ParseLogLines
 from .pubsub_source import PullPubSubWindows, ReadPubSubChunks
-from .summary import RunSummary, summary_from_result
+from .summary import RunSummary, counters_from_result, summary_from_result
 
 _LOG = logging.getLogger("haulage")
 
@@ -45,10 +47,6 @@ def beam_options(opts: RunOptions) -> PipelineOptions:
     options = PipelineOptions(opts.beam_args)
     if opts.streaming and not opts.local:
         options.view_as(StandardOptions).streaming = True
-    if opts.local and opts.workers > 1:
-        direct = options.view_as(DirectOptions)
-        direct.direct_num_workers = opts.workers
-        direct.direct_running_mode = "multi_processing"
     return options
 
 
@@ -149,6 +147,14 @@ def run(opts: RunOptions) -> RunSummary | None:
         )
     started = time.monotonic()
     output = prepare_output(opts) if opts.local else PreparedOutput(new_run_id(), frozenset())
+    if files is not None and opts.local:
+        try:
+            counters = run_in_workers(
+                files, opts.workers or default_workers(), lambda share, name: _run_files(opts, share, output, name)
+            )
+        finally:
+            output.finish()
+        return RunSummary(counters, time.monotonic() - started, len(files))
     try:
         result = build_pipeline(opts, files, output=output).run()
         if opts.streaming and not opts.local:
@@ -158,3 +164,11 @@ def run(opts: RunOptions) -> RunSummary | None:
     finally:
         output.finish()
     return summary_from_result(result, time.monotonic() - started, len(files) if files else None)
+
+
+def _run_files(opts: RunOptions, files: list[InputFile], output: PreparedOutput, worker: str) -> dict[str, int]:
+    """One worker of a local batch run (see local_workers): the whole pipeline on ``files``, in this process."""
+    progress.worker_name = worker
+    result = build_pipeline(opts, files, output=output).run()
+    result.wait_until_finish()
+    return counters_from_result(result)

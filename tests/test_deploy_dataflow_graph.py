@@ -47,7 +47,8 @@ STREAMING_TRANSFORMS = {
     "ReadPubSub/DecodeMessages", "ReadPubSub/BatchMessages", "ReadPubSub/BatchMessages/ParDo(WithSharedKey)",
     "ReadPubSub/BatchMessages/ParDo(_StatefulBatchElementsDoFn)", "ReadPubSub/MergeBatches",
     "ParseLogLines", "ParseLogLines/ParseChunks",
-    "WriteBigQuery", "WriteBigQuery/InsertRows",
+    "WriteBigQuery", "WriteBigQuery/StageBundles", "WriteBigQuery/EveryLoadInterval", "WriteBigQuery/OneLoader",
+    "WriteBigQuery/CollectStaged", "WriteBigQuery/LoadBatches",
 }
 
 

@@ -85,6 +85,9 @@ VALID = {
     "window_seconds": ["60", "0.5", "2.", ".5"],
     "agent_cache_size": ["16384", "1"],
     "chunk_lines": ["20000"],
+    "staging_dir": ["gs://b/haulage-staging"],
+    "bigquery_method": ["load-jobs", "streaming-inserts"],
+    "load_interval": ["120", "30.5"],
     "chunk_mib": ["4", "0.5", "16."],
 }
 INVALID = {
@@ -97,6 +100,9 @@ INVALID = {
     "window_seconds": ["-1", "abc", "1e3x"],
     "agent_cache_size": ["0", "-5", "1.5"],
     "chunk_lines": ["0", "ten"],
+    "staging_dir": ["/tmp/staging", "./s"],
+    "bigquery_method": ["storage", "LOAD-JOBS"],
+    "load_interval": ["-1", "soon"],
     "chunk_mib": ["-1", "four", "4MiB"],
 }
 
@@ -106,7 +112,12 @@ def _cli_accepts(name: str, value: str) -> bool:
     from haulage.pipeline.options import OptionsError, options_from_namespace
 
     source = [] if name in ("input", "subscription", "topic") else ["--subscription=projects/p1/subscriptions/s1"]
-    sink = [] if name in ("bigquery_dataset", "output_dir") else ["--output_dir=gs://b/out"]
+    if name in ("bigquery_dataset", "output_dir"):
+        sink = []
+    elif name in ("staging_dir", "bigquery_method", "load_interval"):  # BigQuery sink options
+        sink = ["--bigquery_dataset=p1:d1"]
+    else:
+        sink = ["--output_dir=gs://b/out"]
     cli_argv, rejected = template_options.to_cli_argv([f"--{name}={value}", *source, *sink])
     assert not rejected
     try:

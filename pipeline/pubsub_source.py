@@ -3,13 +3,9 @@
 * :class:`ReadPubSubChunks` — Beam's ``ReadFromPubSub``: unbounded, for
   Dataflow, where the service acks a message only after the bundle that
   consumed it is committed.
-* :class:`PullPubSubWindows` — for local runs. Beam's DirectRunner Pub/Sub
-  source acks messages *before* they are processed and cannot stop cleanly,
-  so a local run that ends (``--run-for``) or crashes would lose what it had
-  pulled. Here one DoFn pulls a window of messages, emits it as one chunk —
-  the fused parse and sink stages write it synchronously — and only then
-  acks it. Stopping loses nothing; a crash redelivers, and the redelivered
-  lines get the same event ids.
+* :class:`~haulage.pipeline.pubsub_windows.PullPubSubWindows` (in
+  pubsub_windows.py) — for local runs: windows of messages, acknowledged
+  only after they are committed.
 
 A message carries newline-separated log lines (gzip-compressed when it starts
 with the gzip magic or says ``compression=gzip``), or with
@@ -159,85 +155,3 @@ class ReadPubSubChunks(beam.PTransform):
             )
             | "MergeBatches" >> beam.Map(merge_chunks).with_output_types(Chunk)
         )
-
-
-class PullWindowsFn(beam.DoFn):
-    """Pulls windows of messages, emits each as one chunk, acks after downstream wrote it."""
-
-    MAX_MESSAGES = 1000
-
-    def __init__(self, subscription: str, topic: Optional[str], message_format: str, run_for: Optional[float], window_seconds: float) -> None:
-        self._subscription = subscription
-        self._topic = topic
-        self._format = message_format
-        self._run_for = run_for
-        self._window = window_seconds
-
-    def process(self, _: object) -> Iterator[Chunk]:
-        from google.api_core import exceptions as gexc
-        from google.cloud import pubsub_v1
-
-        subscriber = pubsub_v1.SubscriberClient()
-        subscription = self._subscription
-        temporary = False
-        if self._topic:
-            subscription = f"{self._topic.replace('/topics/', '/subscriptions/')}-haulage-{int(time.time())}"
-            subscriber.create_subscription(request={"name": subscription, "topic": self._topic, "ack_deadline_seconds": 600})
-            temporary = True
-        decoder = _MessageDecoder(subscription, self._format)
-        started = time.monotonic()
-        deadline = started + self._run_for if self._run_for else float("inf")
-        ack_deadline = int(min(600, self._window + 60))
-        try:
-            while True:
-                window_end = min(time.monotonic() + self._window, deadline)
-                received_at = iso_from_epoch(int(time.time()))
-                chunk = Chunk()
-                ack_ids: list[str] = []
-                while (remaining := window_end - time.monotonic()) > 0:
-                    try:
-                        response = subscriber.pull(
-                            request={"subscription": subscription, "max_messages": self.MAX_MESSAGES},
-                            timeout=max(1.0, min(remaining, 10.0)),
-                        )
-                    except (gexc.DeadlineExceeded, gexc.ServiceUnavailable):
-                        continue
-                    if not response.received_messages:
-                        time.sleep(min(0.2, max(0.0, window_end - time.monotonic())))
-                        continue
-                    new_ids = [m.ack_id for m in response.received_messages]
-                    # the window may outlast the subscription's ack deadline
-                    subscriber.modify_ack_deadline(
-                        request={"subscription": subscription, "ack_ids": new_ids, "ack_deadline_seconds": ack_deadline}
-                    )
-                    ack_ids.extend(new_ids)
-                    for received in response.received_messages:
-                        m = received.message
-                        for part in decoder.chunks(m.data, dict(m.attributes), m.message_id, received_at):
-                            chunk.extend(part)
-                if chunk:
-                    yield chunk  # parsed and written synchronously by the fused stages below
-                for start in range(0, len(ack_ids), 1000):
-                    subscriber.acknowledge(request={"subscription": subscription, "ack_ids": ack_ids[start : start + 1000]})
-                if ack_ids:
-                    _LOG.info("window: %d messages written and acknowledged", len(ack_ids))
-                if time.monotonic() >= deadline:
-                    return
-        finally:
-            if temporary:
-                try:
-                    subscriber.delete_subscription(request={"subscription": subscription})
-                except Exception:  # best effort; an orphan subscription expires on its own
-                    _LOG.warning("could not delete temporary subscription %s", subscription)
-            subscriber.close()
-
-
-class PullPubSubWindows(beam.PTransform):
-    """Bounded local streaming: windows of messages until ``run_for`` seconds pass."""
-
-    def __init__(self, message_format: str, subscription: Optional[str], topic: Optional[str], run_for: Optional[float], window_seconds: float) -> None:
-        super().__init__()
-        self._fn = PullWindowsFn(subscription or "", topic, message_format, run_for, window_seconds)
-
-    def expand(self, pbegin):
-        return pbegin | "Start" >> beam.Create([None]) | "PullWindows" >> beam.ParDo(self._fn).with_output_types(Chunk)

@@ -26,7 +26,9 @@ from .options import RunOptions
 from .parquet_commit import ParquetDataset
 from .parquet_sink import WriteParquet
 from .parse_transform import ParseLogLines
-from .pubsub_source import PullPubSubWindows, ReadPubSubChunks
+from .pubsub_source import ReadPubSubChunks
+from .pubsub_windows import PullPubSubWindows
+from .ledgers import LedgerRef
 from .summary import RunSummary, counters_from_result, summary_from_result
 
 _LOG = logging.getLogger("haulage")
@@ -88,7 +90,8 @@ def build_pipeline(
         chunks = pipeline | "ReadLogFiles" >> ReadLogFiles(files or [], opts.chunk_lines, committed=output.committed, chunk_bytes=opts.chunk_bytes)
     elif opts.local:
         chunks = pipeline | "PullPubSubWindows" >> PullPubSubWindows(
-            opts.message_format, opts.subscription, opts.topic, opts.run_for, opts.window_seconds
+            opts.message_format, opts.subscription, opts.topic, opts.run_for, opts.window_seconds,
+            ledger=ledger_ref(opts), chunk_lines=opts.chunk_lines,
         )
     else:
         chunks = pipeline | "ReadPubSub" >> ReadPubSubChunks(
@@ -144,6 +147,15 @@ def staging_root(opts: RunOptions) -> str:
     return default_staging_root()
 
 
+def ledger_ref(opts: RunOptions) -> Optional[LedgerRef]:
+    """The ledger of the run's output (None for legacy streaming inserts, which keep none)."""
+    if opts.bigquery_dataset is None:
+        return LedgerRef(output_dir=opts.output_dir)
+    if opts.bigquery_method == LOAD_JOBS:
+        return LedgerRef(dataset=opts.bigquery_dataset)
+    return None
+
+
 def new_run_id() -> str:
     return uuid.uuid4().hex[:16]
 
@@ -197,9 +209,24 @@ def run(opts: RunOptions) -> RunSummary | None:
             _LOG.info("streaming job submitted: %s", getattr(result, "job_id", lambda: "?")())
             return None
         result.wait_until_finish()
+    except Exception as exc:
+        if interrupted(exc):  # Ctrl-C inside a DoFn reaches here wrapped by Beam
+            raise KeyboardInterrupt from exc
+        raise
     finally:
         output.finish()
     return summary_from_result(result, time.monotonic() - started, len(files) if files else None)
+
+
+def interrupted(exc: BaseException) -> bool:
+    """Was this failure a KeyboardInterrupt, however wrapped?"""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, KeyboardInterrupt) or str(exc).startswith("KeyboardInterrupt"):
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
 
 
 def _run_files(opts: RunOptions, files: list[InputFile], output: PreparedOutput, worker: str) -> dict[str, int]:

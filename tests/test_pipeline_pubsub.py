@@ -268,8 +268,8 @@ def test_run_subscription_gcs_notifications(pubsub, pubsub_emulator, gcs_emulato
         emulators.reset_beam_credentials_cache()
 
 
-def test_topic_mode_reads_through_a_temporary_subscription(pubsub_emulator, tmp_path):
-    """``--topic``: a subscription is made at start, read, and deleted at the end."""
+def test_topic_mode_reads_through_its_own_kept_subscription(pubsub_emulator, tmp_path):
+    """``--topic``: the subscription ``<topic>-haulage`` is made on first use, read, and kept."""
     from google.cloud import pubsub_v1
 
     with emulators.patched_env(pubsub_emulator.env()):
@@ -300,6 +300,7 @@ def test_topic_mode_reads_through_a_temporary_subscription(pubsub_emulator, tmp_
             assert output.per_day(table) == expected, table
         dead = output.rows["unprocessed"]
         assert len(dead) == sum(1 for _, e in items if e.table == "unprocessed") > 0
-        assert all("-haulage-" in row["source"] for row in dead)  # read through haulage's own subscription
-        assert not list(publisher.list_topic_subscriptions(request={"topic": topic})), "temporary subscription left behind"
+        kept = topic.replace("/topics/", "/subscriptions/") + "-haulage"
+        assert all(row["source"].startswith(kept + "#") for row in dead)  # read through haulage's own subscription
+        assert list(publisher.list_topic_subscriptions(request={"topic": topic})) == [kept], "the subscription must stay"
         subscriber.close()

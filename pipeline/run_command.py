@@ -87,7 +87,7 @@ def build_pipeline(
     output = output or PreparedOutput(new_run_id(), frozenset())
     pipeline = beam.Pipeline(runner=local_runner(options) if opts.local else None, options=options)
     if opts.inputs:
-        chunks = pipeline | "ReadLogFiles" >> ReadLogFiles(files or [], opts.chunk_lines, committed=output.committed)
+        chunks = pipeline | "ReadLogFiles" >> ReadLogFiles(files or [], opts.chunk_lines, committed=output.committed, chunk_bytes=opts.chunk_bytes)
     elif opts.local:
         chunks = pipeline | "PullPubSubWindows" >> PullPubSubWindows(
             opts.message_format, opts.subscription, opts.topic, opts.run_for, opts.window_seconds,

@@ -88,6 +88,7 @@ VALID = {
     "staging_dir": ["gs://b/haulage-staging"],
     "bigquery_method": ["load-jobs", "streaming-inserts"],
     "load_interval": ["120", "30.5"],
+    "chunk_mib": ["4", "0.5", "16."],
 }
 INVALID = {
     "subscription": ["haulage", "projects/p/topics/t"],
@@ -102,6 +103,7 @@ INVALID = {
     "staging_dir": ["/tmp/staging", "./s"],
     "bigquery_method": ["storage", "LOAD-JOBS"],
     "load_interval": ["-1", "soon"],
+    "chunk_mib": ["-1", "four", "4MiB"],
 }
 
 

@@ -31,93 +31,96 @@ from haulage.parsers import Origin
 from haulage.parsers.framing import FileFault, iter_line_batches
 from haulage.parsers.timestamps import iso_from_epoch
 
+from .batching import BatchChunks, bounded_chunks, chunk_size
 from .elements import Chunk, LineBatch
 from .file_source import read_chunks
+from .notifications import NotificationPolicy, Refusal
+from .options import DEFAULT_CHUNK_BYTES, DEFAULT_CHUNK_LINES, GCS_NOTIFICATION
 
 _LOG = logging.getLogger("haulage")
 
-from .options import GCS_NOTIFICATION
 
-
-def chunk_from_lines_message(data: bytes, attributes: Mapping[str, str], message_id: str, subscription: str, received_at: str) -> Chunk:
-    """One message of log lines → one chunk (gzip detected from its magic bytes)."""
+def line_batches_of_message(data: bytes, attributes: Mapping[str, str], message_id: str, subscription: str, received_at: str) -> Iterator[LineBatch]:
+    """One message of log lines, as line batches read lazily (gzip detected from its magic bytes)."""
     origin = Origin.for_message(subscription, message_id)
     name = origin.label + (".gz" if attributes.get("compression", "").lower() == "gzip" else "")
-    batches = Chunk()
     for item in iter_line_batches(io.BytesIO(data), name):
         if isinstance(item, FileFault):
             if item.reason == "empty-file":
                 item = FileFault("empty-message", f"{origin.label}: message has no data", 1)
-            batches.append(LineBatch(origin, item.position, [], received_at, item))
+            yield LineBatch(origin, item.position, [], received_at, item)
         else:
-            batches.append(LineBatch(origin, item[0], item[1], received_at))
-    return batches
-
-
-def notified_object(attributes: Mapping[str, str]) -> Optional[str]:
-    """``gs://bucket/object`` of an OBJECT_FINALIZE notification, else None."""
-    if attributes.get("eventType") != "OBJECT_FINALIZE":
-        return None
-    bucket, name = attributes.get("bucketId"), attributes.get("objectId")
-    if not bucket or not name:
-        return None
-    return f"gs://{bucket}/{name}"
+            yield LineBatch(origin, item[0], item[1], received_at)
 
 
 class _MessageDecoder:
-    """Turns a message into chunks according to the configured format."""
+    """Turns a message into chunks of at most ``chunk_lines`` lines and ``chunk_bytes`` bytes.
 
-    def __init__(self, subscription: str, message_format: str, chunk_lines: int = 20000) -> None:
+    Lines messages are cut into chunks as they inflate (a small gzip message
+    can hold gigabytes); a notification is checked against the allow-list
+    (:mod:`haulage.pipeline.notifications`) and its file streamed in chunks,
+    never read whole.
+    """
+
+    def __init__(
+        self,
+        subscription: str,
+        message_format: str,
+        chunk_lines: int = DEFAULT_CHUNK_LINES,
+        chunk_bytes: int = DEFAULT_CHUNK_BYTES,
+        policy: Optional[NotificationPolicy] = None,
+    ) -> None:
         self.subscription = subscription
         self.message_format = message_format
         self.chunk_lines = chunk_lines
+        self.chunk_bytes = chunk_bytes
+        self.policy = policy or NotificationPolicy(())
         self.ignored = Metrics.counter("haulage", "notifications_ignored")
+        self.refused = Metrics.counter("haulage", "notifications_refused")
         self.messages = Metrics.counter("haulage", "messages_read")
 
     def chunks(self, data: bytes, attributes: Mapping[str, str], message_id: str, received_at: str) -> Iterator[Chunk]:
         self.messages.inc()
-        if self.message_format == GCS_NOTIFICATION:
-            path = notified_object(attributes)
-            if path is None:  # deletes, metadata updates: nothing to read
-                self.ignored.inc()
-                return
-            # identity = the object name, as a replay of the bucket reads it
-            yield from read_chunks(path, received_at, self.chunk_lines, identity=attributes["objectId"])
+        if self.message_format != GCS_NOTIFICATION:
+            batches = line_batches_of_message(data, attributes, message_id, self.subscription, received_at)
+            yield from bounded_chunks(batches, self.chunk_lines, self.chunk_bytes)
+            return
+        decision = self.policy.decide(attributes)
+        if decision is None:  # deletes, metadata updates: nothing to read
+            self.ignored.inc()
+        elif isinstance(decision, Refusal):
+            self.refused.inc()
+            origin = Origin.for_message(self.subscription, message_id)
+            fault = FileFault(decision.reason, f"{origin.label}: {decision.detail}", 1, decision.attributes.encode())
+            yield Chunk([LineBatch(origin, 1, [], received_at, fault)])
         else:
-            yield chunk_from_lines_message(data, attributes, message_id, self.subscription, received_at)
+            # identity = the object name, as a replay of the bucket reads it
+            file_chunks = read_chunks(decision, received_at, self.chunk_lines, identity=attributes["objectId"])
+            yield from bounded_chunks(file_chunks, self.chunk_lines, self.chunk_bytes)
 
 
 class _DecodeMessageFn(beam.DoFn):
-    def __init__(self, subscription: str, message_format: str) -> None:
-        self._subscription = subscription
-        self._format = message_format
+    def __init__(self, subscription: str, message_format: str, chunk_lines: int, chunk_bytes: int,
+                 policy: Optional[NotificationPolicy]) -> None:
+        self._args = (subscription, message_format, chunk_lines, chunk_bytes, policy)
 
     def setup(self) -> None:
-        self._decoder = _MessageDecoder(self._subscription, self._format)
+        self._decoder = _MessageDecoder(*self._args)
 
     def process(self, message: Any) -> Iterator[Chunk]:
         received_at = iso_from_epoch(int(time.time()))
         yield from self._decoder.chunks(message.data or b"", message.attributes or {}, message.message_id or "", received_at)
 
 
-def merge_chunks(chunks: list[Chunk]) -> Chunk:
-    merged = Chunk()
-    for chunk in chunks:
-        merged.extend(chunk)
-    return merged
-
-
-def chunk_lines(chunk: Chunk) -> int:
-    return max(1, sum(len(batch.lines) for batch in chunk))
-
-
 class ReadPubSubChunks(beam.PTransform):
-    """Unbounded: ``ReadFromPubSub`` → chunks of up to ``max_lines`` lines or ``window_seconds``.
+    """Unbounded: ``ReadFromPubSub`` → chunks of ≤ ``chunk_lines`` lines and ≤ ``chunk_bytes`` bytes.
 
     A CDN sends one log line per message; parsing and writing per message
-    would make one BigQuery request (or one Parquet file) per line. Messages
-    are therefore batched — by line count, and by time so a quiet stream
-    still flushes — before they are parsed and written.
+    would make one BigQuery request (or one Parquet file) per line. Lines
+    messages are therefore batched (:class:`~haulage.pipeline.batching.BatchChunks`:
+    by lines, bytes and ``window_seconds``) before they are parsed and
+    written. A notified file already arrives in bounded chunks and is not
+    batched: its chunks go straight to the parser, in the step that read it.
     """
 
     def __init__(
@@ -126,46 +129,64 @@ class ReadPubSubChunks(beam.PTransform):
         subscription: Optional[str] = None,
         topic: Optional[str] = None,
         window_seconds: float = 60.0,
-        max_lines: int = 50_000,
+        chunk_lines: int = DEFAULT_CHUNK_LINES,
+        chunk_bytes: int = DEFAULT_CHUNK_BYTES,
+        policy: Optional[NotificationPolicy] = None,
     ) -> None:
         super().__init__()
         self._format = message_format
         self._subscription = subscription
         self._topic = topic
         self._window_seconds = window_seconds
-        self._max_lines = max_lines
+        self._chunk_lines = chunk_lines
+        self._chunk_bytes = chunk_bytes
+        self._policy = policy
 
     def expand(self, pbegin):
+        decode = _DecodeMessageFn(self._subscription or self._topic or "", self._format, self._chunk_lines,
+                                  self._chunk_bytes, self._policy)
         chunks = (
             pbegin
             | "ReadFromPubSub" >> beam.io.ReadFromPubSub(subscription=self._subscription, topic=self._topic, with_attributes=True)
-            | "DecodeMessages" >> beam.ParDo(_DecodeMessageFn(self._subscription or self._topic or "", self._format)).with_output_types(Chunk)
+            | "DecodeMessages" >> beam.ParDo(decode).with_output_types(Chunk)
         )
         if self._format == GCS_NOTIFICATION:
-            return chunks  # a notified file already arrives in chunks of up to chunk_lines lines
-        return (
-            chunks
-            | "BatchMessages" >> beam.BatchElements(
-                min_batch_size=1,
-                max_batch_size=self._max_lines,
-                max_batch_duration_secs=self._window_seconds,
-                element_size_fn=chunk_lines,
-            )
-            | "MergeBatches" >> beam.Map(merge_chunks).with_output_types(Chunk)
-        )
+            return chunks
+        return chunks | "BatchMessages" >> BatchChunks(self._chunk_lines, self._chunk_bytes, self._window_seconds)
 
 
 class PullWindowsFn(beam.DoFn):
-    """Pulls windows of messages, emits each as one chunk, acks after downstream wrote it."""
+    """Pulls windows of messages, emits them as chunks, acks after downstream wrote them.
+
+    A window ends after ``window_seconds`` or as soon as it holds
+    ``chunk_lines`` lines or ``chunk_bytes`` bytes; a message bigger than
+    that (a notified file) is emitted in several chunks before the window is
+    acknowledged. Pulls ask for as many messages as the bytes left in the
+    window are likely to hold, judged by the messages seen so far.
+    """
 
     MAX_MESSAGES = 1000
+    FIRST_PULL = 10  # messages, before their size is known
 
-    def __init__(self, subscription: str, topic: Optional[str], message_format: str, run_for: Optional[float], window_seconds: float) -> None:
+    def __init__(
+        self,
+        subscription: str,
+        topic: Optional[str],
+        message_format: str,
+        run_for: Optional[float],
+        window_seconds: float,
+        chunk_lines: int = DEFAULT_CHUNK_LINES,
+        chunk_bytes: int = DEFAULT_CHUNK_BYTES,
+        policy: Optional[NotificationPolicy] = None,
+    ) -> None:
         self._subscription = subscription
         self._topic = topic
         self._format = message_format
         self._run_for = run_for
         self._window = window_seconds
+        self._chunk_lines = chunk_lines
+        self._chunk_bytes = chunk_bytes
+        self._policy = policy
 
     def process(self, _: object) -> Iterator[Chunk]:
         from google.api_core import exceptions as gexc
@@ -178,7 +199,8 @@ class PullWindowsFn(beam.DoFn):
             subscription = f"{self._topic.replace('/topics/', '/subscriptions/')}-haulage-{int(time.time())}"
             subscriber.create_subscription(request={"name": subscription, "topic": self._topic, "ack_deadline_seconds": 600})
             temporary = True
-        decoder = _MessageDecoder(subscription, self._format)
+        decoder = _MessageDecoder(subscription, self._format, self._chunk_lines, self._chunk_bytes, self._policy)
+        bytes_per_message = max(1, self._chunk_bytes // self.FIRST_PULL)
         started = time.monotonic()
         deadline = started + self._run_for if self._run_for else float("inf")
         ack_deadline = int(min(600, self._window + 60))
@@ -187,11 +209,14 @@ class PullWindowsFn(beam.DoFn):
                 window_end = min(time.monotonic() + self._window, deadline)
                 received_at = iso_from_epoch(int(time.time()))
                 chunk = Chunk()
+                held_lines = held_bytes = 0
+                full = False
                 ack_ids: list[str] = []
-                while (remaining := window_end - time.monotonic()) > 0:
+                while not full and (remaining := window_end - time.monotonic()) > 0:
+                    room = max(1, min(self.MAX_MESSAGES, (self._chunk_bytes - held_bytes) // bytes_per_message))
                     try:
                         response = subscriber.pull(
-                            request={"subscription": subscription, "max_messages": self.MAX_MESSAGES},
+                            request={"subscription": subscription, "max_messages": room},
                             timeout=max(1.0, min(remaining, 10.0)),
                         )
                     except (gexc.DeadlineExceeded, gexc.ServiceUnavailable):
@@ -205,10 +230,20 @@ class PullWindowsFn(beam.DoFn):
                         request={"subscription": subscription, "ack_ids": new_ids, "ack_deadline_seconds": ack_deadline}
                     )
                     ack_ids.extend(new_ids)
+                    pulled_bytes = 0
                     for received in response.received_messages:
                         m = received.message
                         for part in decoder.chunks(m.data, dict(m.attributes), m.message_id, received_at):
+                            lines, nbytes = chunk_size(part)
+                            pulled_bytes += nbytes
+                            if chunk and (held_lines + lines > self._chunk_lines or held_bytes + nbytes > self._chunk_bytes):
+                                yield chunk  # the window is full: write what it holds, finish this pull, then ack
+                                chunk, held_lines, held_bytes, full = Chunk(), 0, 0, True
                             chunk.extend(part)
+                            held_lines += lines
+                            held_bytes += nbytes
+                    full = full or held_lines >= self._chunk_lines or held_bytes >= self._chunk_bytes
+                    bytes_per_message = max(1, pulled_bytes // len(response.received_messages))
                 if chunk:
                     yield chunk  # parsed and written synchronously by the fused stages below
                 for start in range(0, len(ack_ids), 1000):
@@ -229,9 +264,19 @@ class PullWindowsFn(beam.DoFn):
 class PullPubSubWindows(beam.PTransform):
     """Bounded local streaming: windows of messages until ``run_for`` seconds pass."""
 
-    def __init__(self, message_format: str, subscription: Optional[str], topic: Optional[str], run_for: Optional[float], window_seconds: float) -> None:
+    def __init__(
+        self,
+        message_format: str,
+        subscription: Optional[str],
+        topic: Optional[str],
+        run_for: Optional[float],
+        window_seconds: float,
+        chunk_lines: int = DEFAULT_CHUNK_LINES,
+        chunk_bytes: int = DEFAULT_CHUNK_BYTES,
+        policy: Optional[NotificationPolicy] = None,
+    ) -> None:
         super().__init__()
-        self._fn = PullWindowsFn(subscription or "", topic, message_format, run_for, window_seconds)
+        self._fn = PullWindowsFn(subscription or "", topic, message_format, run_for, window_seconds, chunk_lines, chunk_bytes, policy)
 
     def expand(self, pbegin):
         return pbegin | "Start" >> beam.Create([None]) | "PullWindows" >> beam.ParDo(self._fn).with_output_types(Chunk)

@@ -3,6 +3,13 @@
 A thin ``run`` in the style of Beam's complete examples: every stage is a
 named composite transform (ReadLogFiles / PullPubSubWindows /
 ReadPubSubChunks → ParseLogLines → WriteParquet / WriteBigQuery).
+
+Where it runs: ``DirectRunner`` (the default) means Beam's FnApiRunner here,
+with streaming pulled in windows (PullPubSubWindows, acknowledged after
+writing); ``DataflowRunner`` submits the job; ``BundleBasedDirectRunner``
+runs the very graph submitted to Dataflow (ReadPubSub …) here, on Beam's
+direct runner, until ``--run-for`` passes, then drains it
+(:mod:`haulage.pipeline.direct_streaming`).
 """
 
 from __future__ import annotations
@@ -16,12 +23,14 @@ import apache_beam as beam
 from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions, StandardOptions
 
 from .bigquery_sink import WriteBigQuery
+from .direct_streaming import HaulageDirectRunner, run_until_stopped
 from .file_source import InputFile, ReadLogFiles, expand_inputs
 from .options import RunOptions
 from .parquet_sink import WriteParquet
 from .parse_transform import ParseLogLines
+from .notifications import NotificationPolicy
 from .pubsub_source import PullPubSubWindows, ReadPubSubChunks
-from .summary import RunSummary, summary_from_result
+from .summary import RunSummary, counters_from_result, summary_from_result
 
 _LOG = logging.getLogger("haulage")
 
@@ -70,16 +79,20 @@ def local_runner(options: PipelineOptions) -> Any:
 def build_pipeline(opts: RunOptions, files: Optional[Sequence[InputFile]] = None, options: Optional[PipelineOptions] = None) -> beam.Pipeline:
     """The whole job graph; ``files`` must be given for batch runs (see expand_inputs)."""
     options = options or beam_options(opts)
-    pipeline = beam.Pipeline(runner=local_runner(options) if opts.local else None, options=options)
+    runner = local_runner(options) if opts.local else HaulageDirectRunner() if opts.direct_streaming else None
+    pipeline = beam.Pipeline(runner=runner, options=options)
+    policy = NotificationPolicy.from_locations(opts.notification_allow) if opts.notification_allow else None
     if opts.inputs:
         chunks = pipeline | "ReadLogFiles" >> ReadLogFiles(files or [], opts.chunk_lines)
     elif opts.local:
         chunks = pipeline | "PullPubSubWindows" >> PullPubSubWindows(
-            opts.message_format, opts.subscription, opts.topic, opts.run_for, opts.window_seconds
+            opts.message_format, opts.subscription, opts.topic, opts.run_for, opts.window_seconds,
+            opts.chunk_lines, opts.chunk_bytes, policy,
         )
     else:
         chunks = pipeline | "ReadPubSub" >> ReadPubSubChunks(
-            opts.message_format, opts.subscription, opts.topic, opts.window_seconds, opts.chunk_lines
+            opts.message_format, opts.subscription, opts.topic, opts.window_seconds, opts.chunk_lines,
+            opts.chunk_bytes, policy,
         )
     parsed = chunks | "ParseLogLines" >> ParseLogLines(opts.agent_cache_size)
     if opts.bigquery_dataset is not None:
@@ -103,10 +116,44 @@ def run(opts: RunOptions) -> RunSummary | None:
             opts.window_seconds,
             f" for {opts.run_for:g}s" if opts.run_for else " until interrupted",
         )
+    elif opts.direct_streaming:
+        sink = f"BigQuery {opts.bigquery_dataset}" if opts.bigquery_dataset else opts.output_dir
+        _LOG.info(
+            "running the Dataflow streaming graph (ReadPubSub -> ParseLogLines -> %s) on Beam's %s, reading %s%s",
+            "WriteBigQuery" if opts.bigquery_dataset else "WriteParquet",
+            opts.runner,
+            opts.subscription or opts.topic,
+            f", for {opts.run_for:g}s, then draining" if opts.run_for else " until interrupted (Ctrl-C drains)",
+        )
+        _LOG.info(
+            "writing to %s. This runner acknowledges a message when it pulls it: stopping (--run-for, Ctrl-C, "
+            "SIGTERM) drains and loses nothing; a crash loses what was pulled and not yet written",
+            sink,
+        )
     started = time.monotonic()
     result = build_pipeline(opts, files).run()
+    if opts.direct_streaming:
+        run_until_stopped(result, opts.run_for, StreamProgress(result).report)
+        return summary_from_result(result, time.monotonic() - started, None)
     if opts.streaming and not opts.local:
         _LOG.info("streaming job submitted: %s", getattr(result, "job_id", lambda: "?")())
         return None
     result.wait_until_finish()
     return summary_from_result(result, time.monotonic() - started, len(files) if files else None)
+
+
+class StreamProgress:
+    """Progress lines of a streaming run on this machine, printed when something changed."""
+
+    def __init__(self, result: Any) -> None:
+        self._result = result
+        self._last: Optional[tuple[int, ...]] = None
+
+    def report(self) -> None:
+        counters = counters_from_result(self._result)
+        rows = sum(v for k, v in counters.items() if k.startswith("rows.") and not k.startswith("rows.unprocessed."))
+        dead = sum(v for k, v in counters.items() if k.startswith("rows.unprocessed."))
+        now = (counters.get("messages_read", 0), counters.get("lines_read", 0), rows, dead)
+        if now != self._last and any(now):
+            _LOG.info("%s messages read; %s lines parsed; written: %s rows, %s dead letters", *(f"{n:,}" for n in now))
+        self._last = now

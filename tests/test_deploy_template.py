@@ -85,6 +85,8 @@ VALID = {
     "window_seconds": ["60", "0.5", "2.", ".5"],
     "agent_cache_size": ["16384", "1"],
     "chunk_lines": ["20000"],
+    "chunk_bytes": ["16777216", "16M", "512k", "1GiB", "32mib"],
+    "notification_allow": ["gs://my-logs/logs/", "gs://my-logs", "gs://a.b-c/x/y,gs://d_e/"],
 }
 INVALID = {
     "subscription": ["haulage", "projects/p/topics/t"],
@@ -96,6 +98,8 @@ INVALID = {
     "window_seconds": ["-1", "abc", "1e3x"],
     "agent_cache_size": ["0", "-5", "1.5"],
     "chunk_lines": ["0", "ten"],
+    "chunk_bytes": ["0", "-1", "16T", "1.5M", "M"],
+    "notification_allow": ["my-logs/logs/", "gs://My-Logs/x", "gs://b/logs/*.gz", "gs://ok/x,/tmp/y"],
 }
 
 
@@ -105,6 +109,11 @@ def _cli_accepts(name: str, value: str) -> bool:
 
     source = [] if name in ("input", "subscription", "topic") else ["--subscription=projects/p1/subscriptions/s1"]
     sink = [] if name in ("bigquery_dataset", "output_dir") else ["--output_dir=gs://b/out"]
+    # notifications are read only with an allow-list, and an allow-list only applies to notifications
+    if name == "notification_allow":
+        source.append("--message_format=gcs-notification")
+    if name == "message_format" and value == "gcs-notification":
+        source.append("--notification_allow=gs://logs-bucket/logs/")
     cli_argv, rejected = template_options.to_cli_argv([f"--{name}={value}", *source, *sink])
     assert not rejected
     try:

@@ -252,6 +252,7 @@ def test_run_subscription_gcs_notifications(pubsub, pubsub_emulator, gcs_emulato
     try:
         with emulators.patched_env(env):
             result = pc.run_cli(["run", "--subscription", subscription, "--message-format", "gcs-notification",
+                                 "--notification-allow", f"gs://{gcs_emulator.bucket}/{prefix}/",
                                  "--output-dir", str(out_dir), "--run-for", "10", "--window-seconds", WINDOW])
             ended = time.time()
             assert result.code == 0, result.stderr

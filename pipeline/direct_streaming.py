@@ -1,0 +1,241 @@
+"""The Dataflow streaming graph, run on this machine by Beam's BundleBasedDirectRunner.
+
+``haulage run --runner BundleBasedDirectRunner --streaming --subscription S``
+builds exactly the job it would submit to Dataflow
+(:func:`haulage.pipeline.run_command.build_pipeline`: ReadPubSub →
+ParseLogLines → WriteBigQuery / WriteParquet) and hands it to Beam's Python
+direct runner, which executes streaming pipelines and reads Pub/Sub (or its
+emulator) through its own ``ReadFromPubSub`` evaluator.
+
+What that runner guarantees, read from Beam 2.77's source
+(``apache_beam/runners/direct/transform_evaluator.py``,
+``_PubSubReadEvaluator._read_from_pubsub``): each read bundle pulls up to 10
+messages and **acknowledges them right after the pull, inside the read
+evaluator, before its output bundle is even committed** — let alone parsed
+or written. So on this runner a message is delivered to the pipeline *at most
+once*: a crash (or ``kill -9``) loses every message pulled and not yet
+written; nothing is ever read twice because of the runner (the sink's
+deterministic ids would absorb a duplicate from Pub/Sub's own redelivery).
+On Dataflow the service acknowledges only after the bundle's output is
+durably committed, which with the deterministic event ids gives exactly-once.
+
+What haulage adds to the runner is a **drain**, the local counterpart of
+``gcloud dataflow jobs drain``: when ``--run-for`` passes, or on Ctrl-C or
+SIGTERM, the Pub/Sub read stops pulling and moves its watermark to the end
+of time; every transform then finishes what it holds (the batching step
+closes its open batches at the end of the window) and the run ends. Stopping
+this way loses nothing — everything pulled (hence acknowledged) is written.
+A second Ctrl-C/SIGTERM stops at once, losing what was pulled and not written.
+
+Two small changes to the read evaluator make that work, and nothing else
+about it changes (the pull, its 10 messages and the ack right after it are
+Beam's own code): when draining, it returns no output, no further work and
+an infinite watermark; and its pull waits at most :data:`PULL_SECONDS`
+instead of 30 s, because the runner executes one bundle at a time on one
+thread — a 30 s pull of an idle subscription would hold up the batching
+step's timers and the drain for that long.
+
+The runner gives flow control for free: it schedules the read only when no
+other work is runnable, so at most one pull of unprocessed messages waits in
+memory next to the batches held in state (bounded by lines and bytes).
+
+Two more facts of that runner matter for what it guarantees: a bundle whose
+processing raises is retried (up to 4 attempts in all, ``TransformExecutor``),
+so a sink bundle that failed half-way can write some rows twice (the same
+event ids); and a failure that persists fails the whole run.
+
+One Beam bug is worked around here: the runner gives every bundle a fresh
+``MetricsContainer`` but its per-thread ``StateSampler`` caches the scoped
+states by step name together with the *first* bundle's container, so user
+counters of every later bundle are dropped (a pipeline counting 6 elements
+in 3 bundles reports 3). :func:`_fresh_sampler_per_bundle` gives each
+bundle a new sampler, so the summary's books are right.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import signal
+import threading
+import time
+import weakref
+from typing import Any, Callable, Iterator, Optional
+
+from apache_beam.runners.direct import executor as _executor
+from apache_beam.runners.direct.direct_runner import BundleBasedDirectRunner, _DirectReadFromPubSub
+from apache_beam.runners.direct.transform_evaluator import TransformEvaluatorRegistry, _PubSubReadEvaluator
+from apache_beam.runners.direct.util import TransformResult
+from apache_beam.runners.direct.watermark_manager import WatermarkManager
+
+__all__ = ["PULL_SECONDS", "HaulageDirectRunner", "drain", "run_until_stopped"]
+
+_LOG = logging.getLogger("haulage")
+
+PULL_SECONDS = 2.0
+# evaluation context of a running pipeline -> set when it should drain
+_DRAINS: "weakref.WeakKeyDictionary[Any, threading.Event]" = weakref.WeakKeyDictionary()
+
+
+class _PromptPull:
+    """The evaluator's subscriber client, with pulls that give up after PULL_SECONDS.
+
+    An empty answer when the deadline passes is what Pub/Sub itself returns
+    for an idle subscription; messages pulled by a request the client gave
+    up on are not acknowledged and come back after their ack deadline.
+    """
+
+    def __init__(self, client: Any) -> None:
+        self._client = client
+
+    def pull(self, subscription: str, max_messages: int, timeout: float) -> Any:
+        from google.api_core import exceptions as gexc
+        from google.cloud import pubsub_v1
+
+        try:
+            return self._client.pull(subscription=subscription, max_messages=max_messages, timeout=min(timeout, PULL_SECONDS))
+        except (gexc.DeadlineExceeded, gexc.RetryError):
+            return pubsub_v1.types.PullResponse()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._client, name)
+
+
+class _DrainablePubSubReadEvaluator(_PubSubReadEvaluator):
+    """Beam's Pub/Sub read evaluator that can be drained (see the module docstring)."""
+
+    @classmethod
+    def _get_subscriber_client(cls, transform):
+        return _PromptPull(super()._get_subscriber_client(transform))
+
+    def finish_bundle(self) -> TransformResult:
+        if _draining(self._evaluation_context):
+            # no output, no more work for this read, and a watermark at the end of time
+            return TransformResult(self, [], [], None, {None: WatermarkManager.WATERMARK_POS_INF})
+        return super().finish_bundle()
+
+
+def _draining(evaluation_context: Any) -> bool:
+    event = _DRAINS.get(evaluation_context)
+    return event is not None and event.is_set()
+
+
+@contextlib.contextmanager
+def _drainable_reads() -> Iterator[None]:
+    """Have the next direct-runner evaluator registry use the drainable Pub/Sub read."""
+    overrides = TransformEvaluatorRegistry._test_evaluators_overrides
+    previous = overrides.get(_DirectReadFromPubSub)
+    overrides[_DirectReadFromPubSub] = _DrainablePubSubReadEvaluator
+    try:
+        yield
+    finally:
+        if previous is None:
+            overrides.pop(_DirectReadFromPubSub, None)
+        else:
+            overrides[_DirectReadFromPubSub] = previous
+
+
+def _fresh_sampler_per_bundle() -> None:
+    """Run every direct-runner bundle under its own StateSampler (see the module docstring).
+
+    Installed once per process; the sampler only routes metric updates to the
+    bundle's container (the direct runner never starts its sampling thread).
+    """
+    call = _executor.TransformExecutor.call
+    if getattr(call, "haulage_fresh_sampler", False):
+        return
+    from apache_beam.runners.worker import statesampler
+    from apache_beam.utils.counters import CounterFactory
+
+    def call_with_fresh_sampler(self, state_sampler):
+        fresh = statesampler.StateSampler("", CounterFactory())
+        previous = statesampler.get_current_tracker()
+        statesampler.set_current_tracker(fresh)
+        try:
+            return call(self, fresh)
+        finally:
+            statesampler.set_current_tracker(previous)
+
+    call_with_fresh_sampler.haulage_fresh_sampler = True
+    _executor.TransformExecutor.call = call_with_fresh_sampler
+
+
+class HaulageDirectRunner(BundleBasedDirectRunner):
+    """Beam's BundleBasedDirectRunner: drainable Pub/Sub reads (:func:`drain`), metrics counted per bundle."""
+
+    def run_pipeline(self, pipeline, options):
+        _fresh_sampler_per_bundle()
+        with _drainable_reads():  # the registry copies the overrides when it is made, inside run_pipeline
+            result = super().run_pipeline(pipeline, options)
+        _DRAINS[result._evaluation_context] = threading.Event()
+        return result
+
+
+def drain(result: Any) -> None:
+    """Ask a pipeline started by :class:`HaulageDirectRunner` to stop reading and finish."""
+    _DRAINS[result._evaluation_context].set()
+
+
+def run_until_stopped(
+    result: Any,
+    run_for: Optional[float],
+    report: Callable[[], None],
+    report_every: float = 2.0,
+) -> None:
+    """Wait ``run_for`` seconds (or for Ctrl-C / SIGTERM), drain, and wait for the end.
+
+    ``report`` is called about every ``report_every`` seconds while running.
+    A second Ctrl-C or SIGTERM during the drain cancels the run.
+    """
+    deadline = time.monotonic() + run_for if run_for else float("inf")
+    finished = threading.Event()
+    failure: list[BaseException] = []
+    waiter = threading.Thread(target=_wait, args=(result, finished, failure), name="haulage-wait", daemon=True)
+    waiter.start()
+    with _signals_raise_interrupt():
+        try:
+            while not finished.is_set() and time.monotonic() < deadline:
+                finished.wait(min(report_every, max(0.0, deadline - time.monotonic())))
+                report()
+            if not finished.is_set():
+                _LOG.info("--run-for passed: draining (no more pulls; writing everything pulled)")
+        except KeyboardInterrupt:
+            _LOG.warning("stopping: draining (no more pulls; writing everything pulled); interrupt again to abort")
+        drain(result)
+        try:
+            while not finished.wait(report_every):
+                report()
+        except KeyboardInterrupt:
+            _LOG.warning("aborted: messages pulled and not yet written are lost (this runner acknowledged them)")
+            result.cancel()
+            raise
+    waiter.join()
+    report()
+    if failure:
+        raise failure[0]
+
+
+def _wait(result: Any, finished: threading.Event, failure: list[BaseException]) -> None:
+    try:
+        result.wait_until_finish()
+    except BaseException as exc:  # raised again in the caller's thread
+        failure.append(exc)
+    finally:
+        finished.set()
+
+
+@contextlib.contextmanager
+def _signals_raise_interrupt() -> Iterator[None]:
+    """SIGTERM behaves like Ctrl-C (drain, then abort), when running in the main thread."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)

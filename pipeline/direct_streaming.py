@@ -27,13 +27,15 @@ closes its open batches at the end of the window) and the run ends. Stopping
 this way loses nothing — everything pulled (hence acknowledged) is written.
 A second Ctrl-C/SIGTERM stops at once, losing what was pulled and not written.
 
-Two small changes to the read evaluator make that work, and nothing else
-about it changes (the pull, its 10 messages and the ack right after it are
-Beam's own code): when draining, it returns no output, no further work and
-an infinite watermark; and its pull waits at most :data:`PULL_SECONDS`
-instead of 30 s, because the runner executes one bundle at a time on one
-thread — a 30 s pull of an idle subscription would hold up the batching
-step's timers and the drain for that long.
+Small changes to the read evaluator make that work, and nothing else about
+it changes (the pull, its 10 messages and the ack right after it are Beam's
+own code): when draining, it returns no output, no further work and an
+infinite watermark; its pull waits at most :data:`PULL_SECONDS` instead of
+30 s, because the runner executes one bundle at a time on one thread — a
+30 s pull of an idle subscription would hold up the batching step's timers
+and the drain for that long; and against the Pub/Sub emulator the pull goes
+through a client without gRPC's 4 MiB message limit
+(:mod:`haulage.pipeline.pubsub_clients`).
 
 The runner gives flow control for free: it schedules the read only when no
 other work is runnable, so at most one pull of unprocessed messages waits in
@@ -56,6 +58,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import signal
 import threading
 import time
@@ -68,13 +71,40 @@ from apache_beam.runners.direct.transform_evaluator import TransformEvaluatorReg
 from apache_beam.runners.direct.util import TransformResult
 from apache_beam.runners.direct.watermark_manager import WatermarkManager
 
+from .pubsub_clients import subscriber_client
+
 __all__ = ["PULL_SECONDS", "HaulageDirectRunner", "drain", "run_until_stopped"]
 
 _LOG = logging.getLogger("haulage")
 
 PULL_SECONDS = 2.0
-# evaluation context of a running pipeline -> set when it should drain
-_DRAINS: "weakref.WeakKeyDictionary[Any, threading.Event]" = weakref.WeakKeyDictionary()
+
+
+class _LocalRun:
+    """What haulage keeps per running pipeline: the drain request and, for the emulator, a pull client."""
+
+    def __init__(self) -> None:
+        self.draining = threading.Event()
+        self._lock = threading.Lock()
+        self._pull_client: Any = None
+
+    def pull_client(self) -> Optional[Any]:
+        if not os.environ.get("PUBSUB_EMULATOR_HOST"):
+            return None  # Beam's own client: the service's channel has no size limit
+        with self._lock:
+            if self._pull_client is None:
+                self._pull_client = subscriber_client()
+            return self._pull_client
+
+    def close(self) -> None:
+        with self._lock:
+            if self._pull_client is not None:
+                self._pull_client.close()
+                self._pull_client = None
+
+
+# evaluation context of a running pipeline -> its _LocalRun
+_RUNS: "weakref.WeakKeyDictionary[Any, _LocalRun]" = weakref.WeakKeyDictionary()
 
 
 class _PromptPull:
@@ -83,17 +113,21 @@ class _PromptPull:
     An empty answer when the deadline passes is what Pub/Sub itself returns
     for an idle subscription; messages pulled by a request the client gave
     up on are not acknowledged and come back after their ack deadline.
+    Everything else (the ack) goes to Beam's client.
     """
 
-    def __init__(self, client: Any) -> None:
+    def __init__(self, client: Any, pull_client: Optional[Any]) -> None:
         self._client = client
+        self._pull_client = pull_client or client
 
     def pull(self, subscription: str, max_messages: int, timeout: float) -> Any:
         from google.api_core import exceptions as gexc
         from google.cloud import pubsub_v1
 
         try:
-            return self._client.pull(subscription=subscription, max_messages=max_messages, timeout=min(timeout, PULL_SECONDS))
+            return self._pull_client.pull(
+                subscription=subscription, max_messages=max_messages, timeout=min(timeout, PULL_SECONDS)
+            )
         except (gexc.DeadlineExceeded, gexc.RetryError):
             return pubsub_v1.types.PullResponse()
 
@@ -104,20 +138,16 @@ class _PromptPull:
 class _DrainablePubSubReadEvaluator(_PubSubReadEvaluator):
     """Beam's Pub/Sub read evaluator that can be drained (see the module docstring)."""
 
-    @classmethod
-    def _get_subscriber_client(cls, transform):
-        return _PromptPull(super()._get_subscriber_client(transform))
+    def _get_subscriber_client(self, transform):  # Beam calls it on the instance: self._get_subscriber_client(...)
+        run = _RUNS.get(self._evaluation_context)
+        return _PromptPull(super()._get_subscriber_client(transform), run.pull_client() if run else None)
 
     def finish_bundle(self) -> TransformResult:
-        if _draining(self._evaluation_context):
+        run = _RUNS.get(self._evaluation_context)
+        if run is not None and run.draining.is_set():
             # no output, no more work for this read, and a watermark at the end of time
             return TransformResult(self, [], [], None, {None: WatermarkManager.WATERMARK_POS_INF})
         return super().finish_bundle()
-
-
-def _draining(evaluation_context: Any) -> bool:
-    event = _DRAINS.get(evaluation_context)
-    return event is not None and event.is_set()
 
 
 @contextlib.contextmanager
@@ -167,13 +197,13 @@ class HaulageDirectRunner(BundleBasedDirectRunner):
         _fresh_sampler_per_bundle()
         with _drainable_reads():  # the registry copies the overrides when it is made, inside run_pipeline
             result = super().run_pipeline(pipeline, options)
-        _DRAINS[result._evaluation_context] = threading.Event()
+        _RUNS[result._evaluation_context] = _LocalRun()
         return result
 
 
 def drain(result: Any) -> None:
     """Ask a pipeline started by :class:`HaulageDirectRunner` to stop reading and finish."""
-    _DRAINS[result._evaluation_context].set()
+    _RUNS[result._evaluation_context].draining.set()
 
 
 def run_until_stopped(
@@ -210,9 +240,27 @@ def run_until_stopped(
             result.cancel()
             raise
     waiter.join()
+    _close_pubsub_clients(result)
     report()
     if failure:
         raise failure[0]
+
+
+def _close_pubsub_clients(result: Any) -> None:
+    """Close the run's subscriber clients now, deleting the subscription Beam made for a topic.
+
+    Beam does this when the pipeline's transforms are garbage-collected,
+    which may be much later (or never, if they sit in a reference cycle).
+    """
+    steps = result._evaluation_context._root_transforms
+    with _PubSubReadEvaluator._subscriber_client_cache_lock:
+        clients = [client for transform, client in list(_PubSubReadEvaluator._subscriber_client_cache.items())
+                   if transform in steps]
+    for client in clients:
+        client.close()  # idempotent; logs a warning if the deletion fails
+    run = _RUNS.get(result._evaluation_context)
+    if run is not None:
+        run.close()
 
 
 def _wait(result: Any, finished: threading.Event, failure: list[BaseException]) -> None:

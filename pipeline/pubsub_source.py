@@ -36,6 +36,7 @@ from .elements import Chunk, LineBatch
 from .file_source import read_chunks
 from .notifications import NotificationPolicy, Refusal
 from .options import DEFAULT_CHUNK_BYTES, DEFAULT_CHUNK_LINES, GCS_NOTIFICATION
+from .pubsub_clients import subscriber_client
 
 _LOG = logging.getLogger("haulage")
 
@@ -190,9 +191,8 @@ class PullWindowsFn(beam.DoFn):
 
     def process(self, _: object) -> Iterator[Chunk]:
         from google.api_core import exceptions as gexc
-        from google.cloud import pubsub_v1
 
-        subscriber = pubsub_v1.SubscriberClient()
+        subscriber = subscriber_client()
         subscription = self._subscription
         temporary = False
         if self._topic:

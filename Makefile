@@ -11,7 +11,7 @@ STAMP := $(VENV)/.haulage-installed
 OUTPUT_DIR ?= haulage-out
 PYTEST_ARGS ?=
 
-.PHONY: setup run test bench clean
+.PHONY: setup run test bench agents-stress clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,11 @@ test: setup
 bench: setup
 	$(PY) benchmarks/parse_bench.py
 	$(PY) benchmarks/pipeline_bench.py
+
+# Adversarial user agents through every family parser, without the length cap,
+# up to 64 KiB each; and the old backtracking patterns on issue 10's agents.
+agents-stress: setup
+	$(PY) benchmarks/agents_stress.py --before
 
 clean:
 	rm -rf $(VENV) $(OUTPUT_DIR) .pytest_cache .hypothesis build *.egg-info

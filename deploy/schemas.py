@@ -24,7 +24,7 @@ class Column:
     """One (possibly nested) column: BigQuery standard-SQL type names."""
 
     name: str
-    type: str  # STRING | TIMESTAMP | BOOLEAN | RECORD
+    type: str  # STRING | TIMESTAMP | BOOLEAN | INTEGER (INT64) | RECORD
     mode: str = "NULLABLE"  # NULLABLE | REQUIRED
     description: str = ""
     fields: tuple["Column", ...] = ()
@@ -84,6 +84,12 @@ _COMMON_HEAD = (
 _USER_AGENT = _s("user_agent", "Extension: the raw user agent, kept only when details is null.")
 _EVENT_ID = _s("event_id", "Extension: deterministic id of the source line (same input, same id).", mode="REQUIRED")
 _TLS = (_s("tls_protocol"), _s("tls_cipher"))
+# Last, so that a table migrated by haulage setup (new columns are appended)
+# has the same column order as one created from scratch.
+_AGENT_FINGERPRINT = Column(
+    "agent_fingerprint", "INTEGER", description=(
+        "Extension: signed INT64 of the first 8 bytes (little-endian) of BLAKE2b-64 of the raw user agent "
+        "(UTF-8); null when the agent is missing. Tells client environments apart without keeping the agent."))
 
 TABLES: dict[str, tuple[Column, ...]] = {
     DOWNLOADS: (
@@ -95,6 +101,7 @@ TABLES: dict[str, tuple[Column, ...]] = {
         CLASSIFICATION,
         _USER_AGENT,
         _EVENT_ID,
+        _AGENT_FINGERPRINT,
     ),
     SIMPLE: (
         *_COMMON_HEAD,
@@ -104,6 +111,7 @@ TABLES: dict[str, tuple[Column, ...]] = {
         CLASSIFICATION,
         _USER_AGENT,
         _EVENT_ID,
+        _AGENT_FINGERPRINT,
     ),
     UNPROCESSED: (
         Column("received_at", "TIMESTAMP", "REQUIRED", "When the pipeline read the line; partition column."),
@@ -138,7 +146,8 @@ def arrow_schema(table: str) -> "Any":
     def arrow_type(column: Column) -> Any:
         if column.type == "RECORD":
             return pa.struct([arrow_field(f) for f in column.fields])
-        return {"STRING": pa.string(), "BOOLEAN": pa.bool_(), "TIMESTAMP": pa.timestamp("us", tz="UTC")}[column.type]
+        return {"STRING": pa.string(), "BOOLEAN": pa.bool_(), "INTEGER": pa.int64(),
+                "TIMESTAMP": pa.timestamp("us", tz="UTC")}[column.type]
 
     def arrow_field(column: Column) -> Any:
         return pa.field(column.name, arrow_type(column), nullable=column.mode != "REQUIRED")

@@ -148,8 +148,9 @@ def _download_row(
         "tls_protocol": None if tls_protocol in _NULLS else tls_protocol,
         "tls_cipher": None if tls_cipher in _NULLS else tls_cipher,
         "classification": agent.classification,
-        "user_agent": user_agent if details is None else None,
+        "user_agent": agent.user_agent,
         "event_id": f"{key}-{position}",
+        "agent_fingerprint": agent.fingerprint,
     }
 
 
@@ -278,8 +279,9 @@ class LineParser:
             "tls_cipher": None if tls_cipher in _NULLS else tls_cipher,
             "details": agent.details,
             "classification": agent.classification,
-            "user_agent": user_agent if agent.details is None else None,
+            "user_agent": agent.user_agent,
             "event_id": f"{origin.key}-{position}",
+            "agent_fingerprint": agent.fingerprint,
         }
         return Record(SIMPLE, row, epoch)
 

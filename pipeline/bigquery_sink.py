@@ -28,6 +28,21 @@ from .metrics import Counters
 
 MAX_ROWS_PER_REQUEST = 500
 
+# INT64 columns sent as decimal strings: insertAll's JSON may pass numbers
+# through a double on the way, which would round a 64-bit fingerprint;
+# BigQuery reads a quoted integer into an INT64 column exactly.
+_INT64_COLUMNS = ("agent_fingerprint",)
+
+
+def insert_json(row: dict[str, Any]) -> dict[str, Any]:
+    """The row as insertAll JSON: INT64 values as strings, everything else as is."""
+    if any(row.get(name) is not None for name in _INT64_COLUMNS):
+        row = dict(row)
+        for name in _INT64_COLUMNS:
+            if row.get(name) is not None:
+                row[name] = str(row[name])
+    return row
+
 
 def row_id(table: str, row: dict[str, Any]) -> str:
     """Insert id: the event id, or for dead letters a key of their source."""
@@ -77,7 +92,7 @@ class InsertRowsFn(beam.DoFn):
         table_id = self._dataset.table_id(table)
         failed: list[tuple[dict[str, Any], str]] = []
         for start in range(0, len(rows), MAX_ROWS_PER_REQUEST):
-            part = list(rows[start : start + MAX_ROWS_PER_REQUEST])
+            part = [insert_json(r) for r in rows[start : start + MAX_ROWS_PER_REQUEST]]
             ids = [row_id(table, r) for r in part]
             try:
                 errors = self._client.insert_rows_json(table_id, part, row_ids=ids, skip_invalid_rows=True)

@@ -9,6 +9,8 @@ never by running haulage's code.
 from __future__ import annotations
 
 import calendar
+import hashlib
+import struct
 import time
 
 import pytest
@@ -30,6 +32,7 @@ DOWNLOAD_KEYS = [
     "classification",
     "user_agent",
     "event_id",
+    "agent_fingerprint",
 ]
 SIMPLE_KEYS = [
     "timestamp",
@@ -42,6 +45,7 @@ SIMPLE_KEYS = [
     "classification",
     "user_agent",
     "event_id",
+    "agent_fingerprint",
 ]
 UNPROCESSED_KEYS = ["received_at", "source", "line", "error"]
 
@@ -62,6 +66,14 @@ LINE_REASONS = {
     "bad-simple-url",
 }
 FILE_REASONS = {"bad-gzip", "truncated-gzip", "empty-file", "unreadable-file"}
+
+
+def fingerprint_of(agent):
+    """The agent_fingerprint rule as documented: BLAKE2b-64 of the UTF-8 agent, first 8 bytes as a
+    little-endian signed 64-bit integer; None for a missing agent."""
+    if agent in ("", "(null)"):
+        return None
+    return struct.unpack("<q", hashlib.blake2b(agent.encode("utf-8"), digest_size=8).digest())[0]
 
 
 def epoch_of(rfc1123):
@@ -126,6 +138,7 @@ EXPECTED1 = {
     "tls_cipher": "ECDHE-RSA-AES128-GCM-SHA256",
     "classification": HUMAN_INSTALLER,
     "user_agent": None,
+    "agent_fingerprint": fingerprint_of(UA1),
 }
 
 TS_S = "Thu, 07 Jan 2021 20:54:52 GMT"
@@ -165,6 +178,7 @@ EXPECTED2 = {
     "tls_cipher": "ECDHE-RSA-AES128-GCM-SHA256",
     "classification": MIRROR,
     "user_agent": None,
+    "agent_fingerprint": fingerprint_of(BANDERSNATCH),
 }
 
 # legacy v1 (no TLS fields)
@@ -207,6 +221,7 @@ EXPECTED_V1 = {
     "tls_cipher": None,
     "classification": HUMAN_INSTALLER,
     "user_agent": None,
+    "agent_fingerprint": fingerprint_of(UA_V1),
 }
 
 # legacy v3 (3@ + a current-format line)
@@ -243,6 +258,7 @@ EXPECTED_V3_DOWNLOAD = {
     "tls_cipher": "TLS_AES_128_GCM_SHA256",
     "classification": HUMAN_INSTALLER,
     "user_agent": None,
+    "agent_fingerprint": fingerprint_of(UA_V3),
 }
 EXPECTED_V3_SIMPLE = {
     "timestamp": "2020-03-01T10:00:00Z",
@@ -254,6 +270,7 @@ EXPECTED_V3_SIMPLE = {
     "details": DETAILS_V3,
     "classification": HUMAN_INSTALLER,
     "user_agent": None,
+    "agent_fingerprint": fingerprint_of(UA_V3),
 }
 
 
@@ -369,6 +386,7 @@ def test_real_simple_line(parser, origin):
         "tls_cipher": "ECDHE-RSA-AES128-GCM-SHA256",
         "details": None,
         "classification": BOT,
+        "agent_fingerprint": None,  # no agent, no fingerprint
     }
     assert rec.epoch == epoch_of(TS_S) == 1610052892
 
@@ -376,6 +394,7 @@ def test_real_simple_line(parser, origin):
 def test_download_with_null_agent_is_kept_as_bot(parser):
     rec = parse(parser, download_line(agent="(null)"))
     assert rec.table == "file_downloads"
+    assert rec.row["agent_fingerprint"] is None
     assert rec.row["details"] is None
     assert rec.row["classification"] == BOT
     assert rec.row["user_agent"] in ("(null)", None)
@@ -392,7 +411,8 @@ def test_download_with_known_bot_keeps_raw_agent(parser):
 def test_unknown_agent_is_kept_raw(parser):
     agent = "This is a User Agent! However we have no idea what kind it is."
     rec = parse(parser, download_line(agent=agent))
-    expected = dict(EXPECTED1, details=None, classification=UNKNOWN, user_agent=agent)
+    expected = dict(EXPECTED1, details=None, classification=UNKNOWN, user_agent=agent,
+                    agent_fingerprint=fingerprint_of(agent))
     assert_download(rec, expected)
 
 
@@ -401,7 +421,8 @@ def test_agent_containing_pipes_recognised(parser):
     rec = parse(parser, download_line(agent=agent))
     details = dict.fromkeys(DETAILS1)
     details["installer"] = {"name": "Browser", "version": None, "subcommand": None}
-    assert_download(rec, dict(EXPECTED1, details=details, classification=BROWSER_SCRIPT, user_agent=None))
+    assert_download(rec, dict(EXPECTED1, details=details, classification=BROWSER_SCRIPT, user_agent=None,
+                              agent_fingerprint=fingerprint_of(agent)))
 
 
 def test_unknown_agent_containing_pipes_kept_whole(parser):
@@ -498,6 +519,7 @@ def test_full_simple_row_with_recognised_agent(parser, origin):
             "details": DETAILS1,
             "classification": HUMAN_INSTALLER,
             "user_agent": None,
+            "agent_fingerprint": fingerprint_of(UA1),
         },
     )
 
@@ -731,7 +753,11 @@ def test_line_at_limit_is_parsed(parser):
     assert len(raw) == LIMIT
     rec = parse(parser, raw)
     assert rec.table == "file_downloads"
-    assert rec.row["user_agent"] == "x" * (LIMIT - len(download_line(agent="").encode()))
+    # an agent over the 8,192-character cap is not parsed, and kept cut to the cap
+    assert LIMIT - len(download_line(agent="").encode()) > 8192
+    assert rec.row["user_agent"] == "x" * 8192
+    assert rec.row["details"] is None
+    assert rec.row["classification"]["kind"] == "unknown"
 
 
 def test_line_over_limit_is_dead_lettered_truncated(parser):
@@ -825,3 +851,48 @@ def test_agent_cache_counts_hits():
         parser.parse(LINE1, origin, pos, received_at=RECEIVED_AT)
     assert parser.cache_misses - misses0 >= 1
     assert parser.cache_hits - hits0 >= 4
+
+
+# ----------------------------------------------------------------- agent_fingerprint
+
+
+@pytest.mark.parametrize("agent, expected", [
+    # BLAKE2b-64 digests worked out with hashlib alone: 992b29ada87a2db2, a49cc9112d33e72f
+    ("pip/23.3", -5607691096128148583),
+    ("Résumé/1.0 ☃", 3451783908067744932),
+])
+def test_agent_fingerprint_known_values(parser, agent, expected):
+    for line in (download_line(agent=agent), simple_line(agent=agent)):
+        for raw in (line, line.encode()):
+            assert parse(parser, raw).row["agent_fingerprint"] == expected == fingerprint_of(agent)
+
+
+@pytest.mark.parametrize("agent", ["", "(null)"])
+def test_missing_agent_has_no_fingerprint(parser, agent):
+    assert parse(parser, download_line(agent=agent)).row["agent_fingerprint"] is None
+    assert parse(parser, simple_line(agent=agent)).row["agent_fingerprint"] is None
+
+
+def test_fingerprint_is_of_the_raw_agent_not_of_what_it_says(parser):
+    """Two agents with the same details (key order differs) are different environments' strings."""
+    a = parse(parser, download_line(agent='pip/24.0 {"python":"3.12.1","cpu":"x86_64"}')).row
+    b = parse(parser, download_line(agent='pip/24.0 {"cpu":"x86_64","python":"3.12.1"}')).row
+    assert a["details"] == b["details"]
+    assert a["agent_fingerprint"] != b["agent_fingerprint"]
+    assert a["agent_fingerprint"] == fingerprint_of('pip/24.0 {"python":"3.12.1","cpu":"x86_64"}')
+
+
+def test_fingerprint_same_through_every_format(parser):
+    """Legacy and current lines carrying the same agent give the same fingerprint."""
+    v3 = parse(parser, SYSLOG3 + MSG_V3_DOWNLOAD).row
+    current = parse(parser, download_line(agent=UA_V3)).row
+    v1 = parse(parser, MSG_V1.replace(UA_V1, UA_V3)).row
+    assert v3["agent_fingerprint"] == current["agent_fingerprint"] == v1["agent_fingerprint"] == fingerprint_of(UA_V3)
+
+
+def test_fast_path_and_general_path_agree_on_fingerprint(parser, origin):
+    lines = [download_line(agent=a).encode() for a in ("pip/23.3", "(null)", "uv/0.4.0", "pip/23.3", "(null)")]
+    batch = parser.parse_batch(lines, origin, 1, RECEIVED_AT)
+    assert [r.row["agent_fingerprint"] for r in batch] == [fingerprint_of(a) for a in
+                                                           ("pip/23.3", "(null)", "uv/0.4.0", "pip/23.3", "(null)")]
+    assert parser.cache_hits >= 2  # the repeats took the cached (fast) path

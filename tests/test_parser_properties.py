@@ -5,6 +5,8 @@
   row has exactly the documented keys, and whose dead-letter reason is a
   documented code;
 * for any list of lines, records out == lines in (the run invariant of schema.md);
+* ``parse_batch`` (with its fast path for repeated agents) gives exactly what
+  ``parse`` gives line by line;
 * ``parse_agent`` never raises, including for ``pip/20.0 <any JSON value>``,
   and its ``details`` always has the documented shape.
 """
@@ -22,11 +24,11 @@ from haulage.parsers.agents import parse_agent
 TABLES = {"file_downloads", "simple_requests", "unprocessed"}
 DOWNLOAD_KEYS = [
     "timestamp", "country_code", "url", "project", "file", "details", "tls_protocol",
-    "tls_cipher", "classification", "user_agent", "event_id",
+    "tls_cipher", "classification", "user_agent", "event_id", "agent_fingerprint",
 ]
 SIMPLE_KEYS = [
     "timestamp", "country_code", "url", "project", "tls_protocol", "tls_cipher", "details",
-    "classification", "user_agent", "event_id",
+    "classification", "user_agent", "event_id", "agent_fingerprint",
 ]
 UNPROCESSED_KEYS = ["received_at", "source", "line", "error"]
 DETAIL_KEYS = {
@@ -109,6 +111,10 @@ def check_record(rec, position):
         check_classification(row["classification"], row["details"])
         if row["details"] is not None:
             assert row["user_agent"] is None
+        fingerprint = row["agent_fingerprint"]
+        assert fingerprint is None or (isinstance(fingerprint, int) and -2**63 <= fingerprint < 2**63)
+        if row["user_agent"] in ("", "(null)"):
+            assert fingerprint is None  # a missing agent has no fingerprint
         if rec.table == "file_downloads":
             assert set(row["file"]) == {"filename", "project", "version", "type"}
             for key in ("project", "version", "type"):
@@ -322,3 +328,16 @@ def test_line_parse_agrees_with_parse_agent(raw):
         agent = parse_agent(rec.row["user_agent"])
         assert agent.details is None
         assert rec.row["classification"] == agent.classification
+
+
+@SETTINGS
+@given(st.lists(st.one_of(any_line, st.sampled_from(VALID).map(str.encode)), max_size=40), st.integers(1, 10**6))
+def test_parse_batch_equals_parse_line_by_line(lines, first):
+    """The fast path of parse_batch must not change a single value (fingerprint included)."""
+    lines = lines + lines  # repeats: the second time, agents and timestamps are cached (the fast path)
+    batch = LineParser(agent_cache_size=64).parse_batch(lines, ORIGIN, first, RECEIVED_AT)
+    single = LineParser(agent_cache_size=64)
+    expected = [single.parse(raw, ORIGIN, first + i, RECEIVED_AT) for i, raw in enumerate(lines)]
+    assert len(batch) == len(lines)
+    for got, want in zip(batch, expected):
+        assert (got.table, got.row, got.epoch) == (want.table, want.row, want.epoch)

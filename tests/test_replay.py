@@ -24,11 +24,13 @@ DAYS = ("2026-10-01", "2026-10-02", "2026-10-03")
 
 
 def table_rows(out: Path, table: str) -> list[tuple]:
-    """Every row of a table as comparable tuples (nested values as text)."""
+    """Every row of a table as comparable tuples (nested values as text), the event id last."""
     files = str(out / table / "*" / "*.parquet")
     if not list((out / table).glob("*/*.parquet")):
         return []
     rel = duckdb.sql(f"SELECT * EXCLUDE (date) FROM read_parquet('{files}', hive_partitioning=true)")
+    if "event_id" in rel.columns:
+        rel = rel.select(*[f'"{c}"' for c in rel.columns if c != "event_id"], "event_id")
     return sorted(tuple(str(v) for v in row) for row in rel.fetchall())
 
 

@@ -270,7 +270,8 @@ OLD_ROW = {
 def test_older_table_gets_the_new_nullable_columns_and_keeps_its_rows(cloud):
     dataset = _unique("older")
     cloud.bq.create_dataset(f"{PROJECT}.{dataset}")
-    older = _without(bigquery_schema(DOWNLOADS), "details.installer.subcommand", "details.user_data", "user_agent")
+    older = _without(bigquery_schema(DOWNLOADS), "details.installer.subcommand", "details.user_data", "user_agent",
+                     "agent_fingerprint")
     _create_table(cloud.bq, dataset, DOWNLOADS, older)
     assert cloud.bq.insert_rows_json(f"{PROJECT}.{dataset}.{DOWNLOADS}", [OLD_ROW], row_ids=["old-1"]) == []
     argv = ["setup", "--bigquery-dataset", f"{PROJECT}:{dataset}"]
@@ -278,7 +279,8 @@ def test_older_table_gets_the_new_nullable_columns_and_keeps_its_rows(cloud):
     result = pc.run_cli(argv)
     assert result.code == 0, result
     (line,) = [l for l in _resource_lines(result.stdout) if f" {DOWNLOADS} " in l]
-    assert "updated: added columns details.installer.subcommand, details.user_data, user_agent" in line
+    assert ("updated: added columns details.installer.subcommand, details.user_data, user_agent, "
+            "agent_fingerprint") in line
     table = cloud.bq.get_table(f"{PROJECT}.{dataset}.{DOWNLOADS}")
     assert _paths([f.to_api_repr() for f in table.schema]) == _paths(bigquery_schema(DOWNLOADS))
     # the row written before is still there (bqemulator changes only the table's metadata on a schema

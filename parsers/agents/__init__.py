@@ -3,6 +3,11 @@
 ``parse_agent`` is pure and uncached; :class:`AgentCache` is what the line
 parser uses, because real traffic repeats the same few thousand agents and a
 cache hit costs a dictionary lookup instead of a regex walk and a JSON parse.
+
+Parsing takes time linear in the agent's length whatever the agent (see
+linear.py), and agents longer than :data:`MAX_AGENT_CHARS` are not parsed at
+all: no client sends one, so they are ``unknown`` with the raw agent kept
+truncated to that length.
 """
 
 from __future__ import annotations
@@ -12,27 +17,49 @@ from typing import Any, Optional
 from cachetools import LRUCache
 
 from ..classify import classify
+from ..fingerprint import agent_fingerprint
 from .bots import is_known_bot
 from .families import REGISTRY, Family
 
-__all__ = ["AgentResult", "AgentCache", "DEFAULT_AGENT_CACHE_SIZE", "parse_agent", "REGISTRY", "Family"]
+__all__ = ["AgentResult", "AgentCache", "DEFAULT_AGENT_CACHE_SIZE", "MAX_AGENT_CHARS", "parse_agent", "REGISTRY", "Family"]
 
 DEFAULT_AGENT_CACHE_SIZE = 16384
 """Distinct agents kept parsed: real traffic repeats a few thousand."""
+
+MAX_AGENT_CHARS = 8192
+"""Longest agent handed to the family parsers, and longest raw agent kept in a row.
+
+8 KiB is the per-header limit of a stock Varnish (``http_req_hdr_len``
+defaults to 8k), the cache Fastly grew from, and the default header-value
+limit of Fastly's Compute platform. Fastly's VCL platform, which writes
+PyPI's logs, accepts up to 69 KB of request headers in total, so a longer
+agent can reach a log line (haulage's line limit is 64 KiB), but no package
+client sends one: real agents are under 2 KB even with pip's ``user_data``.
+An agent over the limit is ``unknown`` (family ``too-long``) and its first
+8,192 characters are kept in the row's ``user_agent``.
+"""
 
 _MIRROR_CLIENTS = frozenset({"bandersnatch", "devpi", "devpi-server", "z3c.pypimirror", "artifactory", "nexus", "pep381client"})
 
 
 class AgentResult:
-    """What one agent string says. Shared between rows: treat as read-only."""
+    """What one agent string says. Shared between rows: treat as read-only.
 
-    __slots__ = ("details", "kind", "family", "classification")
+    ``user_agent`` is what a row's ``user_agent`` column holds: None when
+    ``details`` is known, else the raw agent cut to :data:`MAX_AGENT_CHARS`.
+    """
 
-    def __init__(self, details: Optional[dict[str, Any]], kind: str, family: str) -> None:
+    __slots__ = ("details", "kind", "family", "classification", "fingerprint", "user_agent")
+
+    def __init__(self, details: Optional[dict[str, Any]], kind: str, family: str,
+                 fingerprint: Optional[int] = None, user_agent: Optional[str] = None) -> None:
         self.details = details
         self.kind = kind
         self.family = family
         self.classification = classify(details, kind)
+        # the agent_fingerprint column: computed once per distinct agent, here
+        self.fingerprint = fingerprint
+        self.user_agent = user_agent[:MAX_AGENT_CHARS] if details is None and user_agent is not None else None
 
     def __repr__(self) -> str:
         return f"AgentResult(family={self.family!r}, kind={self.kind!r}, details={self.details!r})"
@@ -43,7 +70,15 @@ def _applies(family: Family, user_agent: str) -> bool:
 
 
 def parse_agent(user_agent: str) -> AgentResult:
-    """Classify one raw agent. Never raises: an agent no family takes is 'unknown'."""
+    """Classify one raw agent. Never raises: an agent no family takes is 'unknown'.
+
+    Time is linear in ``len(user_agent)``, and bounded by the work for
+    :data:`MAX_AGENT_CHARS` characters, since a longer agent is not parsed
+    (its fingerprint still covers the whole agent).
+    """
+    fingerprint = agent_fingerprint(user_agent)
+    if len(user_agent) > MAX_AGENT_CHARS:
+        return AgentResult(None, "unknown", "too-long", fingerprint, user_agent)
     for family in REGISTRY:
         if not _applies(family, user_agent):
             continue
@@ -55,10 +90,10 @@ def parse_agent(user_agent: str) -> AgentResult:
             kind = family.kind
             if family.name == "pep-standard" and (found["installer"]["name"] or "").lower() in _MIRROR_CLIENTS:
                 kind = "mirror"
-            return AgentResult(found, kind, family.name)
+            return AgentResult(found, kind, family.name, fingerprint)
     if is_known_bot(user_agent):
-        return AgentResult(None, "bot", "bot")
-    return AgentResult(None, "unknown", "unknown")
+        return AgentResult(None, "bot", "bot", fingerprint, user_agent)
+    return AgentResult(None, "unknown", "unknown", fingerprint, user_agent)
 
 
 class AgentCache:

@@ -21,6 +21,7 @@ from packaging.version import InvalidVersion, Version
 
 from . import details as d
 from .details import Details
+from .linear import anchored, closes_parenthesis, dollar_end, final_token, name_optional_version, name_version, token_end
 
 Parse = Callable[[str], Optional[Details]]
 
@@ -61,7 +62,7 @@ def _json_after_first_space(user_agent: str) -> object:
 # --- JSON "linehaul" agents -------------------------------------------------
 
 _PIP6 = SpecifierSet(">=6", prereleases=True)
-_PIP14 = SpecifierSet(">=1.4,<6", prereleases=True)
+_PIP14_SPEC = SpecifierSet(">=1.4,<6", prereleases=True)
 _UV_JSON = SpecifierSet(">=0.1.22", prereleases=True)
 _ANY_VERSION = SpecifierSet(">=0", prereleases=True)
 
@@ -91,15 +92,31 @@ def hatch_json(user_agent: str) -> Optional[Details]:
     return d.from_linehaul_json(_loads(user_agent[start : end + 1]))
 
 
-_PEP_AGENT = re.compile(r"^(?P<client>[^\s/]+)/(?P<version>\S+) \(PEP (?P<pep>\d+)\) (?P<json>\{.*\})\s*$", re.S)
+_PEP_HEAD = anchored("pep-standard", r"(?P<client>[^\s/]++)/(?P<version>\S++) \(PEP (?P<pep>\d++)\) ")
+
+
+def _pep_json(user_agent: str) -> Optional[tuple[re.Match[str], str]]:
+    r"""``CLIENT/VERSION (PEP NNN) {json}`` then only whitespace: the head and the JSON text.
+
+    ``\{.*\}\s*$`` (DOTALL) takes the longest text ending in ``}`` that is
+    followed by whitespace only: the rest with trailing whitespace removed.
+    """
+    m = _PEP_HEAD.match(user_agent)
+    if m is None:
+        return None
+    payload = user_agent[m.end() :].rstrip()
+    if len(payload) < 2 or payload[0] != "{" or payload[-1] != "}":
+        return None
+    return m, payload
 
 
 def pep_standard(user_agent: str) -> Optional[Details]:
     """Extension: the proposed ``CLIENT/VERSION (PEP NNN) {json}`` agent."""
-    m = _PEP_AGENT.match(user_agent)
-    if m is None:
+    found = _pep_json(user_agent)
+    if found is None:
         return None
-    data = _loads(m["json"])
+    m, payload = found
+    data = _loads(payload)
     if not isinstance(data, dict):
         return None
     env = data.get("python_environment")
@@ -141,13 +158,18 @@ def pep_standard(user_agent: str) -> Optional[Details]:
 
 
 # --- plain agents -------------------------------------------------------------
+# Each pattern follows the PyPI pattern named in the comment, rewritten by the
+# rules of linear.py: anchored, possessive runs, and the splits PyPI's
+# patterns leave to backtracking done with one string search. A possessive
+# run stands for PyPI's greedy one wherever the character after it cannot
+# belong to the run (``\S+`` before a space, ``\d+`` before ``.``, ``[^)]+``
+# before ``)``): giving characters back could never let the pattern match.
 
-def _regex(pattern: str, build: Callable[[re.Match[str]], Optional[Details]], *, search: bool = False, flags: int = 0) -> Parse:
-    compiled = re.compile(pattern, flags)
-    finder = compiled.search if search else compiled.match
+def _regex(name: str, pattern: str, build: Callable[[re.Match[str]], Optional[Details]], flags: int = 0) -> Parse:
+    match = anchored(name, pattern, flags).match
 
     def parse(user_agent: str) -> Optional[Details]:
-        m = finder(user_agent)
+        m = match(user_agent)
         return build(m) if m is not None else None
 
     return parse
@@ -157,16 +179,26 @@ def _known(part: str) -> Optional[str]:
     return None if part.lower() == "unknown" else part
 
 
-def _pip_1_4(m: re.Match[str]) -> Optional[Details]:
-    version, impl_name, impl_version, system_name, system_release = m.groups()
-    if not _version_in(version, _PIP14):
+_PIP14 = anchored("pip-1.4", r"pip/(\S++) (\S++) (\S++)$")
+
+
+def pip_1_4(user_agent: str) -> Optional[Details]:
+    r"""PyPI: ``^pip/(\S+) (\S+)/(\S+) (\S+)/(\S+)$`` for pip 1.4 to 5."""
+    m = _PIP14.match(user_agent)
+    if m is None:
         return None
-    impl = {"name": _known(impl_name), "version": _known(impl_version)}
-    system = {"name": _known(system_name), "release": _known(system_release)}
+    version = m[1]
+    impl, system = name_version(m[2]), name_version(m[3])
+    if impl is None or system is None or not _version_in(version, _PIP14_SPEC):
+        return None
+    impl_name, impl_version = impl
+    system_name, system_release = system
+    impl_record = {"name": _known(impl_name), "version": _known(impl_version)}
+    system_record = {"name": _known(system_name), "release": _known(system_release)}
     return d.make_details(
         installer=d.installer("pip", version),
-        implementation=impl if any(impl.values()) else None,
-        system=system if any(system.values()) else None,
+        implementation=impl_record if any(impl_record.values()) else None,
+        system=system_record if any(system_record.values()) else None,
         python=impl_version if impl_name.lower() == "cpython" else None,
     )
 
@@ -179,15 +211,143 @@ def _installer_and_python(name: str) -> Callable[[re.Match[str]], Details]:
     return lambda m: d.make_details(installer=d.installer(name, m["version"]), python=m["python"])
 
 
-def _installer_and_impl(name: str, with_system: bool = False) -> Callable[[re.Match[str]], Details]:
-    def build(m: re.Match[str]) -> Details:
-        return d.make_details(
-            installer=d.installer(name, m["version"]),
-            implementation={"name": m["impl_name"], "version": m["impl_version"]},
-            system={"name": m["system_name"], "release": m["system_release"]} if with_system else None,
-        )
+def _with_impl(name: str, version: str, impl: tuple[str, str], system: Optional[tuple[str, Optional[str]]] = None) -> Details:
+    return d.make_details(
+        installer=d.installer(name, version),
+        implementation={"name": impl[0], "version": impl[1]},
+        system={"name": system[0], "release": system[1]} if system is not None else None,
+    )
 
-    return build
+
+_PDM = anchored("pdm", r"pdm/(\S++) (\S++)$")
+_PDM_SYSTEM = anchored("pdm-system", r"pdm/(\S++) (\S++) (\S++)$")
+_POETRY = anchored("poetry", r"poetry/(\S++) (\S++) (\S++)$")
+
+
+def pdm(user_agent: str) -> Optional[Details]:
+    r"""PyPI: ``^pdm/(\S+) (\S+)/(\S+)$``."""
+    m = _PDM.match(user_agent)
+    impl = name_version(m[2]) if m is not None else None
+    return _with_impl("pdm", m[1], impl) if m is not None and impl is not None else None
+
+
+def pdm_system(user_agent: str) -> Optional[Details]:
+    """Extension: current pdm appends ``SYSTEM/RELEASE`` to PyPI's pdm pattern."""
+    m = _PDM_SYSTEM.match(user_agent)
+    if m is None:
+        return None
+    impl, system = name_version(m[2]), name_version(m[3])
+    return _with_impl("pdm", m[1], impl, system) if impl is not None and system is not None else None
+
+
+def poetry(user_agent: str) -> Optional[Details]:
+    r"""PyPI: ``^poetry/(\S+) (\S+)/(\S+) (\S+)/(\S+)?$`` (the release may be empty)."""
+    m = _POETRY.match(user_agent)
+    if m is None:
+        return None
+    impl, system = name_version(m[2]), name_optional_version(m[3])
+    return _with_impl("poetry", m[1], impl, system) if impl is not None and system is not None else None
+
+
+_TWINE = anchored("twine", r"twine/(\S++) ")
+
+
+def twine(user_agent: str) -> Optional[Details]:
+    r"""PyPI: ``^twine/(\S+)(?: .+)? (\S+)/(\S+)$`` (DOTALL).
+
+    ``IMPL/VERSION`` is whitespace-free and ends the agent, so it is the final
+    token, and the character before it must be a plain space: either the one
+    after twine's version (no middle part) or a later one with at least one
+    character of middle part in between.
+    """
+    m = _TWINE.match(user_agent)
+    last = final_token(user_agent) if m is not None else None
+    if m is None or last is None:
+        return None
+    before, token = last
+    gap = m.end() - 1
+    if user_agent[before] != " " or not (before == gap or before >= gap + 2):
+        return None
+    impl = name_version(token)
+    return _with_impl("twine", m[1], impl) if impl is not None else None
+
+
+def pex(user_agent: str) -> Optional[Details]:
+    r"""PyPI: ``pex/(\S+)$`` searched anywhere.
+
+    The leftmost ``pex/`` whose whitespace-free remainder reaches the end:
+    the first ``pex/`` inside the final token, if anything follows it.
+    """
+    last = final_token(user_agent)
+    if last is None:
+        return None
+    token = last[1]
+    at = token.find("pex/")
+    if at < 0 or at + 4 == len(token):
+        return None
+    return d.make_details(installer=d.installer("pex", token[at + 4 :]))
+
+
+def bazel(user_agent: str) -> Optional[Details]:
+    r"""PyPI: ``^Bazel/(?:release\s+)?(.+)$`` (DOTALL).
+
+    The greedy ``release\s+`` gives back its last whitespace when nothing
+    else is left for the version, and is skipped when it would leave nothing.
+    """
+    if not user_agent.startswith("Bazel/"):
+        return None
+    rest = user_agent[6:]
+    version = rest
+    if rest.startswith("release"):
+        after = rest[7:]
+        spaces = len(after) - len(after.lstrip())
+        if spaces and len(after) > spaces:
+            version = after[spaces:]
+        elif spaces >= 2:
+            version = after[-1]
+    return d.make_details(installer=d.installer("Bazel", version)) if version else None
+
+
+_BANDERSNATCH = anchored("bandersnatch", r"bandersnatch/(\S++) \(")
+
+
+def bandersnatch(user_agent: str) -> Optional[Details]:
+    r"""PyPI: ``^bandersnatch/(\S+) \(.+\)$`` (DOTALL)."""
+    m = _BANDERSNATCH.match(user_agent)
+    if m is None or not closes_parenthesis(user_agent, m.end()):
+        return None
+    return d.make_details(installer=d.installer("bandersnatch", m[1]))
+
+
+_BANDERSNATCH_XMLRPC = anchored("bandersnatch-xmlrpc", r"bandersnatch (\S++) ")
+
+
+def bandersnatch_xmlrpc(user_agent: str) -> Optional[Details]:
+    """Extension: ``bandersnatch VERSION …XML-RPC…``, bandersnatch's XML-RPC client."""
+    m = _BANDERSNATCH_XMLRPC.match(user_agent)
+    if m is None or user_agent.find("XML-RPC", m.end()) < 0:
+        return None
+    return d.make_details(installer=d.installer("bandersnatch", m[1]))
+
+
+_DEVPI = "devpi-server/"
+
+
+def devpi(user_agent: str) -> Optional[Details]:
+    r"""PyPI: ``devpi-server/(\S+) \(.+\)$`` (DOTALL) searched anywhere.
+
+    Every ``devpi-server/`` inside one whitespace-free token shares that
+    token's end, so after a failed try the search resumes past the token:
+    each character is looked at a bounded number of times.
+    """
+    at = user_agent.find(_DEVPI)
+    while at >= 0:
+        start = at + len(_DEVPI)
+        end = token_end(user_agent, start)
+        if end > start and user_agent.startswith(" (", end) and closes_parenthesis(user_agent, end + 2):
+            return d.make_details(installer=d.installer("devpi", user_agent[start:end]))
+        at = user_agent.find(_DEVPI, max(end, start))
+    return None
 
 
 def _uv_bare(m: re.Match[str]) -> Optional[Details]:
@@ -209,68 +369,71 @@ def _aiohttp(m: re.Match[str]) -> Details:
 
 
 _OS_TOOLS = (
-    r"^(?:fetch\ libfetch/\S+$|libfetch/\S+$|OpenBSD\ ftp$|MacPorts/?|NetBSD-ftp/|slapt-get"
+    r"(?:fetch\ libfetch/\S++$|libfetch/\S++$|OpenBSD\ ftp$|MacPorts/?|NetBSD-ftp/|slapt-get"
     r"|pypi-install/|slackrepo$|PTXdist|GARstow/|xbps/)"
 )
 # PyPI files all of these under installer name "Browser"; we keep that name in
 # details but tell real browsers (human) from command-line downloaders (scripts).
-_BROWSERS = r"^(?:Mozilla|Safari|Opera|AndroidDownloadManager|com\.apple\.WebKit\.Networking/|FDM\ \S+|URL/Emacs|Firefox/|UCWEB|Links)(?:/|$)"
-_DOWNLOADERS = r"^(?:wget|curl|aria2|okhttp|Apache-HttpClient)(?:/|$)"
+# PyPI's ``FDM\ \S+(?:/|$)`` holds when the token after "FDM " reaches the end or
+# has a "/" after its first character: the two FDM branches below say exactly that.
+_BROWSERS = (
+    r"(?:(?:Mozilla|Safari|Opera|AndroidDownloadManager|com\.apple\.WebKit\.Networking/|URL/Emacs|Firefox/|UCWEB|Links)(?:/|$)"
+    r"|FDM\ (?:\S[^\s/]*+/|\S++$))"
+)
+_DOWNLOADERS = r"(?:wget|curl|aria2|okhttp|Apache-HttpClient)(?:/|$)"
 
-_V = r"(?P<version>\S+)"
-_PY = r"(?P<python>\d\.\d+)"
-_IMPL = r"(?P<impl_name>\S+)/(?P<impl_version>\S+)"
+_V = r"(?P<version>\S++)"
+_PY = r"(?P<python>\d\.\d++)"
 
 REGISTRY: tuple[Family, ...] = (
     Family("pep-standard", "installer", None, pep_standard),
     Family("pip-json", "installer", ("pip/",), pip_json),
-    Family("pip-1.4", "installer", ("pip/",), _regex(r"^pip/(\S+) (\S+)/(\S+) (\S+)/(\S+)$", _pip_1_4)),
+    Family("pip-1.4", "installer", ("pip/",), pip_1_4),
     Family("uv-json", "installer", ("uv/",), uv_json),
     # extension: uv < 0.1.22 and `uv publish` send a bare uv[/VERSION]
-    Family("uv-bare", "installer", ("uv",), _regex(r"^uv(?:/(?P<version>\S+))?$", _uv_bare)),
+    Family("uv-bare", "installer", ("uv",), _regex("uv-bare", r"uv(?:/(?P<version>\S++))?$", _uv_bare)),
     Family("hatch", "installer", ("Hatch/",), hatch_json),
     Family("distribute", "installer", ("Python-urllib/",),
-           _regex(rf"^Python-urllib/{_PY} distribute/{_V}$", _installer_and_python("distribute"))),
+           _regex("distribute", rf"Python-urllib/{_PY} distribute/{_V}$", _installer_and_python("distribute"))),
     Family("setuptools", "installer", ("Python-urllib/", "setuptools/"),
            lambda ua: _SETUPTOOLS_A(ua) or _SETUPTOOLS_B(ua)),
-    Family("pex", "installer", None, _regex(rf"pex/{_V}$", _just_installer("pex"), search=True)),
-    Family("conda", "installer", ("conda/",), _regex(rf"^conda/{_V}(?: .+)?$", _just_installer("conda"), flags=re.S)),
-    Family("bazel", "installer", ("Bazel/",), _regex(r"^Bazel/(?:release\s+)?(?P<version>.+)$", _just_installer("Bazel"), flags=re.S)),
-    Family("bandersnatch", "mirror", ("bandersnatch/",),
-           _regex(rf"^bandersnatch/{_V} \(.+\)$", _just_installer("bandersnatch"), flags=re.S)),
+    Family("pex", "installer", None, pex),
+    Family("conda", "installer", ("conda/",), _regex("conda", rf"conda/{_V}(?: .++)?$", _just_installer("conda"), re.S)),
+    Family("bazel", "installer", ("Bazel/",), bazel),
+    Family("bandersnatch", "mirror", ("bandersnatch/",), bandersnatch),
     # extension: bandersnatch's XML-RPC client
-    Family("bandersnatch-xmlrpc", "mirror", ("bandersnatch ",),
-           _regex(rf"^bandersnatch {_V} .*XML-RPC", _just_installer("bandersnatch"), flags=re.S)),
-    Family("devpi", "mirror", None, _regex(rf"devpi-server/{_V} \(.+\)$", _just_installer("devpi"), search=True, flags=re.S)),
-    Family("z3c.pypimirror", "mirror", ("z3c.pypimirror/",), _regex(rf"^z3c\.pypimirror/{_V}$", _just_installer("z3c.pypimirror"))),
-    Family("artifactory", "mirror", ("Artifactory/",), _regex(rf"^Artifactory/{_V}$", _just_installer("Artifactory"))),
-    Family("nexus", "mirror", ("Nexus/",), _regex(rf"^Nexus/{_V}", _just_installer("Nexus"))),
+    Family("bandersnatch-xmlrpc", "mirror", ("bandersnatch ",), bandersnatch_xmlrpc),
+    Family("devpi", "mirror", None, devpi),
+    Family("z3c.pypimirror", "mirror", ("z3c.pypimirror/",),
+           _regex("z3c.pypimirror", rf"z3c\.pypimirror/{_V}$", _just_installer("z3c.pypimirror"))),
+    Family("artifactory", "mirror", ("Artifactory/",), _regex("artifactory", rf"Artifactory/{_V}$", _just_installer("Artifactory"))),
+    Family("nexus", "mirror", ("Nexus/",), _regex("nexus", rf"Nexus/{_V}", _just_installer("Nexus"))),
     Family("pep381client", "mirror", ("pep381client",),
-           _regex(rf"^pep381client(?:-proxy)?/{_V}$", _just_installer("pep381client"))),
-    Family("maturin", "installer", ("maturin/",), _regex(rf"^maturin/{_V}$", _just_installer("maturin"))),
-    Family("pdm", "installer", ("pdm/",), _regex(rf"^pdm/{_V} {_IMPL}$", _installer_and_impl("pdm"))),
+           _regex("pep381client", rf"pep381client(?:-proxy)?/{_V}$", _just_installer("pep381client"))),
+    Family("maturin", "installer", ("maturin/",), _regex("maturin", rf"maturin/{_V}$", _just_installer("maturin"))),
+    Family("pdm", "installer", ("pdm/",), pdm),
     # extension: current pdm appends SYSTEM/RELEASE
-    Family("pdm-system", "installer", ("pdm/",),
-           _regex(rf"^pdm/{_V} {_IMPL} (?P<system_name>\S+)/(?P<system_release>\S+)$", _installer_and_impl("pdm", True))),
-    Family("poetry", "installer", ("poetry/",),
-           _regex(rf"^poetry/{_V} {_IMPL} (?P<system_name>\S+)/(?P<system_release>\S+)?$", _installer_and_impl("poetry", True))),
-    Family("twine", "installer", ("twine/",), _regex(rf"^twine/{_V}(?: .+)? {_IMPL}$", _installer_and_impl("twine"), flags=re.S)),
-    Family("urllib", "script", ("Python-urllib/",), _regex(rf"^Python-urllib/{_PY}$", lambda m: d.make_details(python=m["python"]))),
+    Family("pdm-system", "installer", ("pdm/",), pdm_system),
+    Family("poetry", "installer", ("poetry/",), poetry),
+    Family("twine", "installer", ("twine/",), twine),
+    Family("urllib", "script", ("Python-urllib/",),
+           _regex("urllib", rf"Python-urllib/{_PY}$", lambda m: d.make_details(python=m["python"]))),
     Family("requests", "script", ("python-requests/",),
-           _regex(rf"^python-requests/{_V}(?: .+)?$", _just_installer("requests"), flags=re.S)),
+           _regex("requests", rf"python-requests/{_V}(?: .++)?$", _just_installer("requests"), re.S)),
     Family("homebrew", "installer", ("Homebrew/",),
-           _regex(rf"^Homebrew/{_V} \(Macintosh; Intel (?:Mac OS X|macOS) (?P<osx_version>[^)]+)\)(?: .+)?$", _homebrew, flags=re.S)),
+           _regex("homebrew", rf"Homebrew/{_V} \(Macintosh; Intel (?:Mac OS X|macOS) (?P<osx_version>[^)]++)\)(?: .++)?$",
+                  _homebrew, re.S)),
     # extensions: HTTP libraries PyPI does not know
-    Family("httpx", "script", ("python-httpx/",), _regex(rf"^python-httpx/{_V}", _just_installer("httpx"))),
-    Family("urllib3", "script", ("python-urllib3/",), _regex(rf"^python-urllib3/{_V}", _just_installer("urllib3"))),
-    Family("aiohttp", "script", ("Python/",), _regex(rf"^Python/(?P<python>\S+) aiohttp/{_V}", _aiohttp)),
-    Family("httpie", "script", ("HTTPie/",), _regex(rf"^HTTPie/{_V}", _just_installer("HTTPie"))),
-    Family("os", "os", None, _regex(_OS_TOOLS, lambda m: d.make_details(installer=d.installer("OS")), flags=re.X)),
+    Family("httpx", "script", ("python-httpx/",), _regex("httpx", rf"python-httpx/{_V}", _just_installer("httpx"))),
+    Family("urllib3", "script", ("python-urllib3/",), _regex("urllib3", rf"python-urllib3/{_V}", _just_installer("urllib3"))),
+    Family("aiohttp", "script", ("Python/",), _regex("aiohttp", rf"Python/(?P<python>\S++) aiohttp/{_V}", _aiohttp)),
+    Family("httpie", "script", ("HTTPie/",), _regex("httpie", rf"HTTPie/{_V}", _just_installer("HTTPie"))),
+    Family("os", "os", None, _regex("os", _OS_TOOLS, lambda m: d.make_details(installer=d.installer("OS")), re.X)),
     Family("browser", "browser", None,
-           _regex(_BROWSERS, lambda m: d.make_details(installer=d.installer("Browser")), flags=re.I | re.X)),
+           _regex("browser", _BROWSERS, lambda m: d.make_details(installer=d.installer("Browser")), re.I | re.X)),
     Family("downloader", "script", None,
-           _regex(_DOWNLOADERS, lambda m: d.make_details(installer=d.installer("Browser")), flags=re.I)),
+           _regex("downloader", _DOWNLOADERS, lambda m: d.make_details(installer=d.installer("Browser")), re.I)),
 )
 
-_SETUPTOOLS_A = _regex(rf"^Python-urllib/{_PY} setuptools/{_V}$", _installer_and_python("setuptools"))
-_SETUPTOOLS_B = _regex(rf"^setuptools/{_V} Python-urllib/{_PY}$", _installer_and_python("setuptools"))
+_SETUPTOOLS_A = _regex("setuptools-a", rf"Python-urllib/{_PY} setuptools/{_V}$", _installer_and_python("setuptools"))
+_SETUPTOOLS_B = _regex("setuptools-b", rf"setuptools/{_V} Python-urllib/{_PY}$", _installer_and_python("setuptools"))

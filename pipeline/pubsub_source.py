@@ -1,20 +1,22 @@
 """Streaming input from Pub/Sub, in two shapes.
 
-* :class:`ReadPubSubChunks` — Beam's ``ReadFromPubSub``: unbounded, for
-  Dataflow, where the service acks a message only after the bundle that
-  consumed it is committed.
-* :class:`PullPubSubWindows` — for local runs. Beam's DirectRunner Pub/Sub
-  source acks messages *before* they are processed and cannot stop cleanly,
-  so a local run that ends (``--run-for``) or crashes would lose what it had
-  pulled. Here one DoFn pulls a window of messages, emits it as one chunk —
-  the fused parse and sink stages write it synchronously — and only then
-  acks it. Stopping loses nothing; a crash redelivers, and the redelivered
-  lines get the same event ids.
+* :class:`ReadPubSubChunks` — Beam's ``ReadFromPubSub``, decode, batch: the
+  graph that runs on Dataflow (where the service acks a message only after
+  the bundle that consumed it is committed) and, unchanged, on Beam's
+  direct runner here (``--runner BundleBasedDirectRunner``, see
+  :mod:`haulage.pipeline.direct_streaming`: that runner acks on pull).
+* :class:`PullPubSubWindows` — haulage's default local runner. One DoFn pulls
+  a window of messages, emits it in chunks — the fused parse and sink stages
+  write them synchronously — and only then acks it. Stopping loses nothing;
+  a crash redelivers, and the redelivered lines get the same event ids.
 
 A message carries newline-separated log lines (gzip-compressed when it starts
 with the gzip magic or says ``compression=gzip``), or with
 ``message_format="gcs-notification"`` a Cloud Storage OBJECT_FINALIZE
-notification for a log file, which is then read whole.
+notification for a log file, which is then streamed in chunks if it is inside
+the allow-list (:mod:`haulage.pipeline.notifications`) and a dead letter if
+not. Everything is cut into chunks of at most ``chunk_lines`` lines and
+``chunk_bytes`` bytes, and windows and batches are capped the same way.
 """
 
 from __future__ import annotations

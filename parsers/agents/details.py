@@ -42,12 +42,18 @@ def record(value: Any, *keys: str) -> Optional[dict[str, Optional[str]]]:
 
 
 def subcommand(value: Any) -> Optional[str]:
-    """uv's subcommand list, joined as it would be typed: ``["pip", "install"]`` → ``pip install``."""
+    """uv's subcommand list, joined as it would be typed: ``["pip", "install"]`` → ``pip install``.
+
+    PyPI joins the list with ``shlex.join``, so an empty list is ``""`` (not
+    null). Extensions, where PyPI's structuring would garble the value: a
+    non-list is kept as its text (PyPI splits a string into characters), and
+    in a list a null is ``''`` and nested containers are dropped (PyPI
+    writes their Python repr).
+    """
     if value is None:
         return None
     if isinstance(value, list):
-        parts = [text(part) or "" for part in value if not isinstance(part, (dict, list))]
-        return shlex.join(parts) if parts else None
+        return shlex.join([text(part) or "" for part in value if not isinstance(part, (dict, list))])
     return text(value)
 
 

@@ -76,7 +76,11 @@ class DuckDBBackend:
         return f"parquet:{self.output_dir}"
 
     def run(self, query: Query) -> list[dict[str, Any]]:
-        import duckdb
+        try:
+            import duckdb
+        except ImportError:  # the "stats" extra, not in the worker image
+            raise SourceError("reading Parquet needs DuckDB, which is not installed: pip install 'haulage[stats]'",
+                              exit_code=2) from None
 
         if self._con is None:
             self._con = duckdb.connect(":memory:")

@@ -81,7 +81,7 @@ _COMMON_HEAD = (
     _s("country_code", "ISO 3166-1 alpha-2 from the CDN's geo lookup; null when unknown."),
     _s("url", "Request path."),
 )
-_USER_AGENT = _s("user_agent", "Extension: the raw user agent, kept only when details is null.")
+_USER_AGENT = _s("user_agent", "Extension: the raw user agent, kept only when details is null, cut to its first 8,192 characters.")
 _EVENT_ID = _s("event_id", "Extension: deterministic id of the source line (same input, same id).", mode="REQUIRED")
 _TLS = (_s("tls_protocol"), _s("tls_cipher"))
 # Last, so that a table migrated by haulage setup (new columns are appended)

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import re
 import time
+import tracemalloc
 from pathlib import Path
 from re import _constants as sre
 from re import _parser as sre_parse
@@ -34,7 +35,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from haulage.parsers import LineParser, Origin
-from haulage.parsers.agents import MAX_AGENT_CHARS, REGISTRY, AgentCache, parse_agent
+from haulage.parsers.agents import CACHED_AGENT_CHARS, MAX_AGENT_CHARS, REGISTRY, AgentCache, parse_agent
 from haulage.parsers.agents.bots import is_known_bot
 from haulage.parsers.agents.linear import PATTERNS
 from support import backtracking_agents as before
@@ -310,9 +311,27 @@ def test_row_keeps_the_truncated_agent():
     assert row["user_agent"] == user_agent[:MAX_AGENT_CHARS]
 
 
-def test_cache_counts_over_long_agents_like_any_other():
+def test_cache_parses_over_long_agents_on_every_sight():
     cache = AgentCache(maxsize=8)
-    long_agent = "x" * (MAX_AGENT_CHARS + 1)
-    for user_agent in (long_agent, long_agent, "curl/8.0", long_agent):
-        cache.get(user_agent)
-    assert (cache.hits, cache.misses) == (2, 2)
+    long_agent = "x" * (CACHED_AGENT_CHARS + 1)
+    for user_agent in (long_agent, long_agent, "curl/8.0", long_agent, "curl/8.0"):
+        result = cache.get(user_agent)
+        assert result.kind == ("unknown" if user_agent is long_agent else "script")
+    assert (cache.hits, cache.misses) == (1, 4)
+    assert len(cache) == 1 and set(cache.front) == {"curl/8.0"}
+    assert cache.get("x" * CACHED_AGENT_CHARS) is cache.get("x" * CACHED_AGENT_CHARS)  # at the bound: cached
+
+
+def test_cache_memory_is_bounded_by_bytes_under_distinct_long_agents():
+    """A client sending a new 16 KiB agent per request must not grow the cache."""
+    cache = AgentCache(maxsize=4096)
+    tracemalloc.start()
+    try:
+        baseline = tracemalloc.get_traced_memory()[0]
+        for n in range(4096):
+            cache.get(f"pip/{n} " + "a/" * 8192)
+        grown = tracemalloc.get_traced_memory()[0] - baseline
+    finally:
+        tracemalloc.stop()
+    assert cache.misses == 4096 and len(cache) == 0
+    assert grown < 4 * 2**20, f"cache grew by {grown:,} bytes"

@@ -21,7 +21,16 @@ from ..fingerprint import agent_fingerprint
 from .bots import is_known_bot
 from .families import REGISTRY, Family
 
-__all__ = ["AgentResult", "AgentCache", "DEFAULT_AGENT_CACHE_SIZE", "MAX_AGENT_CHARS", "parse_agent", "REGISTRY", "Family"]
+__all__ = [
+    "AgentResult",
+    "AgentCache",
+    "CACHED_AGENT_CHARS",
+    "DEFAULT_AGENT_CACHE_SIZE",
+    "MAX_AGENT_CHARS",
+    "parse_agent",
+    "REGISTRY",
+    "Family",
+]
 
 DEFAULT_AGENT_CACHE_SIZE = 16384
 """Distinct agents kept parsed: real traffic repeats a few thousand."""
@@ -37,6 +46,19 @@ agent can reach a log line (haulage's line limit is 64 KiB), but no package
 client sends one: real agents are under 2 KB even with pip's ``user_data``.
 An agent over the limit is ``unknown`` (family ``too-long``) and its first
 8,192 characters are kept in the row's ``user_agent``.
+"""
+
+CACHED_AGENT_CHARS = 2048
+"""Longest agent the cache keeps; longer ones are parsed on every sight.
+
+The cache is bounded by entries, so what bounds its memory is the longest
+key it may hold: 16,384 agents of up to 64 KiB each would be a gigabyte,
+and a client choosing a new long agent per request could fill it. Real
+agents, pip's ``user_data`` included, are under 2 KB, so an agent longer
+than this is either hostile or broken; parsing it again costs linear time
+(see linear.py) and at most :data:`MAX_AGENT_CHARS` characters of work.
+With this bound the cache holds at most ``maxsize`` × 2,048 characters of
+keys (32 MiB of ASCII at the default size).
 """
 
 _MIRROR_CLIENTS = frozenset({"bandersnatch", "devpi", "devpi-server", "z3c.pypimirror", "artifactory", "nexus", "pep381client"})
@@ -105,6 +127,10 @@ class AgentCache:
     ~50 ns, and at 200k lines/s that difference is a fifth of the budget. The
     front dict is emptied every ``front_size`` distinct agents, after which
     hot agents touch the LRU again, so eviction order stays close to true LRU.
+
+    Agents longer than :data:`CACHED_AGENT_CHARS` never enter either store
+    (each sight is parsed and counted as a miss), so the memory the cache
+    holds is bounded by bytes, not only by entries.
     """
 
     __slots__ = ("_lru", "front", "front_size", "hits", "misses")
@@ -140,6 +166,8 @@ class AgentCache:
         except KeyError:
             self.misses += 1
             result = parse_agent(user_agent)
+            if len(user_agent) > CACHED_AGENT_CHARS:
+                return result
             self._lru[user_agent] = result
         if len(self.front) >= self.front_size:
             self.front.clear()

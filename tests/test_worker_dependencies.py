@@ -91,11 +91,11 @@ class Blocked(importlib.abc.MetaPathFinder):
 sys.meta_path.insert(0, Blocked())
 from haulage.deploy.flex_main import launch
 
-common = ["--project=p1", "--region=us-central1", "--temp_location=gs://haulage-test/tmp",
+common = ["--project=test-project", "--region=us-central1", "--temp_location=gs://haulage-test/tmp",
           "--staging_location=gs://haulage-test/staging",
           "--sdk_container_image=example/haulage:test", "--dry_run=True"]
-launch(["--subscription=projects/p1/subscriptions/s1", "--bigquery_dataset=p1:pypi", *common])
-launch(["--subscription=projects/p1/subscriptions/s1", "--message_format=gcs-notification",
+launch(["--subscription=projects/test-project/subscriptions/s1", "--bigquery_dataset=test-project:pypi", *common])
+launch(["--subscription=projects/test-project/subscriptions/s1", "--message_format=gcs-notification",
         "--notification_allow=gs://logs-bucket/logs/", "--output_dir=gs://haulage-test/out", *common])
 from haulage.pipeline.cli import main
 code = main(["run", "--input", "fixtures/downloads-2026-10-01T00.log.gz", "--output-dir", sys.argv[1], "--quiet"])

@@ -11,7 +11,7 @@ STAMP := $(VENV)/.haulage-installed
 OUTPUT_DIR ?= haulage-out
 PYTEST_ARGS ?=
 
-.PHONY: setup run test bench agents-stress clean
+.PHONY: setup run test bench agents-stress memory-stress clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -38,6 +38,11 @@ bench: setup
 # up to 64 KiB each; and the old backtracking patterns on issue 10's agents.
 agents-stress: setup
 	$(PY) benchmarks/agents_stress.py --before
+
+# A 2-million-line Pub/Sub backlog through both local streaming graphs, peak RSS
+# of the haulage process checked (make test runs the windowed pull only).
+memory-stress: setup
+	HAULAGE_STRESS=1 $(PY) -m pytest -s tests/test_memory.py
 
 clean:
 	rm -rf $(VENV) $(OUTPUT_DIR) .pytest_cache .hypothesis build *.egg-info

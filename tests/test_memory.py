@@ -3,13 +3,18 @@
 2,000 gzip messages of 1,000 log lines each (≈ 1 GB of log text) wait in
 the emulator before haulage starts; both local graphs read the whole backlog
 into Parquet with the default caps (``--chunk-lines`` 20,000,
-``--chunk-bytes`` 16M). The haulage subprocess's peak resident set
-(``ru_maxrss`` from ``wait4``) must stay under :data:`PEAK_RSS_BOUND`, and
-every line must be in the output exactly once (rows + dead letters = 2
-million, event ids unique). Without the caps a window or batch would hold the
+``--chunk-bytes`` 16M). The haulage subprocess's peak resident set — the
+kernel's high-water mark ``VmHWM`` in ``/proc/PID/status``, read once the
+whole backlog is written — must stay under :data:`PEAK_RSS_BOUND`, and every
+line must be in the output exactly once (rows + dead letters = 2 million,
+event ids unique). (Not ``ru_maxrss`` from ``wait4``: Linux folds the
+high-water mark of the memory the child had before ``exec`` — the forking
+test process's — into it.) Without the caps a window or batch would hold the
 whole backlog: gigabytes of raw lines and parsed rows.
 
-The bound and what was measured are in the README ("Memory").
+Both local graphs are measured; by default only the windowed pull (the
+default local runner) runs, ``make memory-stress`` runs both. The bound and
+what was measured are in the README.
 """
 
 from __future__ import annotations
@@ -37,7 +42,7 @@ HAULAGE = str(Path(sys.executable).parent / "haulage")
 MESSAGES = 2000
 LINES_PER_MESSAGE = 1000
 TOTAL = MESSAGES * LINES_PER_MESSAGE
-PEAK_RSS_BOUND = 600 << 20  # bytes; see the README for what was measured
+PEAK_RSS_BOUND = 450 << 20  # bytes; measured ≈ 305 MiB (idle: ≈ 200 MiB), see the README
 
 _WINDOW = re.compile(r"window: (\d+) messages written and acknowledged")
 _PROGRESS = re.compile(r"([\d,]+) messages read; ([\d,]+) lines parsed; written: ([\d,]+) rows, ([\d,]+) dead letters")
@@ -70,6 +75,13 @@ def _publish_backlog(pubsub_emulator) -> str:
     return subscription
 
 
+def _peak_rss(pid: int) -> int:
+    """The process's own peak resident set so far, in bytes."""
+    with open(f"/proc/{pid}/status") as status:
+        (line,) = [line for line in status if line.startswith("VmHWM:")]
+    return int(line.split()[1]) * 1024  # kB
+
+
 def _done(graph: str, line: str, acknowledged: list[int]) -> bool:
     if graph == st.WINDOWED_PULL:
         m = _WINDOW.search(line)
@@ -80,7 +92,12 @@ def _done(graph: str, line: str, acknowledged: list[int]) -> bool:
     return bool(m) and _number(m.group(3)) + _number(m.group(4)) >= TOTAL
 
 
-@pytest.mark.parametrize("graph", sorted(st.GRAPHS))
+@pytest.mark.parametrize("graph", [
+    st.WINDOWED_PULL,
+    # the same on the Dataflow graph takes as long again: 'make memory-stress' runs it
+    pytest.param(st.DATAFLOW_GRAPH, marks=pytest.mark.skipif(
+        not os.environ.get("HAULAGE_STRESS"), reason="set HAULAGE_STRESS=1 or run 'make memory-stress'")),
+])
 def test_two_million_line_backlog_in_bounded_memory(graph, pubsub_emulator, tmp_path):
     subscription = _publish_backlog(pubsub_emulator)
     out_dir = tmp_path / "out"
@@ -105,14 +122,15 @@ def test_two_million_line_backlog_in_bounded_memory(graph, pubsub_emulator, tmp_
         if not finished.wait(600):
             pytest.fail("the backlog was not read within 600 s:\n" + "".join(log[-20:]))
         seconds = time.monotonic() - started
+        peak = _peak_rss(proc.pid)
         # windowed pull: everything is written and acknowledged, stop it any way;
         # Dataflow graph: SIGTERM drains (its summary is checked below)
         os.kill(proc.pid, signal.SIGTERM if graph == st.DATAFLOW_GRAPH else signal.SIGKILL)
-        _, status, usage = os.wait4(proc.pid, 0)
+        stdout, _ = proc.communicate(timeout=120)
     finally:
         if proc.poll() is None:
             proc.kill()
-    peak = usage.ru_maxrss * 1024  # Linux reports kilobytes
+            proc.wait()
     print(f"\n{graph}: {TOTAL:,} lines in {seconds:.1f}s, peak RSS {peak / 2**20:.0f} MiB")
     assert peak < PEAK_RSS_BOUND, f"peak RSS {peak / 2**20:.0f} MiB over the bound {PEAK_RSS_BOUND / 2**20:.0f} MiB"
 
@@ -124,6 +142,6 @@ def test_two_million_line_backlog_in_bounded_memory(graph, pubsub_emulator, tmp_
     ids = [i for t in pc.ROW_TABLES for i in tables[t].to_table(columns=["event_id"]).column("event_id").to_pylist()]
     assert len(ids) == len(set(ids)) == counts["file_downloads"] + counts["simple_requests"]
     if graph == st.DATAFLOW_GRAPH:
-        assert os.WEXITSTATUS(status) == 0
-        summary = pc.parse_summary(proc.stdout.read())
+        assert proc.returncode == 0
+        summary = pc.parse_summary(stdout)
         assert summary.lines_read == TOTAL and summary.balanced

@@ -21,8 +21,8 @@ $(STAMP): pyproject.toml constraints.txt
 
 setup: $(STAMP)
 
-# The demo starts from an empty output folder: a batch run appends, so running
-# it twice into the same folder would count the sample logs twice.
+# The demo starts from an empty output folder, so its summary shows every row
+# (run into the same folder again, it would say the files are already ingested).
 run: setup
 	rm -rf $(OUTPUT_DIR)
 	$(HAULAGE) run --input 'fixtures/*.log*' --output-dir $(OUTPUT_DIR)

@@ -18,6 +18,13 @@ drain), whichever comes first; and a chunk that would overflow the batch
 closes the batch before it is added. So no batch is larger than the caps,
 except a single chunk that alone exceeds one (which :func:`bounded_chunks`
 prevents upstream).
+
+A source too big for one chunk (a message that inflates past the caps)
+arrives as consecutive chunks; one that does not end its source closes the
+batch at once. So a batch held in state never ends in the middle of a
+source, and the parts of one source leave the step together, while it
+processes the bundle that brought them — which is what lets a sink commit
+every source whole (:mod:`haulage.pipeline.parquet_commit`).
 """
 
 from __future__ import annotations
@@ -35,7 +42,12 @@ from apache_beam.utils.timestamp import Timestamp
 from .elements import Chunk, ChunkCoder, LineBatch
 from .metrics import Counters
 
-__all__ = ["BatchChunks", "bounded_chunks", "chunk_size"]
+__all__ = ["BatchChunks", "bounded_chunks", "chunk_size", "ends_mid_source"]
+
+
+def ends_mid_source(chunk: Chunk) -> bool:
+    """The chunk's last line batch does not finish its source (more of it follows)."""
+    return bool(chunk) and chunk[-1].finished is None
 
 
 def chunk_size(chunk: Chunk) -> tuple[int, int]:
@@ -53,7 +65,7 @@ def bounded_chunks(items: Iterable[Union[LineBatch, Chunk]], max_lines: int, max
     A line batch larger than what is left of a chunk is split between lines,
     so only a single line longer than ``max_bytes`` makes a chunk exceed it
     (it is then alone in its chunk). Order and positions are kept; a fault
-    stays on the part that ends its batch.
+    and the source's ``finished`` unit stay on the part that ends its batch.
     """
     pending = Chunk()
     lines = nbytes = 0
@@ -81,7 +93,7 @@ def bounded_chunks(items: Iterable[Union[LineBatch, Chunk]], max_lines: int, max
                     batch
                     if start == 0 and last
                     else LineBatch(batch.origin, batch.first_position + start, batch.lines[start:end],
-                                   batch.received_at, batch.fault if last else None)
+                                   batch.received_at, batch.fault if last else None, batch.finished if last else None)
                 )
                 lines += end - start
                 nbytes += size
@@ -147,6 +159,8 @@ class _BatchChunksFn(beam.DoFn):
         held_bytes += nbytes
         if held_lines >= self._max_lines or held_bytes >= self._max_bytes:
             yield from self._flush(chunks, held, flush_at, "cap")
+        elif ends_mid_source(chunk):
+            yield from self._flush(chunks, held, flush_at, "source")
         else:
             held.write((held_lines, held_bytes))
 
@@ -185,8 +199,9 @@ class BatchChunks(beam.PTransform):
 
     A batch also closes ``max_seconds`` after its first chunk arrived (so a
     quiet stream still flushes) and when the watermark passes the end of the
-    window (a Dataflow drain, or the end of a local run). Counts
-    ``batches_closed.<cap|time|drain>``.
+    window (a Dataflow drain, or the end of a local run), and at once when
+    its last chunk ends in the middle of a source. Counts
+    ``batches_closed.<cap|time|drain|source>``.
     """
 
     def __init__(self, max_lines: int, max_bytes: int, max_seconds: float) -> None:

@@ -14,6 +14,9 @@ import ctypes
 import errno
 import logging
 import os
+import shutil
+
+__all__ = ["exchange", "finish_day_swap", "replace_directory"]
 
 _LOG = logging.getLogger("haulage")
 _AT_FDCWD = -100
@@ -40,18 +43,51 @@ def exchange(a: str, b: str) -> bool:
     raise OSError(err, os.strerror(err), a)
 
 
+def _fsync_dir(path: str) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def replace_directory(new: str, live: str, graveyard: str) -> None:
     """Put ``new`` where ``live`` is; the previous ``live`` ends at ``graveyard``.
 
-    ``graveyard`` must not exist; the caller deletes it afterwards.
+    ``graveyard`` must not exist; the caller deletes it afterwards. The
+    folders holding the three paths are fsynced before returning, so the new
+    day is durable before anything of the old one is deleted.
     """
+    parents = {os.path.dirname(p) for p in (new, live, graveyard)}
     if not os.path.exists(live):
         os.makedirs(os.path.dirname(live), exist_ok=True)
         os.rename(new, live)
-        return
-    if exchange(new, live):
+    elif exchange(new, live):
         os.rename(new, graveyard)  # `new` now holds the old day
-        return
-    _LOG.warning("atomic directory exchange unavailable; replacing %s with two renames", live)
-    os.rename(live, graveyard)
-    os.rename(new, live)
+    else:
+        _LOG.warning("atomic directory exchange unavailable; replacing %s with two renames", live)
+        os.rename(live, graveyard)
+        os.rename(new, live)
+    for parent in sorted(parents):
+        if os.path.isdir(parent):
+            _fsync_dir(parent)
+
+
+def finish_day_swap(staged: str, live: str, graveyard: str, commit: str) -> None:
+    """Complete an interrupted :func:`replace_directory` of a replay commit (idempotent).
+
+    ``staged`` still holding only the commit's own files (``part-<commit>-…``)
+    means the swap has not happened: do it. ``staged`` holding anything else
+    means it is the old day, left there by the exchange: move it away.
+    Gone: the swap is done. The graveyard is deleted in every case.
+    """
+    if os.path.isdir(staged):
+        names = [n for n in os.listdir(staged) if not n.startswith(".")]
+        if names and all(n.startswith(f"part-{commit}-") for n in names):
+            shutil.rmtree(graveyard, ignore_errors=True)
+            replace_directory(staged, live, graveyard)
+        else:
+            shutil.rmtree(graveyard, ignore_errors=True)
+            os.rename(staged, graveyard)
+            _fsync_dir(os.path.dirname(staged))
+    shutil.rmtree(graveyard, ignore_errors=True)

@@ -20,15 +20,42 @@ from haulage.parsers import Origin
 from haulage.parsers.framing import FileFault
 
 
+FILE = "file"
+MESSAGE = "message"
+
+
+@dataclass(frozen=True, slots=True)
+class SourceUnit:
+    """A source that is ingested once, as a whole: a log file or a Pub/Sub message.
+
+    ``unit_id`` is the event-id key of its lines (``Origin.key``): for a file
+    derived from its content (see :mod:`source_identity`), for a message from
+    its subscription and message id. The sinks' ledgers record committed
+    units by this id; ``lines`` and ``faults`` say what the unit held.
+    """
+
+    unit_id: str
+    kind: str  # FILE | MESSAGE
+    label: str
+    size: int
+    lines: int
+    faults: int
+
+
 @dataclass(slots=True)
 class LineBatch:
-    """Consecutive raw lines of one source, or the fault that ended it."""
+    """Consecutive raw lines of one source, or the fault that ended it.
+
+    ``finished`` is set on the last batch of its source: a unit is complete
+    (and may be committed) once the batch carrying it has been written.
+    """
 
     origin: Origin
     first_position: int
     lines: list[bytes]
     received_at: str
     fault: Optional[FileFault] = None
+    finished: Optional[SourceUnit] = None
 
 
 class Chunk(list):  # list[LineBatch]
@@ -47,11 +74,17 @@ class ParsedChunk:
     ``lines`` and ``faults`` say how many input lines and file-level faults
     the rows stand for, so the sinks can keep the books balanced:
     lines + faults == rows written + dead letters.
+
+    ``sources`` are the unit ids of every batch in the chunk and ``units`` the
+    units whose last batch it holds: a sink commits a unit when it has all of
+    it, and refuses to commit a group holding part of a unit.
     """
 
     rows: dict[TableDay, list[dict[str, Any]]] = field(default_factory=dict)
     lines: int = 0
     faults: int = 0
+    sources: set[str] = field(default_factory=set)
+    units: list[SourceUnit] = field(default_factory=list)
 
 
 class _PickledBatchCoder(beam.coders.Coder):

@@ -11,7 +11,7 @@ import logging
 import os
 import time
 from dataclasses import dataclass
-from typing import BinaryIO, Iterator, Optional, Sequence
+from typing import BinaryIO, Callable, Iterator, Optional, Sequence
 
 import apache_beam as beam
 from apache_beam.io.filesystem import CompressionTypes
@@ -20,10 +20,12 @@ from apache_beam.metrics import Metrics
 
 from haulage.parsers import Origin
 from haulage.parsers.framing import FileFault, iter_line_batches
+from haulage.parsers.lines import event_key
 from haulage.parsers.timestamps import iso_from_epoch
 
-from .elements import Chunk, LineBatch, tune_gc
+from .elements import FILE, Chunk, LineBatch, SourceUnit, tune_gc
 from .progress import Progress
+from .source_identity import file_origin
 
 _LOG = logging.getLogger("haulage")
 
@@ -34,39 +36,19 @@ class InputError(ValueError):
 
 @dataclass(frozen=True)
 class InputFile:
-    """A file to read; ``identity`` names it for event ids (see Origin.for_file)."""
+    """A file to read. Its identity (for event ids and the ledger) comes from
+    its content when it is read: see :mod:`source_identity`."""
 
     path: str
     size: int
-    identity: str
-
-
-_GLOB_CHARS = "*?["
-
-
-def pattern_root(pattern: str) -> str:
-    """The fixed folder a glob starts from: ``logs/2026-*/x.gz`` → ``logs/``."""
-    cut = min((i for i in (pattern.find(c) for c in _GLOB_CHARS) if i >= 0), default=len(pattern))
-    return pattern[: pattern.rfind("/", 0, cut) + 1]
-
-
-def identity_below(root: str, path: str) -> str:
-    """``path`` relative to ``root``; the base name when it is not below it."""
-    if root and path.startswith(root):
-        return path[len(root) :]
-    return path.rstrip("/").rsplit("/", 1)[-1]
 
 
 def expand_inputs(patterns: Sequence[str]) -> list[InputFile]:
-    """Every file the patterns match, sorted, each once; an empty match is an error.
-
-    Two different files with the same identity would share event ids, so
-    that is refused with the way out in the message.
-    """
+    """Every file the patterns match, sorted, each path once; an empty match is an error."""
     found: dict[str, InputFile] = {}
     for given in patterns:
         # Beam's local filesystem matches nothing for a pattern without a
-        # folder ('*.gz'); absolute patterns also make roots unambiguous.
+        # folder ('*.gz'), so local patterns are made absolute first.
         pattern = given if "://" in given else os.path.abspath(os.path.expanduser(given))
         try:
             results = FileSystems.match([pattern])[0].metadata_list
@@ -75,17 +57,8 @@ def expand_inputs(patterns: Sequence[str]) -> list[InputFile]:
         files = [m for m in results if not m.path.endswith("/")]
         if not files:
             raise InputError(f"--input {given!r} matches no files (quote globs so the shell does not expand them)")
-        root = pattern_root(pattern)
         for m in files:
-            found.setdefault(m.path, InputFile(m.path, m.size_in_bytes, identity_below(root, m.path)))
-    by_identity: dict[str, str] = {}
-    for item in found.values():
-        other = by_identity.setdefault(item.identity, item.path)
-        if other != item.path:
-            raise InputError(
-                f"{other} and {item.path} would get the same event ids (both are {item.identity!r} below their "
-                "--input folder); give one pattern from a folder above both, e.g. 'logs/*/*.gz'"
-            )
+            found.setdefault(m.path, InputFile(m.path, m.size_in_bytes))
     return sorted(found.values(), key=lambda f: f.path)
 
 
@@ -96,54 +69,115 @@ def open_binary(path: str) -> BinaryIO:
     return FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED)
 
 
-def read_chunks(
-    path: str, received_at: str, chunk_lines: int, label_prefix: str = "", identity: Optional[str] = None
-) -> Iterator[Chunk]:
-    """A file as chunks of about ``chunk_lines`` lines; its fault rides on the last chunk.
+def unreadable_chunk(path: str, received_at: str, exc: BaseException, label_prefix: str = "") -> Chunk:
+    """The one-fault chunk of a file that cannot be opened.
 
-    ``label_prefix`` marks where dead letters came from (a replay names itself
-    there); event ids depend only on the file's name.
+    Its unit is named by the path and the error (there is no content to name
+    it by): run again, the same failure is skipped as already reported, and a
+    file that has become readable is read under its content identity.
     """
-    origin = Origin.for_file(path, identity)
-    if label_prefix:
-        origin = Origin(label_prefix + origin.label, origin.key)
+    detail = f"{path}: cannot open: {exc}"
+    origin = Origin(label_prefix + path, event_key("unreadable:" + detail))
+    unit = SourceUnit(origin.key, FILE, origin.label, 0, 0, 1)
+    return Chunk([LineBatch(origin, 1, [], received_at, FileFault("unreadable-file", detail, 1), unit)])
+
+
+def read_chunks(path: str, received_at: str, chunk_lines: int, origin: Origin, size: int) -> Iterator[Chunk]:
+    """A file as chunks of about ``chunk_lines`` lines; its fault and its unit ride on the last chunk."""
     pending = Chunk()
-    pending_lines = 0
+    pending_lines = total_lines = faults = 0
     try:
         stream = open_binary(path)
     except Exception as exc:
-        yield Chunk([LineBatch(origin, 1, [], received_at, FileFault("unreadable-file", f"{path}: cannot open: {exc}", 1))])
+        yield unreadable_chunk(path, received_at, exc)
         return
     with stream:
         for item in iter_line_batches(stream, path):
             if isinstance(item, FileFault):
                 pending.append(LineBatch(origin, item.position, [], received_at, item))
+                faults += 1
                 break
             first_position, lines = item
             pending.append(LineBatch(origin, first_position, lines, received_at))
             pending_lines += len(lines)
+            total_lines += len(lines)
             if pending_lines >= chunk_lines:
                 yield pending
                 pending, pending_lines = Chunk(), 0
-    if pending:
-        yield pending
+    if not pending:
+        pending.append(LineBatch(origin, total_lines + 1, [], received_at))
+    pending[-1].finished = SourceUnit(origin.key, FILE, origin.label, size, total_lines, faults)
+    yield pending
+
+
+def read_file(
+    path: str,
+    received_at: str,
+    chunk_lines: int,
+    size: Optional[int] = None,
+    label_prefix: str = "",
+    skip: Optional[Callable[[str], bool]] = None,
+) -> Iterator[Chunk]:
+    """A file named by its content (:func:`source_identity.file_origin`) as chunks.
+
+    ``skip(unit_id)`` true means the file is already ingested: nothing is
+    read beyond what naming it took, and nothing is yielded.
+    """
+    try:
+        origin, size = file_origin(path, size, label_prefix)
+    except Exception as exc:  # missing, permission, filesystem errors: a dead letter, not a crash
+        yield unreadable_chunk(path, received_at, exc, label_prefix)
+        return
+    if skip is not None and skip(origin.key):
+        return
+    yield from read_chunks(path, received_at, chunk_lines, origin, size)
 
 
 class ReadFileFn(beam.DoFn):
-    def __init__(self, total_files: int, total_bytes: int, chunk_lines: int, received_at: str, label_prefix: str = "") -> None:
+    """Reads each listed file that is not yet ingested, once per bundle.
+
+    ``committed`` holds the unit ids the output's ledger had when the run
+    started: those files are skipped (counted as ``units_skipped.file``).
+    A file whose content was already read in the same bundle (a copy under
+    another name) is skipped the same way; across bundles the sink's commit
+    catches it.
+    """
+
+    def __init__(
+        self,
+        total_files: int,
+        total_bytes: int,
+        chunk_lines: int,
+        received_at: str,
+        label_prefix: str = "",
+        committed: Optional[frozenset[str]] = None,
+    ) -> None:
         self._label_prefix = label_prefix
         self._total_files = total_files
         self._total_bytes = total_bytes
         self._chunk_lines = chunk_lines
         self._received_at = received_at
+        self._committed = committed or frozenset()
         self._files_read = Metrics.counter("haulage", "files_read")
+        self._files_skipped = Metrics.counter("haulage", "units_skipped." + FILE)
 
     def setup(self) -> None:
         tune_gc()
         self._progress = Progress(self._total_files, self._total_bytes)
+        self._seen: set[str] = set()
+
+    def start_bundle(self) -> None:
+        self._seen = set()
+
+    def _skip(self, unit_id: str) -> bool:
+        if unit_id in self._committed or unit_id in self._seen:
+            self._files_skipped.inc()
+            return True
+        self._seen.add(unit_id)
+        return False
 
     def process(self, item: InputFile) -> Iterator[Chunk]:
-        for chunk in read_chunks(item.path, self._received_at, self._chunk_lines, self._label_prefix, item.identity):
+        for chunk in read_file(item.path, self._received_at, self._chunk_lines, item.size, self._label_prefix, self._skip):
             yield chunk
             self._progress.add(lines=sum(len(b.lines) for b in chunk))
         self._files_read.inc()
@@ -156,13 +190,23 @@ class ReadFileFn(beam.DoFn):
 
 
 class ReadLogFiles(beam.PTransform):
-    """Listed input files → chunks of raw lines, files spread across workers."""
+    """Listed input files → chunks of raw lines, files spread across workers.
 
-    def __init__(self, files: Sequence[InputFile], chunk_lines: int = 20000, label_prefix: str = "") -> None:
+    Files whose unit id is in ``committed`` (the output's ledger) are skipped.
+    """
+
+    def __init__(
+        self,
+        files: Sequence[InputFile],
+        chunk_lines: int = 20000,
+        label_prefix: str = "",
+        committed: Optional[frozenset[str]] = None,
+    ) -> None:
         super().__init__()
         self._files = list(files)
         self._chunk_lines = chunk_lines
         self._label_prefix = label_prefix
+        self._committed = committed
 
     def expand(self, pbegin):
         received_at = iso_from_epoch(int(time.time()))
@@ -171,5 +215,5 @@ class ReadLogFiles(beam.PTransform):
             pbegin
             | "ListFiles" >> beam.Create(self._files)
             | "SpreadFiles" >> beam.Reshuffle()
-            | "ReadFiles" >> beam.ParDo(ReadFileFn(len(self._files), total_bytes, self._chunk_lines, received_at, self._label_prefix)).with_output_types(Chunk)
+            | "ReadFiles" >> beam.ParDo(ReadFileFn(len(self._files), total_bytes, self._chunk_lines, received_at, self._label_prefix, self._committed)).with_output_types(Chunk)
         )

@@ -1,209 +1,124 @@
-"""Local (or ``gs://``) Parquet sink: ``<dir>/<table>/date=YYYY-MM-DD/part-*.parquet``.
+"""Parquet sink: ``<dir>/<table>/date=YYYY-MM-DD/part-<commit>-<n>.parquet``, committed once.
 
-Files are written under a hidden temporary name and renamed into place when
-complete, so any file a reader can see is whole (readers skip names that
-start with ``.``). In batch runs a writer stays open per table and day for
-the whole bundle, flushing row groups as it goes; in streaming runs every
-chunk (one window of messages) is flushed to its own files before the
-source acknowledges it.
+Rows are staged under ``<dir>/_staging/`` and committed by group through the
+dataset's ledger (:mod:`parquet_commit`): in batch runs a group is a bundle
+(committed in ``finish_bundle``), in streaming runs each chunk as soon as
+the group holds whole sources only (a window of messages, or the chunks of a
+notified file; all committed before the window is acknowledged). Units the ledger
+already holds are not written again: a retried bundle, a second run over the
+same files, a redelivered message all end with each line in the tables once.
 """
 
 from __future__ import annotations
 
-import os
 import uuid
 from typing import Any, Iterator, Optional
 
 import apache_beam as beam
-import orjson
-import pyarrow.parquet as pq
-from apache_beam.io.filesystems import FileSystems
 
-from haulage.deploy.schemas import UNPROCESSED, arrow_schema
+from haulage.deploy.schemas import UNPROCESSED
 
-from .arrow_rows import rows_to_arrow
-from .elements import ParsedChunk, TableDay
+from .elements import ParsedChunk
 from .metrics import Counters
+from .parquet_commit import ROW_GROUP_ROWS, CommitOutcome, ParquetDataset, StagedGroup
 from .progress import note_day
 
-ROW_GROUP_ROWS = 50_000
+__all__ = ["ROW_GROUP_ROWS", "WriteFilesFn", "WriteParquet", "count_outcome", "day_dir"]
 
 
 def day_dir(output_dir: str, table: str, day: str) -> str:
     return f"{output_dir.rstrip('/')}/{table}/date={day}"
 
 
-def _is_local(path: str) -> bool:
-    return "://" not in path
-
-
-class PartWriter:
-    """One Parquet file being written for one table and day."""
-
-    def __init__(self, output_dir: str, table: str, day: str, prefix: str = "part", compression: str = "zstd") -> None:
-        self.table = table
-        self.directory = day_dir(output_dir, table, day)
-        name = f"{prefix}-{uuid.uuid4().hex}.parquet"
-        self.final_path = f"{self.directory}/{name}"
-        self.temp_path = f"{self.directory}/.{name}.inprogress"
-        self.pending: list[dict[str, Any]] = []
-        self.rows = 0
-        self._compression = compression
-        self._writer: Optional[pq.ParquetWriter] = None
-        self._handle: Any = None
-
-    def add(self, rows: list[dict[str, Any]]) -> None:
-        self.pending.extend(rows)
-        if len(self.pending) >= ROW_GROUP_ROWS:
-            self._flush()
-
-    def _flush(self) -> None:
-        if not self.pending:
-            return
-        if self._writer is None:
-            if _is_local(self.directory):
-                os.makedirs(self.directory, exist_ok=True)
-                where: Any = self.temp_path
-            else:
-                self._handle = FileSystems.create(self.temp_path)
-                where = self._handle
-            self._writer = pq.ParquetWriter(where, arrow_schema(self.table), compression=self._compression)
-        self._writer.write_table(rows_to_arrow(self.table, self.pending), row_group_size=ROW_GROUP_ROWS)
-        self.rows += len(self.pending)
-        self.pending = []
-
-    def close(self) -> int:
-        """Finish the file and move it into place; returns its row count."""
-        self._flush()
-        if self._writer is None:
-            return 0
-        self._writer.close()
-        if self._handle is not None:
-            self._handle.close()
-            FileSystems.rename([self.temp_path], [self.final_path])
-        else:
-            os.replace(self.temp_path, self.final_path)
-        return self.rows
-
-    def abort(self) -> None:
-        try:
-            if self._writer is not None:
-                self._writer.close()
-            if self._handle is not None:
-                self._handle.close()
-            FileSystems.delete([self.temp_path])
-        except Exception:
-            pass
-
-
-class NdjsonPartWriter(PartWriter):
-    """The same part-file protocol with newline-delimited JSON rows, for BigQuery load jobs."""
-
-    def __init__(self, output_dir: str, table: str, day: str, prefix: str = "part") -> None:
-        super().__init__(output_dir, table, day, prefix)
-        self.final_path = self.final_path[: -len(".parquet")] + ".ndjson"
-        self.temp_path = self.temp_path.replace(".parquet.inprogress", ".ndjson.inprogress")
-
-    def _flush(self) -> None:
-        if not self.pending:
-            return
-        if self._handle is None:
-            if _is_local(self.directory):
-                os.makedirs(self.directory, exist_ok=True)
-                self._handle = open(self.temp_path, "wb")
-            else:
-                self._handle = FileSystems.create(self.temp_path)
-        dumps = orjson.dumps
-        self._handle.write(b"".join(dumps(row) + b"\n" for row in self.pending))
-        self.rows += len(self.pending)
-        self.pending = []
-
-    def close(self) -> int:
-        self._flush()
-        if self._handle is None:
-            return 0
-        self._handle.close()
-        if _is_local(self.temp_path):
-            os.replace(self.temp_path, self.final_path)
-        else:
-            FileSystems.rename([self.temp_path], [self.final_path])
-        return self.rows
-
-
-WRITERS = {"parquet": PartWriter, "ndjson": NdjsonPartWriter}
+def count_outcome(counters: Counters, outcome: CommitOutcome) -> None:
+    """Count what a commit made visible and what it skipped as already ingested."""
+    for (table, day), rows in outcome.rows.items():
+        counters.inc(f"rows.{table}.{day}", rows)
+    for unit in outcome.skipped_units:
+        counters.inc(f"units_skipped.{unit.kind}")
+        counters.inc("already_ingested_lines", unit.lines + unit.faults)
 
 
 class WriteFilesFn(beam.DoFn):
-    """Writes each (table, day) of the chunks it sees to part files.
+    """Stages each (table, day) of the chunks it sees and commits them as one group.
 
     ``day_range`` (inclusive ISO dates) keeps only rows of those days — what
     a replay limited by --from/--to rebuilds; rows outside are counted as
-    ``skipped.<table>`` so the books still balance.
+    ``skipped.<table>`` so the books still balance. ``run_id`` names this
+    run's staging folder; it is fixed when the pipeline is built, so a
+    retried bundle (even on another worker) belongs to the same run.
     """
 
     def __init__(
         self,
         output_dir: str,
         flush_each_chunk: bool,
-        file_format: str = "parquet",
         day_range: Optional[tuple[str, str]] = None,
+        run_id: Optional[str] = None,
     ) -> None:
         self._output_dir = output_dir
         self._flush_each_chunk = flush_each_chunk
-        self._writer_class = WRITERS[file_format]
         self._day_range = day_range
+        self._run_id = run_id or uuid.uuid4().hex[:16]
 
     def setup(self) -> None:
         self._counters = Counters()
+        self._dataset = ParquetDataset(self._output_dir)
+        self._dataset.hold_staging(self._run_id)
+        self._group: Optional[StagedGroup] = None
 
     def start_bundle(self) -> None:
-        self._writers: dict[TableDay, PartWriter] = {}
+        self._group = None
 
     def process(self, chunk: ParsedChunk) -> Iterator[Any]:
+        group = self._group
+        if group is None:
+            group = self._group = StagedGroup(self._dataset, self._run_id)
         for (table, day), rows in chunk.rows.items():
             if self._day_range is not None and table != UNPROCESSED and not (self._day_range[0] <= day <= self._day_range[1]):
                 self._counters.inc(f"skipped.{table}", len(rows))
                 continue
-            writer = self._writers.get((table, day))
-            if writer is None:
-                writer = self._writers[(table, day)] = self._writer_class(self._output_dir, table, day)
-                if table != UNPROCESSED:
-                    note_day(day)
-            writer.add(rows)
-            self._counters.inc(f"rows.{table}.{day}", len(rows))
-        if self._flush_each_chunk:
-            self._close_all()
+            if table != UNPROCESSED:
+                note_day(day)
+            group.add_rows(table, day, rows)
+        group.add_units(chunk.units, chunk.sources)
+        if self._flush_each_chunk and group.sources <= set(group.units):
+            # streaming: commit as soon as the group holds whole sources only (a big
+            # message or notified file arrives in several chunks, all in this bundle)
+            self._commit()
         return iter(())
 
     def finish_bundle(self) -> None:
-        self._close_all()
+        self._commit()
 
     def teardown(self) -> None:
-        for writer in getattr(self, "_writers", {}).values():
-            writer.abort()
+        group, self._group = getattr(self, "_group", None), None
+        if group is not None:
+            group.abort()
 
-    def _close_all(self) -> None:
-        writers, self._writers = self._writers, {}
-        for writer in writers.values():
-            writer.close()
+    def _commit(self) -> None:
+        group, self._group = self._group, None
+        if group is not None and (group.units or group.sources):
+            count_outcome(self._counters, group.commit())
 
 
 class WriteParquet(beam.PTransform):
-    """Parsed chunks → part files per table and UTC day; counts ``rows.<table>.<day>``.
+    """Parsed chunks → committed part files per table and UTC day; counts ``rows.<table>.<day>``.
 
-    Parquet by default; ``file_format="ndjson"`` stages rows for BigQuery load
-    jobs. ``day_range`` limits the days written (replay --from/--to).
+    ``flush_each_chunk`` commits after every element that completes the
+    sources it holds (streaming); otherwise a bundle is one commit. ``day_range`` limits the days written
+    (replay --from/--to).
     """
 
     def __init__(
         self,
         output_dir: str,
         flush_each_chunk: bool = False,
-        file_format: str = "parquet",
         day_range: Optional[tuple[str, str]] = None,
+        run_id: Optional[str] = None,
     ) -> None:
         super().__init__()
-        self._fn = WriteFilesFn(output_dir, flush_each_chunk, file_format, day_range)
+        self._fn = WriteFilesFn(output_dir, flush_each_chunk, day_range, run_id)
 
     def expand(self, parsed):
         return parsed | "WriteFiles" >> beam.ParDo(self._fn)

@@ -63,6 +63,9 @@ class ParseChunkFn(beam.DoFn):
                 out.faults += 1
                 self._counters.inc("file_faults")
                 self._counters.inc("dead_letters." + fault.reason)
+            out.sources.add(batch.origin.key)
+            if batch.finished is not None:
+                out.units.append(batch.finished)
         self._counters.inc("lines_read", out.lines)
         self._counters.inc("agent_cache_hits", parser.cache_hits - hits)
         self._counters.inc("agent_cache_misses", parser.cache_misses - misses)

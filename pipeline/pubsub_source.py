@@ -34,8 +34,8 @@ from haulage.parsers.framing import FileFault, iter_line_batches
 from haulage.parsers.timestamps import iso_from_epoch
 
 from .batching import BatchChunks, bounded_chunks, chunk_size
-from .elements import Chunk, LineBatch
-from .file_source import read_chunks
+from .elements import MESSAGE, Chunk, LineBatch, SourceUnit
+from .file_source import read_file
 from .notifications import NotificationPolicy, Refusal
 from .options import DEFAULT_CHUNK_BYTES, DEFAULT_CHUNK_LINES, GCS_NOTIFICATION
 from .pubsub_clients import subscriber_client
@@ -44,16 +44,30 @@ _LOG = logging.getLogger("haulage")
 
 
 def line_batches_of_message(data: bytes, attributes: Mapping[str, str], message_id: str, subscription: str, received_at: str) -> Iterator[LineBatch]:
-    """One message of log lines, as line batches read lazily (gzip detected from its magic bytes)."""
+    """One message of log lines, as line batches read lazily (gzip detected from its magic bytes).
+
+    The last batch carries the message's :class:`SourceUnit` (``finished``):
+    the message is complete once that batch is written.
+    """
     origin = Origin.for_message(subscription, message_id)
     name = origin.label + (".gz" if attributes.get("compression", "").lower() == "gzip" else "")
+    held: Optional[LineBatch] = None  # one batch behind, so the last one can be marked
+    lines = faults = 0
     for item in iter_line_batches(io.BytesIO(data), name):
+        if held is not None:
+            yield held
         if isinstance(item, FileFault):
             if item.reason == "empty-file":
                 item = FileFault("empty-message", f"{origin.label}: message has no data", 1)
-            yield LineBatch(origin, item.position, [], received_at, item)
+            held = LineBatch(origin, item.position, [], received_at, item)
+            faults += 1
         else:
-            yield LineBatch(origin, item[0], item[1], received_at)
+            held = LineBatch(origin, item[0], item[1], received_at)
+            lines += len(item[1])
+    if held is None:
+        held = LineBatch(origin, 1, [], received_at)
+    held.finished = SourceUnit(origin.key, MESSAGE, origin.label, len(data), lines, faults)
+    yield held
 
 
 class _MessageDecoder:
@@ -95,11 +109,11 @@ class _MessageDecoder:
             self.refused.inc()
             origin = Origin.for_message(self.subscription, message_id)
             fault = FileFault(decision.reason, f"{origin.label}: {decision.detail}", 1, decision.attributes.encode())
-            yield Chunk([LineBatch(origin, 1, [], received_at, fault)])
+            unit = SourceUnit(origin.key, MESSAGE, origin.label, len(data), 0, 1)
+            yield Chunk([LineBatch(origin, 1, [], received_at, fault, unit)])
         else:
-            # identity = the object name, as a replay of the bucket reads it
-            file_chunks = read_chunks(decision, received_at, self.chunk_lines, identity=attributes["objectId"])
-            yield from bounded_chunks(file_chunks, self.chunk_lines, self.chunk_bytes)
+            # named by its content, like the same file read by a batch run or a replay
+            yield from bounded_chunks(read_file(decision, received_at, self.chunk_lines), self.chunk_lines, self.chunk_bytes)
 
 
 class _DecodeMessageFn(beam.DoFn):

@@ -1,23 +1,25 @@
 """Committing a replay: staged days replace live days, whole or by event id.
 
 The Beam part of a replay (read, parse, stage) writes every row it produces
-under a private staging folder. Nothing a reader sees changes until the
-commit, which is per table and day:
+into a private staging dataset (its own ledger, under the live dataset's
+``_staging/``). Nothing a reader sees changes until the commit, which is
+per table and day:
 
-* Parquet (local filesystem): the staged day folder is swapped with the live
-  one atomically (:mod:`day_swap`); with ``merge`` the live day's rows that do
-  not come from the replayed files are copied into the staged day first.
-* BigQuery: staged rows are loaded into a staging table, then one ``MERGE``
-  per table deletes the replaced rows and inserts the new ones — a single
-  atomic statement, never delete-then-append.
+* Parquet (local filesystem): under the dataset's commit lock, an intent
+  listing every step is written, then the replay's ledger marker (its units
+  are now ingested, so a later ``run`` skips them), then each staged day
+  folder is swapped with the live one atomically (:mod:`day_swap`), dead
+  letters moved into place, and the intent removed. With ``merge`` the live
+  day's rows that do not come from the replayed files are copied into the
+  staged day first. A crash after the marker is finished by the next run or
+  replay (:meth:`ParquetDataset.recover`), one before it is undone.
+* BigQuery: staged rows are loaded into staging tables of this replay alone,
+  then one ``MERGE`` per table deletes the replaced rows and inserts the new
+  ones — a single atomic statement, never delete-then-append.
 
 Dead letters of a replay are named by the replay's key (a hash of its input
-files, range and mode), and a replay removes those of an earlier identical
-replay, so replaying the same input again changes nothing.
-
-A replay killed at any point leaves only staging debris (hidden, cleaned at
-the next start) and days that are either wholly old or wholly new; running it
-again redoes every day, so it ends exact.
+files' identities, range and mode), and a replay removes those of an earlier
+identical replay, so replaying the same input again changes nothing.
 """
 
 from __future__ import annotations
@@ -27,7 +29,8 @@ import glob
 import logging
 import os
 import shutil
-from dataclasses import dataclass
+from collections import defaultdict
+from dataclasses import asdict, dataclass
 from typing import Any, Iterable, Optional, Sequence
 
 import pyarrow as pa
@@ -38,12 +41,20 @@ import pyarrow.parquet as pq
 from haulage.deploy.schemas import DOWNLOADS, PARTITION_COLUMN, SIMPLE, TABLES, UNPROCESSED, arrow_schema, bigquery_schema
 from haulage.parsers.lines import event_key
 
+from . import failpoints
 from .datasets import DatasetRef, bigquery_client
-from .day_swap import replace_directory
+from .parquet_commit import ParquetDataset, commit_id_for, fsync_dir, fsync_file
 
 _LOG = logging.getLogger("haulage")
 ROW_TABLES = (DOWNLOADS, SIMPLE)
 EVENT_KEY_LENGTH = 16  # event ids are "<16 hex of the file>-<line>"
+STEPS = (
+    "replay:intent-written",
+    "replay:marker-written",
+    "replay:first-day-swapped",
+    "replay:all-days-swapped",
+    "replay:visible",
+)
 
 
 def replay_key(file_keys: Sequence[str], day_range: Optional[tuple[str, str]], merge: bool) -> str:
@@ -65,16 +76,15 @@ class DayChange:
     rows_after: int
 
 
-def staged_days(staging_dir: str, table: str) -> list[str]:
-    days = []
-    for path in sorted(glob.glob(os.path.join(staging_dir, table, "date=*"))):
-        if glob.glob(os.path.join(path, "*.parquet")) or glob.glob(os.path.join(path, "*.ndjson")):
-            days.append(os.path.basename(path)[len("date="):])
-    return days
+def _days_of(files: Iterable[str]) -> dict[str, list[str]]:
+    by_day: dict[str, list[str]] = defaultdict(list)
+    for path in files:
+        by_day[path.rsplit("/date=", 1)[1].split("/", 1)[0]].append(path)
+    return dict(sorted(by_day.items()))
 
 
-def _parquet_rows(directory: str) -> int:
-    return sum(pq.ParquetFile(f).metadata.num_rows for f in glob.glob(os.path.join(directory, "*.parquet")))
+def _rows(files: Iterable[str]) -> int:
+    return sum(pq.ParquetFile(f).metadata.num_rows for f in files)
 
 
 class ParquetDayStore:
@@ -87,10 +97,11 @@ class ParquetDayStore:
                 "replay into BigQuery (--bigquery-dataset) for cloud storage"
             )
         self.output_dir = os.path.abspath(output_dir)
+        self.dataset = ParquetDataset(self.output_dir)
         self._lock_file: Any = None
 
     def lock(self) -> None:
-        """One replay at a time per dataset (streaming writers are not blocked)."""
+        """One replay at a time per dataset (runs keep committing between a replay's steps)."""
         os.makedirs(self.output_dir, exist_ok=True)
         self._lock_file = open(os.path.join(self.output_dir, ".haulage-replay.lock"), "w")
         try:
@@ -98,51 +109,129 @@ class ParquetDayStore:
         except BlockingIOError:
             raise RuntimeError(f"another replay is running on {self.output_dir}") from None
 
-    def staging_dir(self, key: str) -> str:
-        return os.path.join(self.output_dir, f".staging-{key}")
+    def begin_staging(self, run_id: str) -> str:
+        """A staging dataset of this replay alone, kept alive while this process runs."""
+        name = f"replay-{run_id}"
+        self.dataset.hold_staging(name)
+        return self.dataset.staging_dir(name)
+
+    def end_staging(self, run_id: str) -> None:
+        self.dataset.release_staging(f"replay-{run_id}")
 
     def clean_stale(self) -> None:
-        """Remove what killed replays left behind (only ever hidden folders)."""
-        for leftover in glob.glob(os.path.join(self.output_dir, ".staging-*")) + glob.glob(
-            os.path.join(self.output_dir, ".replaced-*")
-        ):
-            shutil.rmtree(leftover, ignore_errors=True)
+        """Finish or undo what killed runs and replays left (see ParquetDataset.recover)."""
+        with self.dataset.locked():
+            self.dataset.recover()
 
-    def commit(self, key: str, merge_keys: Optional[set[str]]) -> list[DayChange]:
-        staging = self.staging_dir(key)
+    def commit(self, key: str, merge_keys: Optional[set[str]], staging_dir: str, run_id: str) -> list[DayChange]:
+        staging = ParquetDataset(staging_dir)
+        units = sorted(staging.committed_units().values(), key=lambda u: u["unit_id"])
+        commit = commit_id_for([u["unit_id"] for u in units], salt=f"replay:{key}:{run_id}")
+        live = self.dataset
         changes: list[DayChange] = []
-        for table in ROW_TABLES:
-            for day in staged_days(staging, table):
-                staged = os.path.join(staging, table, f"date={day}")
-                live = os.path.join(self.output_dir, table, f"date={day}")
-                before = _parquet_rows(live) if os.path.isdir(live) else 0
-                if merge_keys is not None and before:
-                    self._carry_over(table, live, staged, merge_keys)
-                after = _parquet_rows(staged)
-                graveyard = os.path.join(self.output_dir, f".replaced-{key}-{table}-{day}")
-                replace_directory(staged, live, graveyard)
-                shutil.rmtree(graveyard, ignore_errors=True)
-                changes.append(DayChange(table, day, before, after))
-        self._commit_dead_letters(key, staging)
-        shutil.rmtree(staging, ignore_errors=True)
+        ops: list[dict[str, Any]] = []
+        files: list[dict[str, Any]] = []
+        with live.locked():
+            live.recover()
+            for table in ROW_TABLES:
+                for day, staged_files in _days_of(staging.committed_files(table)).items():
+                    staged_day = os.path.dirname(staged_files[0])
+                    live_day = live.path(table, f"date={day}")
+                    live_files = live.committed_files(table) if os.path.isdir(live_day) else []
+                    live_files = [f for f in live_files if f.startswith(live_day + "/")]
+                    before = _rows(live_files)
+                    names = self._rename_staged(staged_day, staged_files, commit)
+                    if merge_keys is not None and live_files:
+                        kept = self._carry_over(table, live_files, merge_keys)
+                        if kept is not None:
+                            name = f"part-{commit}-kept.parquet"
+                            pq.write_table(kept, os.path.join(staged_day, name), compression="zstd")
+                            names.append(name)
+                    for name in names:
+                        fsync_file(os.path.join(staged_day, name))
+                    fsync_dir(staged_day)
+                    after = _rows(os.path.join(staged_day, n) for n in names)
+                    graveyard = live.path("_staging", f"replaced-{commit}-{table}-{day}")
+                    shutil.rmtree(graveyard, ignore_errors=True)
+                    ops.append({"op": "swap-day", "staged": _rel(live, staged_day), "live": _rel(live, live_day),
+                                "graveyard": _rel(live, graveyard), "commit": commit})
+                    files.extend({"table": table, "day": day, "path": f"{table}/date={day}/{n}",
+                                  "rows": _rows([os.path.join(staged_day, n)])} for n in names)
+                    changes.append(DayChange(table, day, before, after))
+            ops.extend(self._dead_letter_ops(key, staging, commit, files))
+            marker = {"commit": commit, "run": run_id, "kind": "replay", "replay": key,
+                      "committed_at": _now(), "units": units, "files": files}
+            live.write_intent(commit, ops)
+            failpoints.reached("replay:intent-written")
+            live.write_marker(commit, marker)
+            failpoints.reached("replay:marker-written")
+            swapped = 0
+            for op in ops:
+                live._redo(op)
+                if op["op"] == "swap-day":
+                    swapped += 1
+                    if swapped == 1:
+                        failpoints.reached("replay:first-day-swapped")
+            for directory in sorted({os.path.dirname(live.path(f["path"])) for f in files}):
+                fsync_dir(directory)
+            failpoints.reached("replay:all-days-swapped")
+            live.clear_intent(commit)
+            failpoints.reached("replay:visible")
+            self._forget_superseded(key, commit)
         return changes
 
-    def _carry_over(self, table: str, live: str, staged: str, merge_keys: set[str]) -> None:
-        """Copy the live day's rows that do not come from the replayed files."""
-        existing = ds.dataset(live, format="parquet", schema=arrow_schema(table)).to_table()
+    @staticmethod
+    def _rename_staged(staged_day: str, staged_files: list[str], commit: str) -> list[str]:
+        """Give the staged day's files this commit's names; drop anything else in the folder."""
+        keep = set(staged_files)
+        for name in os.listdir(staged_day):
+            path = os.path.join(staged_day, name)
+            if path not in keep:
+                os.remove(path)
+        names = []
+        for i, path in enumerate(sorted(staged_files)):
+            name = f"part-{commit}-{i}.parquet"
+            os.replace(path, os.path.join(staged_day, name))
+            names.append(name)
+        return names
+
+    def _carry_over(self, table: str, live_files: list[str], merge_keys: set[str]) -> Optional[pa.Table]:
+        """The live day's rows that do not come from the replayed files."""
+        existing = ds.dataset(live_files, format="parquet", schema=arrow_schema(table)).to_table()
         keys = pc.utf8_slice_codeunits(existing.column("event_id"), 0, EVENT_KEY_LENGTH)
         keep = existing.filter(pc.invert(pc.is_in(keys, value_set=pa.array(sorted(merge_keys), pa.string()))))
-        if keep.num_rows:
-            pq.write_table(keep, os.path.join(staged, "part-kept.parquet"), compression="zstd")
+        return keep if keep.num_rows else None
 
-    def _commit_dead_letters(self, key: str, staging: str) -> None:
-        for old in glob.glob(os.path.join(self.output_dir, UNPROCESSED, "date=*", f"replay-{key}-*.parquet")):
-            os.remove(old)
-        for day in staged_days(staging, UNPROCESSED):
-            live_dir = os.path.join(self.output_dir, UNPROCESSED, f"date={day}")
-            os.makedirs(live_dir, exist_ok=True)
-            for i, part in enumerate(sorted(glob.glob(os.path.join(staging, UNPROCESSED, f"date={day}", "*.parquet")))):
-                os.replace(part, os.path.join(live_dir, f"replay-{key}-{i:04d}.parquet"))
+    def _dead_letter_ops(self, key: str, staging: ParquetDataset, commit: str, files: list) -> list[dict[str, Any]]:
+        """Move the replay's dead letters in; remove those of an earlier identical replay."""
+        live = self.dataset
+        ops = []
+        for marker in live.markers().values():
+            if marker.get("replay") == key:
+                ops.extend({"op": "delete", "path": f["path"]} for f in marker["files"] if f["table"] == UNPROCESSED)
+        for day, staged_files in _days_of(staging.committed_files(UNPROCESSED)).items():
+            for i, path in enumerate(sorted(staged_files)):
+                final = f"{UNPROCESSED}/date={day}/part-{commit}-{i}.parquet"
+                ops.append({"op": "rename", "from": _rel(live, path), "to": final})
+                files.append({"table": UNPROCESSED, "day": day, "path": final, "rows": _rows([path])})
+        return ops
+
+    def _forget_superseded(self, key: str, commit: str) -> None:
+        """Markers of earlier identical replays: their files are gone, their units are in this one."""
+        for other, marker in self.dataset.markers().items():
+            if other != commit and marker.get("replay") == key:
+                os.remove(self.dataset.marker_path(other))
+        fsync_dir(self.dataset.path("_ledger"))
+
+
+def _rel(dataset: ParquetDataset, path: str) -> str:
+    return os.path.relpath(path, dataset.root)
+
+
+def _now() -> str:
+    import time
+
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
 
 class BigQueryDayStore:
@@ -168,7 +257,7 @@ class BigQueryDayStore:
         loaded = 0
         for path in files:
             config = bigquery.LoadJobConfig(
-                source_format=bigquery.SourceFormat.NEWLINE_DELIMITED_JSON, schema=schema, write_disposition=disposition
+                source_format=bigquery.SourceFormat.PARQUET, schema=schema, write_disposition=disposition
             )
             if "://" in path:
                 job = self.client.load_table_from_uri(path, destination, job_config=config)
@@ -244,19 +333,13 @@ class BigQueryDayStore:
 
 
 class StagedFiles:
-    """The staged part files of one table, local or on a Beam filesystem."""
+    """The committed part files of a replay's staging dataset, local or on a Beam filesystem."""
 
-    def __init__(self, staging_dir: str, extension: str) -> None:
-        self.staging_dir = staging_dir.rstrip("/")
-        self.extension = extension
+    def __init__(self, staging_dir: str) -> None:
+        self.dataset = ParquetDataset(staging_dir)
 
     def files(self, table: str) -> list[str]:
-        pattern = f"{self.staging_dir}/{table}/date=*/*.{self.extension}"
-        if "://" not in pattern:
-            return sorted(glob.glob(pattern))
-        from apache_beam.io.filesystems import FileSystems
-
-        return sorted(m.path for m in FileSystems.match([pattern])[0].metadata_list)
+        return self.dataset.committed_files(table)
 
     def days(self, table: str) -> list[str]:
         return sorted({p.rsplit("/date=", 1)[1].split("/", 1)[0] for p in self.files(table)})

@@ -2,26 +2,26 @@
 
 from __future__ import annotations
 
-import glob
 import logging
-import os
+import shutil
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import Optional, Sequence
 
-import orjson
 import pyarrow.parquet as pq
 
 from haulage.deploy.schemas import UNPROCESSED
-from haulage.parsers.lines import Origin
 
-from .file_source import ReadLogFiles, expand_inputs
+from .file_source import InputFile, ReadLogFiles, expand_inputs, unreadable_chunk
 from .options import RunOptions
+from .parquet_commit import ParquetDataset
 from .parquet_sink import WriteParquet
 from .parse_transform import ParseLogLines
 from .replay import BigQueryDayStore, DayChange, ParquetDayStore, StagedFiles, dead_letter_label, replay_key
-from .run_command import beam_options, configure_logging, local_runner
+from .run_command import beam_options, configure_logging, local_runner, new_run_id
+from .source_identity import file_origin
 from .summary import RunSummary, summary_from_result
 
 _LOG = logging.getLogger("haulage")
@@ -52,71 +52,89 @@ class ReplayReport:
         return "\n".join(lines)
 
 
-def _bad_files(staging_dir: str, extension: str) -> list[tuple[str, str]]:
+def _bad_files(staging_dir: str) -> list[tuple[str, str]]:
     """File-level faults among the staged dead letters (read before commit moves them)."""
     found = []
-    for path in glob.glob(os.path.join(staging_dir, UNPROCESSED, "date=*", f"*.{extension}")):
-        if extension == "parquet":
-            rows = pq.read_table(path, columns=["source", "error"]).to_pylist()
-        else:
-            with open(path, "rb") as handle:
-                rows = [orjson.loads(line) for line in handle if line.strip()]
-        for row in rows:
+    for path in ParquetDataset(staging_dir).committed_files(UNPROCESSED):
+        if "://" in path:
+            continue
+        for row in pq.read_table(path, columns=["source", "error"]).to_pylist():
             if row["error"].split(":", 1)[0] in FILE_FAULT_REASONS:
                 found.append((row["source"].rsplit(":", 1)[0].split(" ", 2)[-1], row["error"]))
     return sorted(found)
 
 
+def identify_files(files: Sequence[InputFile], threads: int = 16) -> dict[str, str]:
+    """Path → unit id of every input file, named by content (see source_identity).
+
+    A file that cannot be read gets the id its unreadable-file dead letter will carry.
+    """
+    def one(item: InputFile) -> tuple[str, str]:
+        try:
+            origin, _ = file_origin(item.path, item.size)
+            return item.path, origin.key
+        except Exception as exc:
+            return item.path, unreadable_chunk(item.path, "", exc)[0].origin.key
+
+    with ThreadPoolExecutor(max_workers=threads) as pool:
+        return dict(pool.map(one, files))
+
+
 def run_replay(opts: RunOptions, day_range: Optional[tuple[str, str]], merge: bool, staging_dir: Optional[str]) -> ReplayReport:
     configure_logging(opts.quiet)
     files = expand_inputs(opts.inputs)
-    file_keys = {Origin.for_file(f.path, f.identity).key for f in files}
+    file_keys = set(identify_files(files).values())
     key = replay_key(sorted(file_keys), day_range, merge)
     merge_keys = file_keys if merge else None
+    run_id = new_run_id()
     _LOG.info("replay %s: %d files (%s bytes)%s", key, len(files), f"{sum(f.size for f in files):,}",
               f", days {day_range[0]}..{day_range[1]}" if day_range else "")
 
+    cleanup = None
     if opts.bigquery_dataset is not None:
         store: ParquetDayStore | BigQueryDayStore = BigQueryDayStore(opts.bigquery_dataset)
         if staging_dir is None:
             if not opts.local:
                 raise ReplayError("--staging-dir gs://BUCKET/PATH is required for BigQuery replays on a remote runner")
             staging_dir = tempfile.mkdtemp(prefix=f"haulage-replay-{key}-")
+            cleanup = staging_dir
         else:
-            staging_dir = f"{staging_dir.rstrip('/')}/{key}"
-        extension = "ndjson"
+            # a folder of this replay alone: two replays never share staging
+            staging_dir = f"{staging_dir.rstrip('/')}/{key}-{run_id}"
+        store.clean_stale()
     else:
         store = ParquetDayStore(opts.output_dir)
         store.lock()
-        staging_dir = store.staging_dir(key)
-        extension = "parquet"
-    store.clean_stale()
+        store.clean_stale()
+        staging_dir = store.begin_staging(run_id)
 
     options = beam_options(opts)
     import apache_beam as beam
 
-    started = time.monotonic()
-    pipeline = beam.Pipeline(runner=local_runner(options) if opts.local else None, options=options)
-    (
-        pipeline
-        | "ReadLogFiles" >> ReadLogFiles(files, opts.chunk_lines, label_prefix=dead_letter_label(key))
-        | "ParseLogLines" >> ParseLogLines(opts.agent_cache_size)
-        | "StageDays" >> WriteParquet(staging_dir, file_format=extension, day_range=day_range)
-    )
-    result = pipeline.run()
-    result.wait_until_finish()
-    summary = summary_from_result(result, time.monotonic() - started, len(files))
-    if not summary.balanced:
-        raise ReplayError("staged rows do not add up to the lines read; nothing was committed")
-    bad = _bad_files(staging_dir, extension) if "://" not in staging_dir else []
+    try:
+        started = time.monotonic()
+        pipeline = beam.Pipeline(runner=local_runner(options) if opts.local else None, options=options)
+        (
+            pipeline
+            | "ReadLogFiles" >> ReadLogFiles(files, opts.chunk_lines, label_prefix=dead_letter_label(key))
+            | "ParseLogLines" >> ParseLogLines(opts.agent_cache_size)
+            | "StageDays" >> WriteParquet(staging_dir, day_range=day_range, run_id=run_id)
+        )
+        result = pipeline.run()
+        result.wait_until_finish()
+        summary = summary_from_result(result, time.monotonic() - started, len(files))
+        if not summary.balanced:
+            raise ReplayError("staged rows do not add up to the lines read; nothing was committed")
+        bad = _bad_files(staging_dir)
 
-    _LOG.info("committing replay %s", key)
-    if isinstance(store, ParquetDayStore):
-        changes = store.commit(key, merge_keys)
-    else:
-        changes = store.commit(key, merge_keys, StagedFiles(staging_dir, extension))
-        if "://" not in staging_dir:
-            import shutil
-
-            shutil.rmtree(staging_dir, ignore_errors=True)
+        _LOG.info("committing replay %s", key)
+        if isinstance(store, ParquetDayStore):
+            changes = store.commit(key, merge_keys, staging_dir, run_id)
+        else:
+            changes = store.commit(key, merge_keys, StagedFiles(staging_dir))
+    finally:
+        if isinstance(store, ParquetDayStore):
+            store.end_staging(run_id)
+        elif cleanup is not None:
+            shutil.rmtree(cleanup, ignore_errors=True)
     return ReplayReport(summary, changes, bad, merge)

@@ -17,6 +17,8 @@ from __future__ import annotations
 import logging
 import sys
 import time
+import uuid
+from dataclasses import dataclass
 from typing import Any, Optional, Sequence
 
 import apache_beam as beam
@@ -26,6 +28,7 @@ from .bigquery_sink import WriteBigQuery
 from .direct_streaming import HaulageDirectRunner, run_until_stopped
 from .file_source import InputFile, ReadLogFiles, expand_inputs
 from .options import RunOptions
+from .parquet_commit import ParquetDataset
 from .parquet_sink import WriteParquet
 from .parse_transform import ParseLogLines
 from .notifications import NotificationPolicy
@@ -76,14 +79,25 @@ def local_runner(options: PipelineOptions) -> Any:
     return fn_runner.FnApiRunner(provision_info=provision)
 
 
-def build_pipeline(opts: RunOptions, files: Optional[Sequence[InputFile]] = None, options: Optional[PipelineOptions] = None) -> beam.Pipeline:
-    """The whole job graph; ``files`` must be given for batch runs (see expand_inputs)."""
+def build_pipeline(
+    opts: RunOptions,
+    files: Optional[Sequence[InputFile]] = None,
+    options: Optional[PipelineOptions] = None,
+    output: Optional[PreparedOutput] = None,
+) -> beam.Pipeline:
+    """The whole job graph; ``files`` must be given for batch runs (see expand_inputs).
+
+    ``output`` (from :func:`prepare_output`) carries the run id and the units
+    the output already holds; without it the graph is built as if the output
+    were empty (the sinks still skip committed units when they commit).
+    """
     options = options or beam_options(opts)
+    output = output or PreparedOutput(new_run_id(), frozenset())
     runner = local_runner(options) if opts.local else HaulageDirectRunner() if opts.direct_streaming else None
     pipeline = beam.Pipeline(runner=runner, options=options)
     policy = NotificationPolicy.from_locations(opts.notification_allow) if opts.notification_allow else None
     if opts.inputs:
-        chunks = pipeline | "ReadLogFiles" >> ReadLogFiles(files or [], opts.chunk_lines)
+        chunks = pipeline | "ReadLogFiles" >> ReadLogFiles(files or [], opts.chunk_lines, committed=output.committed)
     elif opts.local:
         chunks = pipeline | "PullPubSubWindows" >> PullPubSubWindows(
             opts.message_format, opts.subscription, opts.topic, opts.run_for, opts.window_seconds,
@@ -98,8 +112,38 @@ def build_pipeline(opts: RunOptions, files: Optional[Sequence[InputFile]] = None
     if opts.bigquery_dataset is not None:
         parsed | "WriteBigQuery" >> WriteBigQuery(opts.bigquery_dataset)
     else:
-        parsed | "WriteParquet" >> WriteParquet(opts.output_dir, flush_each_chunk=opts.streaming)
+        parsed | "WriteParquet" >> WriteParquet(opts.output_dir, flush_each_chunk=opts.streaming, run_id=output.run_id)
     return pipeline
+
+
+@dataclass(frozen=True)
+class PreparedOutput:
+    """What the driver learnt from the output before the run: its units, and this run's id."""
+
+    run_id: str
+    committed: frozenset[str]
+    dataset: Optional[ParquetDataset] = None
+
+    def finish(self) -> None:
+        if self.dataset is not None:
+            self.dataset.release_staging(self.run_id)
+
+
+def new_run_id() -> str:
+    return uuid.uuid4().hex[:16]
+
+
+def prepare_output(opts: RunOptions) -> PreparedOutput:
+    """Recover the output from any crashed commit, then read which units it holds."""
+    run_id = new_run_id()
+    if opts.bigquery_dataset is not None:
+        return PreparedOutput(run_id, frozenset())
+    dataset = ParquetDataset(opts.output_dir)
+    with dataset.locked():
+        dataset.recover(from_driver=True)
+        committed = frozenset(dataset.committed_units())
+    dataset.hold_staging(run_id)
+    return PreparedOutput(run_id, committed, dataset)
 
 
 def run(opts: RunOptions) -> RunSummary | None:
@@ -131,14 +175,18 @@ def run(opts: RunOptions) -> RunSummary | None:
             sink,
         )
     started = time.monotonic()
-    result = build_pipeline(opts, files).run()
-    if opts.direct_streaming:
-        run_until_stopped(result, opts.run_for, StreamProgress(result).report)
-        return summary_from_result(result, time.monotonic() - started, None)
-    if opts.streaming and not opts.local:
-        _LOG.info("streaming job submitted: %s", getattr(result, "job_id", lambda: "?")())
-        return None
-    result.wait_until_finish()
+    output = prepare_output(opts) if opts.in_process else PreparedOutput(new_run_id(), frozenset())
+    try:
+        result = build_pipeline(opts, files, output=output).run()
+        if opts.direct_streaming:
+            run_until_stopped(result, opts.run_for, StreamProgress(result).report)
+        elif opts.streaming and not opts.local:
+            _LOG.info("streaming job submitted: %s", getattr(result, "job_id", lambda: "?")())
+            return None
+        else:
+            result.wait_until_finish()
+    finally:
+        output.finish()
     return summary_from_result(result, time.monotonic() - started, len(files) if files else None)
 
 

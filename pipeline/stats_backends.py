@@ -9,13 +9,13 @@ NULL as ``None``), so that the two sources give byte-identical reports.
 from __future__ import annotations
 
 import datetime as dt
-import glob
 import os
 from typing import Any, Protocol
 
 from haulage.deploy.schemas import DOWNLOADS
 
 from .datasets import DatasetRef, bigquery_client
+from .parquet_commit import committed_files
 from .stats_query import BigQueryDialect, Dialect, DuckDBDialect, Query
 
 
@@ -53,7 +53,12 @@ def plain(value: Any) -> Any:
 
 
 class DuckDBBackend:
-    """DuckDB reading ``<output_dir>/file_downloads/date=YYYY-MM-DD/*.parquet``."""
+    """DuckDB reading the committed part files of ``<output_dir>/file_downloads/date=YYYY-MM-DD/``.
+
+    Only files the dataset's ledger has committed are read (see
+    :mod:`parquet_commit`): a commit in progress or interrupted is never
+    counted, so the statistics never need to de-duplicate.
+    """
 
     def __init__(self, output_dir: str) -> None:
         if output_dir.startswith("gs://"):
@@ -61,15 +66,14 @@ class DuckDBBackend:
                 f"--output-dir {output_dir}: stats reads local Parquet only; copy the dataset here "
                 "or query the BigQuery tables with --bigquery-dataset", exit_code=2)
         table_dir = os.path.join(output_dir, DOWNLOADS)
-        parquet_glob = os.path.join(glob.escape(table_dir), "*", "*.parquet")
-        if not glob.glob(parquet_glob):
+        files = committed_files(output_dir, DOWNLOADS) if os.path.isdir(table_dir) else []
+        if not files:
             raise SourceError(
                 f"--output-dir {output_dir}: no Parquet files under {table_dir}/date=*/; "
                 f"write some with 'haulage run --input LOGS --output-dir {output_dir}'", exit_code=2)
         self.output_dir = output_dir
-        # DuckDB expands the glob itself (it is a query parameter, never SQL
-        # text); a folder name containing * ? or [ would be read as a pattern.
-        self.dialect = DuckDBDialect(os.path.join(table_dir, "*", "*.parquet"))
+        # the file list is a query parameter, never SQL text
+        self.dialect = DuckDBDialect(files)
         self._con: Any = None
 
     def describe(self) -> str:

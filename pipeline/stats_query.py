@@ -206,8 +206,8 @@ class DuckDBDialect(Dialect):
 
     name = DUCKDB
 
-    def __init__(self, parquet_glob: str) -> None:
-        self.parquet_glob = parquet_glob
+    def __init__(self, parquet_glob: "str | list[str]") -> None:
+        self.parquet_glob = parquet_glob  # a glob, or the list of committed files
 
     def param(self, name: str) -> str:
         return f"${name}"

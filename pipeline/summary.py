@@ -55,8 +55,20 @@ class RunSummary:
         return sum(v for n, v in self.counters.items() if n.startswith("skipped."))
 
     @property
+    def already_ingested(self) -> dict[str, int]:
+        """Units not written because the output already held them, by kind (file, message)."""
+        return {n.split(".", 1)[1]: v for n, v in sorted(self.counters.items()) if n.startswith("units_skipped.") and v}
+
+    @property
+    def already_ingested_lines(self) -> int:
+        """Lines that were read but dropped at commit because their unit was already ingested."""
+        return self.get("already_ingested_lines")
+
+    @property
     def balanced(self) -> bool:
-        return self.lines_read + self.file_faults == self.rows_written + self.dead_letters + self.skipped
+        return self.lines_read + self.file_faults == (
+            self.rows_written + self.dead_letters + self.skipped + self.already_ingested_lines
+        )
 
     @property
     def dead_letter_reasons(self) -> dict[str, int]:
@@ -82,9 +94,13 @@ class RunSummary:
         hits, misses = self.get("agent_cache_hits"), self.get("agent_cache_misses")
         if hits + misses:
             lines.append(f"agent cache: {hits:,} hits, {misses:,} misses ({100.0 * hits / (hits + misses):.1f}% hit rate)")
+        for kind, count in self.already_ingested.items():
+            lines.append(f"{count:,} {kind}{'' if count == 1 else 's'} already ingested, skipped")
         lines.append("")
         check = "balanced" if self.balanced else "NOT BALANCED — please report this"
         skipped = f" + outside --from/--to {self.skipped:,}" if self.skipped else ""
+        if self.already_ingested_lines:
+            skipped += f" + already ingested {self.already_ingested_lines:,}"
         lines.append(
             f"lines read {self.lines_read:,} + file faults {self.file_faults:,} = rows {self.rows_written:,}"
             f" + dead letters {self.dead_letters:,}{skipped}: {check}"

@@ -42,3 +42,12 @@ def google_credentials(tmp_path_factory):
             tmp_path_factory.mktemp("fake-google-credentials"),
             project="test-project") as env:
         yield env
+
+
+def pytest_terminal_summary(terminalreporter):
+    """The fault-injection suite's table: faults injected and lines accounted for."""
+    from support.exactly_once import FAULT_TABLE, render_fault_table
+
+    if FAULT_TABLE:
+        terminalreporter.write_sep("=", "exactly once: faults injected and lines accounted for")
+        terminalreporter.write_line(render_fault_table(FAULT_TABLE))

@@ -27,7 +27,7 @@ from haulage.parsers import Origin
 from haulage.parsers.framing import FileFault
 from haulage.pipeline.batching import BatchChunks, bounded_chunks, chunk_size
 from haulage.pipeline.direct_streaming import HaulageDirectRunner
-from haulage.pipeline.elements import Chunk, LineBatch
+from haulage.pipeline.elements import MESSAGE, Chunk, LineBatch, SourceUnit
 
 RECEIVED = "2026-11-30T00:00:00Z"
 
@@ -40,7 +40,9 @@ def line_batches(draw):
         lines = draw(hs.lists(hs.binary(max_size=40), max_size=30))
         fault = FileFault("truncated-gzip", f"source-{index}: cut", len(lines) + 1) if draw(hs.booleans()) else None
         first = draw(hs.integers(1, 1000))
-        batches.append(LineBatch(origin, first, lines, RECEIVED, fault))
+        unit = SourceUnit(origin.key, MESSAGE, origin.label, 0, len(lines), int(fault is not None)) \
+            if draw(hs.booleans()) else None
+        batches.append(LineBatch(origin, first, lines, RECEIVED, fault, unit))
     return batches
 
 
@@ -50,6 +52,8 @@ def _flatten(items) -> list:
         out += [(batch.origin.key, batch.first_position + i, line) for i, line in enumerate(batch.lines)]
         if batch.fault is not None:
             out.append((batch.origin.key, "fault", batch.fault.reason))
+        if batch.finished is not None:
+            out.append((batch.origin.key, "finished", batch.finished.unit_id))
     return out
 
 
@@ -72,7 +76,9 @@ def test_bounded_chunks_keep_every_line_once_in_order_within_the_caps(batches, m
 
 
 def _chunk(index: int, lines: int, width: int = 100) -> Chunk:
-    return Chunk([LineBatch(Origin(f"m{index}", f"k{index}"), 1, [b"x" * width] * lines, RECEIVED)])
+    origin = Origin(f"m{index}", f"k{index}")
+    unit = SourceUnit(origin.key, MESSAGE, origin.label, lines * width, lines, 0)
+    return Chunk([LineBatch(origin, 1, [b"x" * width] * lines, RECEIVED, None, unit)])
 
 
 _SEEN: list = []  # module level: the pipeline's (pickled) function appends to this very list
@@ -160,3 +166,17 @@ def test_counters_of_every_bundle_are_kept():
     out = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.split()[-1] == "3"
+
+
+def test_a_source_in_several_chunks_never_waits_in_state_half_read():
+    """A message too big for one chunk: each part that does not end it closes the batch at once."""
+    big = Origin("big", "kbig")
+    parts = [Chunk([LineBatch(big, 1 + 300 * i, [b"y" * 10] * 300, RECEIVED, None,
+                              SourceUnit(big.key, MESSAGE, big.label, 9000, 900, 0) if i == 2 else None)])
+             for i in range(3)]
+    chunks = [_chunk(0, 100), parts[0], parts[1], parts[2], _chunk(1, 100)]
+    batches = _run_batching(chunks, BatchChunks(10_000, 1 << 30, max_seconds=3600))
+    # the small message and the first part leave together, the second part alone, the rest at the end
+    assert [[(b.origin.key, b.first_position, len(b.lines)) for b in batch] for batch in batches] == [
+        [("k0", 1, 100), ("kbig", 1, 300)], [("kbig", 301, 300)], [("kbig", 601, 300), ("k1", 1, 100)]]
+    assert [b.finished is not None for batch in batches for b in batch] == [True, False, False, True, True]

@@ -15,8 +15,9 @@ import duckdb
 import gzip
 import pytest
 
-from haulage.parsers import Origin
+from haulage.pipeline.source_identity import file_origin
 from haulage.pipeline.cli import main
+from support import killable
 from support.logfiles import corpus, write_gzip
 
 HAULAGE = str(Path(sys.executable).with_name("haulage"))
@@ -90,13 +91,15 @@ def test_replay_twice_gives_identical_tables(archive, tmp_path, capsys):
 def test_replaces_days_first_written_by_the_streaming_or_batch_run(archive, tmp_path):
     root, files, labelled = archive
     out = tmp_path / "out"
-    # `haulage run` twice appends: the days hold every row twice
+    # `haulage run` twice: the second run skips what the first ingested
     for _ in range(2):
         assert main(["run", "--input", str(root / "*.gz"), "--output-dir", str(out), "--quiet"]) == 0
-    doubled = per_day(out)
-    assert doubled == {d: 2 * n for d, n in expected_per_day(labelled)["file_downloads"].items()}
+    expected = dict(sorted(expected_per_day(labelled)["file_downloads"].items()))
+    assert per_day(out) == expected
+    before = table_rows(out, "file_downloads")
     assert replay(out, "--input", str(root / "*.gz")) == 0
-    assert per_day(out) == dict(sorted(expected_per_day(labelled)["file_downloads"].items()))
+    assert per_day(out) == expected
+    assert table_rows(out, "file_downloads") == before  # the same rows, rebuilt
 
 
 def test_replay_one_day_leaves_other_days_untouched(archive, tmp_path):
@@ -121,22 +124,22 @@ def test_merge_replaces_only_rows_of_the_given_files(archive, tmp_path):
     out = tmp_path / "out"
     assert replay(out, "--input", str(root / "*.gz")) == 0
     complete = table_rows(out, "file_downloads")
-    key = Origin.for_file(str(files[2])).key
+    key = file_origin(str(files[2]))[0].key
     ids = [r[-1] for r in complete]
     assert sum(i.startswith(key + "-") for i in ids) > 400
-    # a shorter copy of one file (same name → same event ids): merging it keeps
-    # every other file's rows and exactly the first 500 lines of this one
-    with gzip.open(files[2]) as handle:
-        lines = handle.read().splitlines()
-    half = write_gzip(tmp_path / "half" / files[2].name, lines[:500])
-    assert replay(out, "--input", str(half), "--merge") == 0
-    expected = [r for r in complete if not r[-1].startswith(key + "-") or int(r[-1].rsplit("-", 1)[1]) <= 500]
-    assert len(expected) < len(complete)
-    assert table_rows(out, "file_downloads") == expected
-    # fill the gap from the real file, twice: back to complete, idempotently
+    # merging one file replaces its rows and keeps every other file's, idempotently
     for _ in range(2):
         assert replay(out, "--input", str(files[2]), "--merge") == 0
         assert table_rows(out, "file_downloads") == complete
+    # without --merge, the days that file covers are rebuilt from it alone
+    assert replay(out, "--input", str(files[2])) == 0
+    alone = table_rows(out, "file_downloads")
+    assert {r[-1].split("-")[0] for r in alone if r[-1].split("-")[0] != key} < {i.split("-")[0] for i in ids}
+    assert sum(i[-1].startswith(key + "-") for i in alone) == sum(i.startswith(key + "-") for i in ids)
+    # merging the other files back: complete again
+    others = [str(f) for f in files if f != files[2]]
+    assert replay(out, "--input", *others, "--merge") == 0
+    assert table_rows(out, "file_downloads") == complete
 
 
 def test_legacy_archive_gives_the_same_rows_as_its_current_format_twin(tmp_path):
@@ -151,8 +154,12 @@ def test_legacy_archive_gives_the_same_rows_as_its_current_format_twin(tmp_path)
     write_gzip(tmp_path / "b" / "same-name.log.gz", legacy)
     for name in ("a", "b"):
         assert replay(tmp_path / f"out-{name}", "--input", str(tmp_path / name / "*.gz")) == 0
-    assert table_rows(tmp_path / "out-a", "file_downloads") == table_rows(tmp_path / "out-b", "file_downloads")
-    assert table_rows(tmp_path / "out-a", "simple_requests") == table_rows(tmp_path / "out-b", "simple_requests")
+
+    def without_event_id(out, table):  # other bytes, so other event ids (named by content)
+        return sorted(r[:-1] for r in table_rows(out, table))
+
+    for table in ("file_downloads", "simple_requests"):
+        assert without_event_id(tmp_path / "out-a", table) == without_event_id(tmp_path / "out-b", table)
     assert len(table_rows(tmp_path / "out-a", "file_downloads")) + len(table_rows(tmp_path / "out-a", "simple_requests")) == 300
 
 
@@ -171,29 +178,39 @@ def _as_v2(line: bytes) -> bytes:
     return _syslog(b"2@" + b"|".join(fields[1:]))
 
 
+REPLAY_COMMIT_STEPS = (
+    "replay:intent-written",
+    "replay:marker-written",
+    "replay:first-day-swapped",
+    "replay:all-days-swapped",
+    "replay:visible",
+)
+
+
 def test_killed_replay_rerun_ends_exact(tmp_path):
-    """kill -9 at several moments (reading, staging, committing); each re-run ends exact."""
-    labelled = corpus.generate_labelled(60000, seed=8, start_date="2026-10-01", days=3, bad_fraction=0.01)
+    """kill -9 while staging (inside the staging commit) and at every step of
+    the replay's commit; each re-run of the replay ends exact."""
+    from haulage.pipeline import replay as replay_module
+
+    assert tuple(replay_module.STEPS) == REPLAY_COMMIT_STEPS
+    labelled = corpus.generate_labelled(1200, seed=23, start_date="2026-10-01", days=2, bad_fraction=0.02)
     labelled.sort(key=lambda pair: pair[1].timestamp or "")
-    src = tmp_path / "in"
-    for i in range(12):
-        write_gzip(src / f"downloads-{i:02d}.log.gz", [line for line, _ in labelled[i * 5000 : (i + 1) * 5000]])
+    root = tmp_path / "in"
+    for i in range(4):
+        write_gzip(root / f"downloads-{i}.log.gz", [line for line, _ in labelled[i * 300:(i + 1) * 300]])
     reference = tmp_path / "reference"
-    assert replay(reference, "--input", str(src / "*.gz")) == 0
+    assert replay(reference, "--input", str(root / "*.gz")) == 0
     expected = {t: table_rows(reference, t) for t in ("file_downloads", "simple_requests")}
 
     out = tmp_path / "out"
-    assert main(["run", "--input", str(src / "downloads-0*.log.gz"), "--output-dir", str(out), "--quiet"]) == 0
-    command = [HAULAGE, "replay", "--input", str(src / "*.gz"), "--output-dir", str(out), "--quiet"]
-    started = time.monotonic()
-    subprocess.run(command, check=True, capture_output=True)
-    full = time.monotonic() - started
-    for fraction in (0.15, 0.4, 0.6, 0.8, 0.9, 0.97):
-        process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-        time.sleep(full * fraction)
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
-        subprocess.run(command, check=True, capture_output=True)
+    # days first written by a run of half the files
+    assert main(["run", "--input", str(root / "downloads-[01].log.gz"), "--output-dir", str(out), "--quiet"]) == 0
+    argv = ["replay", "--input", str(root / "*.gz"), "--output-dir", str(out), "--quiet"]
+    for step in ("parquet:marker-written", *REPLAY_COMMIT_STEPS):
+        code = killable.run_haulage(argv, {**os.environ, "HAULAGE_FAILPOINT": f"{step}=kill"})
+        assert code == -signal.SIGKILL, (step, code)
+        assert main(argv) == 0
         for table, rows in expected.items():
-            assert table_rows(out, table) == rows, f"after a kill at {fraction:.0%} of a run"
-    assert not list(out.glob(".staging-*")) and not list(out.glob(".replaced-*"))
+            assert table_rows(out, table) == rows, f"after a kill at {step}"
+    assert not [p for p in (out / "_staging").glob("*")] if (out / "_staging").exists() else True
+    assert not list((out / "_ledger" / "pending").glob("*.json"))

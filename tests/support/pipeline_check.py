@@ -134,13 +134,21 @@ def read_parquet_output(out_dir: str | os.PathLike) -> Output:
     """
     import pyarrow.parquet as pq
 
+    from haulage.pipeline.parquet_commit import committed_files
+
     out = Output()
     root = Path(out_dir)
+    committed = {Path(f) for t in TABLES for f in committed_files(str(root), t)}
     for path in sorted(root.rglob("*")):
         if path.is_dir():
             continue
         rel = path.relative_to(root).parts
+        if rel[0] == "_ledger":  # commit markers, and the commit lock; no commit left half done
+            assert (len(rel) == 2 and (rel[1].endswith(".json") or rel[1] == ".lock")), f"unexpected ledger file: {path}"
+            continue
+        assert rel[0] != "_staging", f"staging left behind by a finished run: {path}"
         assert len(rel) == 3, f"unexpected file in the output: {path}"
+        assert path in committed, f"a part file no commit marker covers: {path}"
         table, folder, name = rel
         assert table in TABLES, f"unexpected table folder: {path}"
         m = _FOLDER.match(folder)
@@ -182,7 +190,7 @@ def parse_summary(text: str) -> Summary:
     first = re.search(r"^([\d,]+) lines read(?: from ([\d,]+) files)? in ", text, re.M)
     books = re.search(
         r"^lines read ([\d,]+) \+ file faults ([\d,]+) = rows ([\d,]+) \+ dead letters ([\d,]+)"
-        r"(?: \+ outside --from/--to ([\d,]+))?: (.*)$", text, re.M
+        r"(?: \+ outside --from/--to ([\d,]+))?(?: \+ already ingested [\d,]+)?: (.*)$", text, re.M
     )
     assert first and books, f"no summary in output:\n{text}"
     num = lambda s: int(s.replace(",", ""))  # noqa: E731

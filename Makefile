@@ -11,7 +11,7 @@ STAMP := $(VENV)/.haulage-installed
 OUTPUT_DIR ?= haulage-out
 PYTEST_ARGS ?=
 
-.PHONY: setup run test bench agents-stress memory-stress clean
+.PHONY: setup browser run test bench agents-stress memory-stress clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -27,7 +27,23 @@ run: setup
 	rm -rf $(OUTPUT_DIR)
 	$(HAULAGE) run --input 'fixtures/*.log*' --output-dir $(OUTPUT_DIR)
 
-test: setup
+# The browser tests of `haulage serve` drive Debian's headless Chromium. Install
+# it when this machine can (root with apt-get); elsewhere say loudly that those
+# tests will be skipped. In CI (CI set) a Chromium that cannot be installed is an error.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing Debian's chromium for the browser tests" >&2; \
+	    export DEBIAN_FRONTEND=noninteractive; \
+	    apt-get install -y -qq chromium >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq chromium >/dev/null; }; \
+	  elif [ -n "$$CI" ]; then \
+	    echo "error: chromium is missing and cannot be installed (needs root and apt-get)" >&2; exit 1; \
+	  else \
+	    echo "WARNING: chromium is not installed and cannot be installed here (needs root and apt-get):" \
+	         "the browser tests of haulage serve will be SKIPPED" >&2; \
+	  fi; }
+
+test: setup browser
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 bench: setup

@@ -5,7 +5,7 @@ Pure standard library. Importable module and command-line tool::
 
     python benchmarks/corpus.py --lines 100000 --files 4 --out /tmp/corpus \
         [--seed 0] [--days 1] [--start 2026-10-01] [--bad-fraction 0.01] \
-        [--legacy-fraction 0.0] [--simple-fraction 0.04] [--labels]
+        [--legacy-fraction 0.0] [--simple-fraction 0.04] [--fresh-agents 0.05] [--labels]
 
 What it produces (see ``docs`` in /work/shared/docs for the formats):
 
@@ -13,7 +13,9 @@ What it produces (see ``docs`` in /work/shared/docs for the formats):
   legacy syslog-wrapped v1/v2/v3 lines);
 * user agents drawn from a pool of a few thousand distinct strings with
   Zipf-like popularity (≈60 % pip >= 6 JSON, ≈20 % uv JSON, the rest mirrors,
-  other installers, scripts, browsers, OS tools, bots, unknown agents);
+  other installers, scripts, browsers, OS tools, bots, unknown agents), plus
+  a share of agents seen only once (``fresh_agents``, default 5 %: pip and uv
+  agents that differ in their kernel build, as in PyPI's traffic);
 * ~200 real project names with Zipf popularity, plausible versions, files,
   ``/packages/xx/yy/<60 hex>/<filename>`` URLs, countries, TLS fields and
   RFC 1123 timestamps, roughly in time order;
@@ -1104,6 +1106,11 @@ INVALID_UTF8 = [b"\xff", b"\xfe\xff", b"\xc3\x28", b"\xe2\x82", b"\xed\xa0\x80",
 # The corpus
 # --------------------------------------------------------------------------
 
+FRESH_AGENTS = 0.05
+"""Default share of lines whose agent was never seen before; with the pool, ≥ 5 % of lines carry a distinct agent, as in PyPI's traffic (≈ 5.7 % per 200k lines)."""
+_KERNEL_BUILD = re.compile(rb'("release":"\d+\.\d+(?:\.\d+)?-)(\d+)')
+
+
 class Corpus:
     """A deterministic line factory: agent pool + projects + an RNG.
 
@@ -1111,9 +1118,18 @@ class Corpus:
     them, as in real traffic.
     """
 
-    def __init__(self, seed: int = 0, pool_size: int = 3000):
+    def __init__(self, seed: int = 0, pool_size: int = 3000, fresh_agents: float = FRESH_AGENTS):
+        if not 0 <= fresh_agents <= 0.5:
+            raise ValueError("fresh_agents must be between 0 and 0.5")
         self.seed = seed
         self.rng = random.Random(f"haulage-corpus/{seed}")
+        # Fresh agents are decided by their own RNG so that the rest of the
+        # stream (times, files, bad lines, which pool agent) does not depend
+        # on the knob: fresh_agents=0 gives the corpus as it always was.
+        self.fresh_agents = fresh_agents
+        self._fresh_rng = random.Random(f"haulage-corpus/{seed}/fresh")
+        self._fresh_owed = 0.0
+        self._fresh_serial = 0
         pool_rng = random.Random(f"haulage-corpus/{seed}/agents")
         self.projects = _build_projects(random.Random(f"haulage-corpus/{seed}/projects"))
         self._project_choice = _zipf(self.projects, 1.05)
@@ -1142,7 +1158,31 @@ class Corpus:
 
     def agent(self, family: str | None = None) -> Agent:
         fam = family or self._family_choice(self.rng)
-        return self._pool_choice[fam](self.rng)
+        a = self._pool_choice[fam](self.rng)
+        if self.fresh_agents:
+            if self._fresh_rng.random() < self.fresh_agents:
+                self._fresh_owed += 1
+            if self._fresh_owed >= 1 and (fresh := self._fresh_variant(a)) is not None:
+                self._fresh_owed -= 1
+                return fresh
+        return a
+
+    def _fresh_variant(self, a: Agent) -> Agent | None:
+        """``a`` with a kernel build number never used before, or None if it names no Linux kernel.
+
+        Real pip and uv agents differ in the kernel release, the Python patch
+        level and the OpenSSL build, so a day of PyPI traffic holds several
+        distinct agents per hundred lines. Only the build number changes
+        (``5.15.0-105-generic`` → ``5.15.0-40117-generic``): family, kind, CI
+        flag and cloud marker stay those of ``a``, so the oracle is unchanged.
+        """
+        match = _KERNEL_BUILD.search(a.raw)
+        if match is None:
+            return None
+        self._fresh_serial += 1
+        build = b"%d" % (1000 + self._fresh_serial * 7 + self._fresh_rng.randrange(7))
+        raw = a.raw[: match.start(2)] + build + a.raw[match.end(2) :]
+        return Agent(raw, a.family, a.kind, a.ci)
 
     def plain_agent(self) -> Agent:
         """An agent with no ``|`` and no ``": "`` (for lines whose fields get removed)."""
@@ -1428,7 +1468,8 @@ def iter_labelled(n: int, seed: int = 0, start_date="2026-10-01", days: float = 
                   bad_fraction: float = 0.01, legacy_fraction: float = 0.0, **kw
                   ) -> Iterator[tuple[bytes, Expect]]:
     pool_size = kw.pop("pool_size", 3000)
-    return Corpus(seed, pool_size).labelled(n, start_date, days, bad_fraction, legacy_fraction, **kw)
+    fresh_agents = kw.pop("fresh_agents", FRESH_AGENTS)
+    return Corpus(seed, pool_size, fresh_agents).labelled(n, start_date, days, bad_fraction, legacy_fraction, **kw)
 
 
 def generate_labelled(n: int, seed: int = 0, start_date="2026-10-01", days: float = 1,
@@ -1437,7 +1478,8 @@ def generate_labelled(n: int, seed: int = 0, start_date="2026-10-01", days: floa
     """n (line, Expect) pairs; lines are bytes without a trailing newline.
 
     Keyword options: simple_fraction (0.04), bad_kinds (CURRENT/LEGACY_BAD_KINDS),
-    duplicate_fraction (0.01), jitter (2 s), pool_size (3000).
+    duplicate_fraction (0.01), jitter (2 s), pool_size (3000), fresh_agents
+    (FRESH_AGENTS: share of lines with an agent never seen before).
     """
     return list(iter_labelled(n, seed, start_date, days, bad_fraction, legacy_fraction, **kw))
 
@@ -1466,6 +1508,8 @@ def main(argv=None) -> int:
     ap.add_argument("--legacy-fraction", type=float, default=0.0)
     ap.add_argument("--simple-fraction", type=float, default=0.04)
     ap.add_argument("--pool-size", type=int, default=3000)
+    ap.add_argument("--fresh-agents", type=float, default=FRESH_AGENTS,
+                    help=f"share of lines whose agent is new (default {FRESH_AGENTS}; 0 = agents only from the pool)")
     ap.add_argument("--level", type=int, default=6, help="gzip level (default 6)")
     ap.add_argument("--labels", action="store_true",
                     help="also write downloads-<n>.labels.jsonl.gz with one Expect per line")
@@ -1475,7 +1519,8 @@ def main(argv=None) -> int:
     os.makedirs(a.out, exist_ok=True)
     width = len(str(a.files - 1))
     stream = iter_labelled(a.lines, a.seed, a.start, a.days, a.bad_fraction, a.legacy_fraction,
-                           simple_fraction=a.simple_fraction, pool_size=a.pool_size)
+                           simple_fraction=a.simple_fraction, pool_size=a.pool_size,
+                           fresh_agents=a.fresh_agents)
     began = time.perf_counter()
     total_bytes = 0
     for f in range(a.files):

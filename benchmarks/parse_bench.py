@@ -1,23 +1,27 @@
-"""Parse-stage and ``haulage parse`` throughput on a realistic generated corpus.
+"""Parse-stage and ``haulage parse`` throughput, as ratios to PyPI's parser on the same lines.
 
-    python benchmarks/parse_bench.py [--lines 300000] [--repeat 3]
+    python benchmarks/parse_bench.py [--lines 200000] [--fresh-agents 0.05] [--repeat 3]
 
-Prints lines/s of (1) the parse stage alone — ``LineParser.parse_batch`` over
-in-memory lines in batches of 1,000, one core, cold agent cache on the first
-pass and warm after — and (2) ``haulage parse FILE > /dev/null`` end to end
-(gzip reading, parsing, NDJSON encoding, process start-up included), plus the
-ratio to PyPI's parser measured in the same run: the ``linehaul`` package
-from PyPI (a test dependency), parsing each line with its
-``linehaul.events.parser.parse`` and serialising the row as PyPI's loader
-does (tests/support/pypi_oracle.py), on the first --pypi-lines lines of the
-same corpus (it is ~100× slower, so a subset).
+Prints, all on one generated corpus (``benchmarks/corpus.py``; the share of
+distinct agents is printed, ≥ 5 % by default as in PyPI's traffic):
+
+* PyPI's parser (the ``linehaul`` package) on the first lines, in this run —
+  the anchor of every "× PyPI" figure;
+* inflate alone, zlib and ISA-L (``isal``), one core;
+* splitting a buffer into blocks of lines (numpy);
+* the parse stage alone (blocks in memory → Arrow record batches, one core,
+  :class:`ColumnarParser`), cold agent cache and warm, by phase; and the row
+  parser (the reference) on the same lines;
+* ``haulage parse FILE.gz > /dev/null`` end to end (process start-up included);
+* where the time of ``haulage parse`` goes: inflate, split into lines, agents
+  (looking up and parsing user agents), the rest of parsing, write (NDJSON).
 """
 
 from __future__ import annotations
 
 import argparse
 import gc
-import gzip
+import io
 import os
 import subprocess
 import sys
@@ -27,68 +31,128 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from corpus import generate_lines  # noqa: E402
+from anchor import DEFAULT_ANCHOR_LINES, linehaul_rate, linehaul_version  # noqa: E402
+from stages import add_corpus_arguments, best_of, gzip_bytes, inflate_rates, make_corpus  # noqa: E402
 
 from haulage.parsers import LineParser, Origin  # noqa: E402
+from haulage.parsers.columnar import ColumnarParser  # noqa: E402
+from haulage.parsers.framing import FileFault, iter_line_batches  # noqa: E402
+from haulage.parsers.line_block import BLOCK_LINES, LineBlock, gather_batches  # noqa: E402
+from haulage.parsers.ndjson import block_ndjson  # noqa: E402
 
-BATCH = 1_000
+RECEIVED_AT = "2026-10-01T00:00:00Z"
+ORIGIN = Origin.for_file("bench.log.gz")
 
 
-def pypi_stage(lines: list[bytes]) -> float:
-    """PyPI's parser (linehaul) on the same kind of lines: lines/s, one core."""
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-    from support.pypi_oracle import pypi_store_line
+def blocks_of(lines: list[bytes]) -> list[LineBlock]:
+    """The lines as blocks of BLOCK_LINES, each one buffer ("bytes of many lines in")."""
+    return [
+        LineBlock.from_bytes(b"\n".join(lines[start : start + BLOCK_LINES]) + b"\n", start + 1)
+        for start in range(0, len(lines), BLOCK_LINES)
+    ]
 
+
+def columnar_stage(blocks: list[LineBlock], parser: ColumnarParser) -> float:
+    """Seconds to parse every block into record batches (one core)."""
     started = time.perf_counter()
-    for raw in lines:
-        pypi_store_line(raw.decode("utf-8", "replace"))
-    return len(lines) / (time.perf_counter() - started)
+    for block in blocks:
+        parser.parse_block(block, ORIGIN, RECEIVED_AT)
+    return time.perf_counter() - started
 
 
-def parse_stage(lines: list[bytes], parser: LineParser) -> float:
-    origin = Origin.for_file("bench.log.gz")
+def row_stage(lines: list[bytes], parser: LineParser) -> float:
+    """Seconds for the row parser (the reference) over the same lines, in batches of BLOCK_LINES."""
     started = time.perf_counter()
-    for start in range(0, len(lines), BATCH):
-        parser.parse_batch(lines[start : start + BATCH], origin, start + 1, "2026-10-01T00:00:00Z")
-    return len(lines) / (time.perf_counter() - started)
+    for start in range(0, len(lines), BLOCK_LINES):
+        parser.parse_batch(lines[start : start + BLOCK_LINES], ORIGIN, start + 1, RECEIVED_AT)
+    return time.perf_counter() - started
+
+
+def parse_command_stages(compressed: bytes) -> dict[str, float]:
+    """Seconds per stage of what ``haulage parse`` does to one gzip file (cold agent cache)."""
+    import zlib
+
+    inflate = best_of(1, lambda: zlib.decompress(compressed, wbits=31))
+    started = time.perf_counter()
+    blocks = [
+        LineBlock.from_lines(lines, first)
+        for first, lines in (item for item in gather_batches(iter_line_batches(io.BytesIO(compressed), "bench.log.gz"))
+                             if not isinstance(item, FileFault))
+    ]
+    framing = time.perf_counter() - started
+    parser = ColumnarParser()
+    started = time.perf_counter()
+    parsed = [parser.parse_block(block, ORIGIN, RECEIVED_AT) for block in blocks]
+    parse = time.perf_counter() - started
+    started = time.perf_counter()
+    sink = io.BytesIO()
+    for block in parsed:
+        sink.write(block_ndjson(block))
+    write = time.perf_counter() - started
+    agents = parser.seconds["agents"]
+    return {"inflate": inflate, "split": max(0.0, framing - inflate), "agents": agents,
+            "parse (rest)": max(0.0, parse - agents), "write": write}
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--lines", type=int, default=300_000)
-    ap.add_argument("--repeat", type=int, default=3, help="warm passes; the best is reported")
-    ap.add_argument("--seed", type=int, default=7)
-    ap.add_argument("--pypi-lines", type=int, default=20_000, help="lines given to PyPI's parser (it is slow)")
+    add_corpus_arguments(ap, lines=200_000, seed=7, days=1)
+    ap.add_argument("--repeat", type=int, default=3, help="passes of each measurement; the best is reported")
+    ap.add_argument("--anchor-lines", type=int, default=DEFAULT_ANCHOR_LINES, help="lines given to PyPI's parser")
     args = ap.parse_args(argv)
 
-    t = time.perf_counter()
-    lines = generate_lines(args.lines, seed=args.seed, days=1)
-    distinct = len({line.split(b"|", 9)[-1] for line in lines})
-    print(f"corpus: {len(lines):,} lines, {distinct:,} distinct agents, generated in {time.perf_counter() - t:.1f}s")
+    corpus = make_corpus(args.lines, args.seed, args.days, args.fresh_agents)
+    lines = corpus.lines
+    n = len(lines)
+    print(f"corpus: {corpus.describe()}")
+    print(f"load  : {os.getloadavg()[0]:.2f} (1-minute load average at start; {os.cpu_count()} cores)")
 
-    gc.collect()
-    pypi = pypi_stage(lines[: args.pypi_lines])
-    print(f"PyPI's parser (linehaul)      : {pypi:>12,.0f} lines/s   (first {min(args.pypi_lines, len(lines)):,} lines)")
+    pypi, rows, unprocessed = linehaul_rate(lines, args.anchor_lines)
+    print(f"PyPI's parser (linehaul {linehaul_version()}), parse + JSON per line, first {min(n, args.anchor_lines):,} lines: "
+          f"{pypi:>10,.0f} lines/s   (= 1×; {rows:,} rows, {unprocessed:,} unprocessed)")
 
+    def show(label: str, rate: float, note: str = "") -> None:
+        print(f"{label:<44}: {rate:>12,.0f} lines/s  {rate / pypi:>8,.1f}× PyPI{note}")
+
+    compressed = gzip_bytes(corpus.text)
+    for name, rate in inflate_rates(compressed, n, args.repeat).items():
+        show(f"inflate alone, {name}, one core", rate)
+
+    started = time.perf_counter()
+    blocks = blocks_of(lines)
+    show(f"split into blocks of {BLOCK_LINES:,} lines (numpy)", n / (time.perf_counter() - started))
     gc.collect()
-    parser = LineParser()
-    cold = parse_stage(lines, parser)
-    warm = max(parse_stage(lines, parser) for _ in range(args.repeat))
-    hits, misses = parser.cache_hits, parser.cache_misses
-    print(f"parse stage, cold agent cache : {cold:>12,.0f} lines/s   (x{cold / pypi:,.0f} PyPI)")
-    print(f"parse stage, warm agent cache : {warm:>12,.0f} lines/s   (target >= 200,000; x{warm / pypi:,.0f} PyPI)")
-    print(f"agent cache                   : {hits:,} hits, {misses:,} misses ({100 * hits / (hits + misses):.2f}% hits)")
+    parser = ColumnarParser()
+    cold = n / columnar_stage(blocks, parser)
+    parser.seconds = dict.fromkeys(parser.seconds, 0.0)
+    warm_seconds = min(columnar_stage(blocks, parser) for _ in range(args.repeat))
+    show("parse stage, one core, cold agent cache", cold)
+    show("parse stage, one core, warm agent cache", n / warm_seconds)
+    phases = {k: v / args.repeat for k, v in parser.seconds.items()}
+    print("  warm parse stage by phase: " + ", ".join(f"{k} {100 * v / warm_seconds:.0f} %" for k, v in phases.items()))
+    rows = LineParser()
+    row_stage(lines, rows)
+    show("row parser (reference), one core, warm cache", n / min(row_stage(lines, rows) for _ in range(args.repeat)))
 
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, "bench.log.gz")
-        with gzip.open(path, "wb", compresslevel=6) as out:
-            out.write(b"\n".join(lines) + b"\n")
+        with open(path, "wb") as out:
+            out.write(compressed)
         haulage = Path(sys.executable).with_name("haulage")
-        started = time.perf_counter()
-        with open(os.devnull, "wb") as sink:
-            subprocess.run([str(haulage), "parse", path], stdout=sink, check=True)
-        elapsed = time.perf_counter() - started
-    print(f"haulage parse end to end      : {len(lines) / elapsed:>12,.0f} lines/s   ({elapsed:.2f}s incl. start-up; x{len(lines) / elapsed / pypi:,.0f} PyPI)")
+        elapsed = float("inf")
+        for _ in range(args.repeat):
+            started = time.perf_counter()
+            with open(os.devnull, "wb") as sink:
+                subprocess.run([str(haulage), "parse", path], stdout=sink, check=True)
+            elapsed = min(elapsed, time.perf_counter() - started)
+    show("haulage parse end to end (gzip → NDJSON)", n / elapsed, f"   ({elapsed:.2f} s, start-up included)")
+
+    stages = parse_command_stages(compressed)
+    total = sum(stages.values())
+    print("where haulage parse spends its time (stages measured one by one, cold agent cache):")
+    for name, seconds in stages.items():
+        rate = f"{n / seconds:>12,.0f} lines/s" if seconds > 0 else ""
+        print(f"  {name:<14} {100 * seconds / total:5.1f} %   {seconds:6.2f} s   {rate}")
     return 0
 
 

@@ -20,6 +20,7 @@ COMMANDS: dict[str, str] = {
     "replay": ".replay_cli",
     "setup": "haulage.deploy.setup_command",
     "stats": ".stats_command",
+    "serve": "haulage.stats.serve_command",
 }
 
 

@@ -11,10 +11,13 @@ from typing import BinaryIO, Iterable
 
 import orjson
 
-from haulage.parsers import LineParser, Origin
-from haulage.parsers.framing import FileFault, iter_line_batches
+from haulage.parsers import Origin
 from haulage.parsers.agents import DEFAULT_AGENT_CACHE_SIZE
+from haulage.parsers.columnar import ColumnarParser
+from haulage.parsers.framing import FileFault, iter_line_batches
+from haulage.parsers.line_block import gather_batches
 from haulage.parsers.lines import fault_dead_letter
+from haulage.parsers.ndjson import block_ndjson
 from haulage.parsers.timestamps import iso_from_epoch
 
 STDIN_NAME = "-"
@@ -49,24 +52,29 @@ def _write_records(out: BinaryIO, records: Iterable) -> None:
     out.write(b"".join(dumps({"table": r.table, "row": r.row}) + b"\n" for r in records))
 
 
-def parse_stream(stream: BinaryIO, name: str, parser: LineParser, out: BinaryIO, received_at: str) -> FileFault | None:
-    """Write one NDJSON object per line of ``stream``; return its file fault, if any."""
+def parse_stream(stream: BinaryIO, name: str, parser: ColumnarParser, out: BinaryIO, received_at: str) -> FileFault | None:
+    """Write one NDJSON object per line of ``stream``; return its file fault, if any.
+
+    Each batch of lines the reader yields is parsed as one Arrow block and
+    written straight from the columns (:mod:`haulage.parsers.ndjson`): the
+    bytes are those the row parser's dicts would give through orjson.
+    """
     origin = Origin.for_file(name)
-    for item in iter_line_batches(stream, name):
+    for item in gather_batches(iter_line_batches(stream, name)):
         if isinstance(item, FileFault):
             if item.partial:
                 # the bytes of the cut line were read: they are an input line too
                 _write_records(out, [fault_dead_letter(origin, item, received_at)])
             return item if item.reason != "empty-file" else None
         first_position, lines = item
-        _write_records(out, parser.parse_batch(lines, origin, first_position, received_at))
+        out.write(block_ndjson(parser.parse_lines(lines, origin, first_position, received_at)))
     return None
 
 
 def run_parse(files: list[str], agent_cache_size: int) -> int:
     import time
 
-    parser = LineParser(agent_cache_size=agent_cache_size)
+    parser = ColumnarParser(agent_cache_size=agent_cache_size)
     out = sys.stdout.buffer
     received_at = iso_from_epoch(int(time.time()))
     failed = 0

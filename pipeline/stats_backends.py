@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-from typing import Any, Protocol
+import threading
+from typing import Any, Optional, Protocol
 
-from haulage.deploy.schemas import DOWNLOADS
+from haulage.deploy.schemas import DOWNLOADS, SIMPLE
 
 from .datasets import DatasetRef, bigquery_client
 from .parquet_commit import committed_files
@@ -42,6 +43,12 @@ class Backend(Protocol):
     def run(self, query: Query) -> list[dict[str, Any]]:
         """The result rows as dicts of plain Python values."""
 
+    def has_table(self, table: str) -> bool:
+        """Whether ``table`` (file_downloads, simple_requests) exists and can be queried."""
+
+    def has_column(self, table: str, column: str) -> bool:
+        """Whether ``table`` has ``column`` (older datasets lack the newer columns)."""
+
 
 def plain(value: Any) -> Any:
     """A result value as the same plain Python value from either engine."""
@@ -66,18 +73,42 @@ class DuckDBBackend:
                 f"--output-dir {output_dir}: stats reads local Parquet only; copy the dataset here "
                 "or query the BigQuery tables with --bigquery-dataset", exit_code=2)
         table_dir = os.path.join(output_dir, DOWNLOADS)
-        files = committed_files(output_dir, DOWNLOADS) if os.path.isdir(table_dir) else []
-        if not files:
+        self.output_dir = output_dir
+        self._con: Any = None
+        self._lock = threading.Lock()
+        self.refresh()
+        if not self.files[DOWNLOADS]:
             raise SourceError(
                 f"--output-dir {output_dir}: no Parquet files under {table_dir}/date=*/; "
                 f"write some with 'haulage run --input LOGS --output-dir {output_dir}'", exit_code=2)
-        self.output_dir = output_dir
-        # the file list is a query parameter, never SQL text
-        self.dialect = DuckDBDialect(files)
-        self._con: Any = None
+
+    def refresh(self) -> None:
+        """List the committed files again (a long-running reader sees new commits; the CLI lists once)."""
+        self.files = {table: committed_files(self.output_dir, table)
+                      if os.path.isdir(os.path.join(self.output_dir, table)) else []
+                      for table in (DOWNLOADS, SIMPLE)}
+        # the file lists are query parameters, never SQL text
+        self.dialect = DuckDBDialect(self.files[DOWNLOADS], self.files[SIMPLE] or None)
+
+    def state(self) -> tuple[str, ...]:
+        """The committed files of both tables: what a cached answer depends on (committed files never change)."""
+        return tuple(self.files[DOWNLOADS]) + ("|",) + tuple(self.files[SIMPLE])
 
     def describe(self) -> str:
         return f"parquet:{self.output_dir}"
+
+    def _cursor(self) -> Any:
+        """A cursor of the one in-process database: one per call, so threads may query at once."""
+        import duckdb
+
+        with self._lock:
+            if self._con is None:
+                self._con = duckdb.connect(":memory:")
+                # Parquet footers read once and kept: every query of a page
+                # binds the same files (union_by_name reads each file's schema).
+                self._con.execute("SET parquet_metadata_cache = true")
+                self._con.execute("SET enable_progress_bar = false")
+            return self._con.cursor()
 
     def run(self, query: Query) -> list[dict[str, Any]]:
         try:
@@ -86,14 +117,28 @@ class DuckDBBackend:
             raise SourceError("reading Parquet needs DuckDB, which is not installed: pip install 'haulage[stats]'",
                               exit_code=2) from None
 
-        if self._con is None:
-            self._con = duckdb.connect(":memory:")
+        cursor = self._cursor()
         try:
-            cursor = self._con.execute(query.sql, query.params)
+            result = cursor.execute(query.sql, query.params)
+            names = [d[0] for d in result.description]
+            rows = result.fetchall()
         except duckdb.Error as exc:
             raise SourceError(f"DuckDB could not read {self.output_dir}: {exc}") from exc
-        names = [d[0] for d in cursor.description]
-        return [{name: plain(value) for name, value in zip(names, row)} for row in cursor.fetchall()]
+        finally:
+            cursor.close()
+        return [{name: plain(value) for name, value in zip(names, row)} for row in rows]
+
+    def has_table(self, table: str) -> bool:
+        return bool(self.files.get(table))
+
+    def has_column(self, table: str, column: str) -> bool:
+        if not self.has_table(table):
+            return False
+        rows = self.run(Query(self.dialect.name,
+                              "SELECT count(*) AS n FROM (DESCRIBE SELECT * FROM "
+                              f"{self.dialect.source(table)}) WHERE column_name = $column",
+                              {**self.dialect.base_params(table), "column": column}))
+        return rows[0]["n"] > 0
 
 
 def _bigquery_parameter(name: str, value: Any) -> Any:
@@ -125,18 +170,41 @@ class BigQueryBackend:
 
     def __init__(self, dataset: DatasetRef) -> None:
         self.dataset = dataset
-        self.dialect = BigQueryDialect(dataset.table_id(DOWNLOADS))
+        self.dialect = BigQueryDialect(dataset.table_id(DOWNLOADS), dataset.table_id(SIMPLE))
         self._client: Any = None
+        self._lock = threading.Lock()
 
     def describe(self) -> str:
         return f"bigquery:{self.dataset}"
+
+    def _get_client(self) -> Any:
+        with self._lock:  # the client itself is thread-safe; make one only
+            if self._client is None:
+                self._client = bigquery_client(self.dataset.project)
+            return self._client
+
+    def _columns(self, table: str) -> Optional[set[str]]:
+        from google.api_core import exceptions as gexc
+
+        try:
+            found = self._get_client().get_table(self.dataset.table_id(table))
+        except gexc.NotFound:
+            return None
+        except gexc.GoogleAPICallError as exc:
+            raise SourceError(f"BigQuery: {_first_line(exc)}") from exc
+        return {field.name for field in found.schema}
+
+    def has_table(self, table: str) -> bool:
+        return self._columns(table) is not None
+
+    def has_column(self, table: str, column: str) -> bool:
+        return column in (self._columns(table) or ())
 
     def run(self, query: Query) -> list[dict[str, Any]]:
         from google.api_core import exceptions as gexc
         from google.cloud import bigquery
 
-        if self._client is None:
-            self._client = bigquery_client(self.dataset.project)
+        self._get_client()
         config = bigquery.QueryJobConfig(
             query_parameters=[_bigquery_parameter(name, value) for name, value in query.params.items()])
         try:

@@ -167,6 +167,10 @@ def resolve_fields(names: Sequence[str]) -> tuple[Field, ...]:
 # dialects: where the rows are, how parameters, day and counts are spelled
 
 
+DOWNLOADS_TABLE = "file_downloads"
+SIMPLE_TABLE = "simple_requests"
+
+
 class Dialect:
     """How one engine spells the parts that differ; the statements are shared."""
 
@@ -175,25 +179,40 @@ class Dialect:
     def param(self, name: str) -> str:
         raise NotImplementedError
 
-    def source(self) -> str:
-        """The FROM clause target (file_downloads)."""
+    def source(self, table: str = DOWNLOADS_TABLE) -> str:
+        """The FROM clause target for ``table`` (file_downloads or simple_requests)."""
         raise NotImplementedError
 
-    def base_params(self) -> dict[str, Any]:
+    def base_params(self, table: str = DOWNLOADS_TABLE) -> dict[str, Any]:
         """Parameters the source needs (DuckDB: the Parquet glob)."""
         return {}
 
     def day(self) -> str:
         raise NotImplementedError
 
-    def range_filter(self, start: dt.date, end: dt.date) -> tuple[str, dict[str, Any]]:
-        """A filter on the partition column keeping the days start..end (inclusive)."""
+    def range_filter(self, start: dt.date, end: dt.date, prefix: str = "") -> tuple[str, dict[str, Any]]:
+        """A filter on the partition column keeping the days start..end (inclusive).
+
+        ``prefix`` names the parameters, so that one statement can hold several ranges.
+        """
         raise NotImplementedError
 
     def count_if(self, condition: str) -> str:
         raise NotImplementedError
 
+    def distinct_count(self, expression: str) -> str:
+        """How many distinct non-NULL values ``expression`` takes (see :func:`environments_query`)."""
+        raise NotImplementedError
+
+    def environment_key(self) -> str:
+        """One value per distinct (agent_fingerprint, country_code, tls_protocol, tls_cipher)."""
+        raise NotImplementedError
+
     def normalized_project(self) -> str:
+        raise NotImplementedError
+
+    def newest_day_query(self) -> str:
+        """The newest day with download rows, as a column ``day`` (NULL when there is none)."""
         raise NotImplementedError
 
 
@@ -206,31 +225,49 @@ class DuckDBDialect(Dialect):
 
     name = DUCKDB
 
-    def __init__(self, parquet_glob: "str | list[str]") -> None:
+    def __init__(self, parquet_glob: "str | list[str]", simple_glob: "str | list[str] | None" = None) -> None:
         self.parquet_glob = parquet_glob  # a glob, or the list of committed files
+        self.globs: dict[str, tuple[str, Any]] = {DOWNLOADS_TABLE: ("parquet_glob", parquet_glob)}
+        if simple_glob is not None:
+            self.globs[SIMPLE_TABLE] = ("simple_glob", simple_glob)
 
     def param(self, name: str) -> str:
         return f"${name}"
 
-    def source(self) -> str:
+    def source(self, table: str = DOWNLOADS_TABLE) -> str:
         # union_by_name: files written before a column was added still read
-        return ("read_parquet($parquet_glob, hive_partitioning = true, union_by_name = true, "
+        return (f"read_parquet(${self.globs[table][0]}, hive_partitioning = true, union_by_name = true, "
                 "hive_types = {'date': DATE})")
 
-    def base_params(self) -> dict[str, Any]:
-        return {"parquet_glob": self.parquet_glob}
+    def base_params(self, table: str = DOWNLOADS_TABLE) -> dict[str, Any]:
+        name, value = self.globs[table]
+        return {name: value}
 
     def day(self) -> str:
         return _DAY_DUCKDB
 
-    def range_filter(self, start: dt.date, end: dt.date) -> tuple[str, dict[str, Any]]:
-        return "date BETWEEN $start_day AND $end_day", {"start_day": start, "end_day": end}
+    def range_filter(self, start: dt.date, end: dt.date, prefix: str = "") -> tuple[str, dict[str, Any]]:
+        return (f"date BETWEEN ${prefix}start_day AND ${prefix}end_day",
+                {f"{prefix}start_day": start, f"{prefix}end_day": end})
 
     def count_if(self, condition: str) -> str:
         return f"count(*) FILTER (WHERE {condition})"
 
+    def distinct_count(self, expression: str) -> str:
+        # Exact: DuckDB's approx_count_distinct keeps only 64 HyperLogLog
+        # registers (errors of 10-40 % measured on 1M values), too coarse to print.
+        return f"count(DISTINCT {expression})"
+
+    def environment_key(self) -> str:
+        # a 64-bit hash of the tuple (NULLs included); a collision among a
+        # few million tuples is about one in a million likely
+        return "hash(agent_fingerprint, country_code, tls_protocol, tls_cipher)"
+
     def normalized_project(self) -> str:
         return "regexp_replace(lower(project), '[-_.]+', '-', 'g')"
+
+    def newest_day_query(self) -> str:
+        return f"SELECT max(date) AS day FROM {self.source()}"
 
 
 _TABLE_ID = re.compile(r"^[A-Za-z0-9.:_\-]+$")
@@ -245,31 +282,55 @@ class BigQueryDialect(Dialect):
 
     name = BIGQUERY
 
-    def __init__(self, table_id: str) -> None:
-        if not _TABLE_ID.match(table_id):
-            raise ValueError(f"not a BigQuery table id: {table_id!r}")
+    def __init__(self, table_id: str, simple_table_id: Optional[str] = None) -> None:
+        for given in (table_id, simple_table_id):
+            if given is not None and not _TABLE_ID.match(given):
+                raise ValueError(f"not a BigQuery table id: {given!r}")
         self.table_id = table_id
+        self.tables = {DOWNLOADS_TABLE: table_id}
+        if simple_table_id is not None:
+            self.tables[SIMPLE_TABLE] = simple_table_id
 
     def param(self, name: str) -> str:
         return f"@{name}"
 
-    def source(self) -> str:
-        return f"`{self.table_id}`"
+    def source(self, table: str = DOWNLOADS_TABLE) -> str:
+        return f"`{self.tables[table]}`"
 
     def day(self) -> str:
         return _DAY_BIGQUERY
 
-    def range_filter(self, start: dt.date, end: dt.date) -> tuple[str, dict[str, Any]]:
+    def range_filter(self, start: dt.date, end: dt.date, prefix: str = "") -> tuple[str, dict[str, Any]]:
         utc = dt.timezone.utc
         lower = dt.datetime.combine(start, dt.time(), utc)
         upper = dt.datetime.combine(end + dt.timedelta(days=1), dt.time(), utc)
-        return "timestamp >= @start_ts AND timestamp < @end_ts", {"start_ts": lower, "end_ts": upper}
+        return (f"timestamp >= @{prefix}start_ts AND timestamp < @{prefix}end_ts",
+                {f"{prefix}start_ts": lower, f"{prefix}end_ts": upper})
 
     def count_if(self, condition: str) -> str:
         return f"COUNTIF({condition})"
 
+    def distinct_count(self, expression: str) -> str:
+        # HyperLogLog++ (BigQuery's documented approximate aggregate); exact
+        # for small counts, within about 1 % for large ones
+        return f"APPROX_COUNT_DISTINCT({expression})"
+
+    def environment_key(self) -> str:
+        return "TO_JSON_STRING(STRUCT(agent_fingerprint, country_code, tls_protocol, tls_cipher))"
+
     def normalized_project(self) -> str:
         return "REGEXP_REPLACE(LOWER(project), r'[-_.]+', '-')"
+
+    def newest_day_query(self) -> str:
+        # partition metadata, free to read: a scan for MAX(timestamp) would
+        # read the timestamp column of every partition. Rows still in the
+        # streaming buffer are not in a partition yet (minutes, not days).
+        dataset = self.table_id.rsplit(".", 1)[0]
+        table = self.table_id.rsplit(".", 1)[1]
+        return (f"SELECT MAX(PARSE_DATE('%Y%m%d', partition_id)) AS day\n"
+                f"FROM `{dataset}.INFORMATION_SCHEMA.PARTITIONS`\n"
+                f"WHERE table_name = '{table}' AND total_rows > 0 "
+                "AND partition_id NOT IN ('__NULL__', '__UNPARTITIONED__')")
 
 
 # --------------------------------------------------------------------------
@@ -321,6 +382,58 @@ def days_query(dialect: Dialect, day_range: Optional[tuple[dt.date, dt.date]]) -
     where, params = _where(dialect, day_range)
     sql = f"SELECT {dialect.day()} AS day, COUNT(*) AS downloads\nFROM {dialect.source()}\n{where}\nGROUP BY day"
     return Query(dialect.name, sql, {**dialect.base_params(), **params}, ("day",))
+
+
+def newest_day_query(dialect: Dialect) -> Query:
+    """The newest day that has download rows (for freshness: how far behind the data is)."""
+    return Query(dialect.name, dialect.newest_day_query(), dialect.base_params(), ())
+
+
+# Rows from before the agent_fingerprint column: they have an agent (details,
+# or a raw agent kept because it was not recognised) but no fingerprint.
+_NO_FINGERPRINT = ("agent_fingerprint IS NULL AND (details IS NOT NULL OR "
+                   "(user_agent IS NOT NULL AND user_agent NOT IN ('', '(null)')))")
+
+
+def environments_query(dialect: Dialect, project: str, ranges: Sequence[tuple[dt.date, dt.date]]) -> Query:
+    """Distinct client environments of ``project`` in each of ``ranges``, in one scan.
+
+    An environment is one (agent_fingerprint, country_code, tls_protocol,
+    tls_cipher) tuple among rows that have a fingerprint (docs/schema-extensions.md).
+    Columns per range i: ``environments_i`` and ``unknown_days_i``, the days
+    holding rows without a fingerprint (written before the column existed),
+    whose environments the count cannot include.
+    """
+    project_filter = f"{dialect.normalized_project()} = {dialect.param('project')}"
+    first, last = min(r[0] for r in ranges), max(r[1] for r in ranges)
+    where, params = _where(dialect, (first, last), project_filter)
+    columns = []
+    for i, (start, end) in enumerate(ranges):
+        in_range, range_params = dialect.range_filter(start, end, prefix=f"r{i}_")
+        params.update(range_params)
+        key = f"CASE WHEN {in_range} AND agent_fingerprint IS NOT NULL THEN {dialect.environment_key()} END"
+        columns.append(f"{dialect.distinct_count(key)} AS environments_{i}")
+        columns.append(f"COUNT(DISTINCT CASE WHEN {in_range} AND {_NO_FINGERPRINT} THEN {dialect.day()} END) "
+                       f"AS unknown_days_{i}")
+    sql = f"SELECT {', '.join(columns)}\nFROM {dialect.source()}\n{where}"
+    return Query(dialect.name, sql, {**dialect.base_params(), **params, "project": normalize_project(project)})
+
+
+def simple_query(dialect: Dialect, project: str, day_range: tuple[dt.date, dt.date]) -> Query:
+    """``simple`` (index page) requests for ``project`` per day: the look-ups behind the downloads."""
+    where, params = _where(dialect, day_range, f"{dialect.normalized_project()} = {dialect.param('project')}")
+    sql = (f"SELECT {dialect.day()} AS g0, COUNT(*) AS simple_requests\nFROM {dialect.source(SIMPLE_TABLE)}\n"
+           f"{where}\nGROUP BY g0")
+    return Query(dialect.name, sql, {**dialect.base_params(SIMPLE_TABLE), **params,
+                                     "project": normalize_project(project)}, ("day",))
+
+
+def top_projects_query(dialect: Dialect, day: dt.date, limit: int) -> Query:
+    """The ``limit`` most downloaded projects (normalized names) on one day."""
+    where, params = _where(dialect, (day, day))
+    sql = (f"SELECT {dialect.normalized_project()} AS project, COUNT(*) AS downloads\nFROM {dialect.source()}\n"
+           f"{where}\nGROUP BY 1\nORDER BY downloads DESC, project\nLIMIT {int(limit)}")
+    return Query(dialect.name, sql, {**dialect.base_params(), **params}, ("project",))
 
 
 def projects_query(dialect: Dialect) -> Query:

@@ -71,9 +71,27 @@ def render_text(report: Report, limit: Optional[int] = None) -> str:
              _percent(getattr(t, name), t.total)] for name in SERIES]
     lines += _table(["", "downloads", "per day", "of total"], rows, left=1)
     lines += ["", *textwrap.wrap(f"bot share {_percent(t.bots, t.total)}. {LEGEND}.", 100)]
+    lines += ["", *textwrap.wrap(" · ".join(_more(report)), 100, break_on_hyphens=False)]
     if report.by:
         lines += ["", *_breakdown_text(report, DEFAULT_TEXT_LIMIT if limit is None else limit)]
     return "\n".join(lines) + "\n"
+
+
+def _more(report: Report) -> list[str]:
+    """Environments, index look-ups and freshness, one phrase each (the page explains them at length)."""
+    out = []
+    if report.environments is None:
+        out.append("client environments: unknown (data written before the agent_fingerprint column)")
+    else:
+        partial = (f", not counting {report.environments_unknown_days} day(s) written before the fingerprint column"
+                   if report.environments_unknown_days else "")
+        out.append(f"{report.environments:,} distinct client environments (agent, country, TLS; not people){partial}")
+    if report.downloads_per_lookup is not None:
+        out.append(f"{report.downloads_per_lookup:,.2f} downloads per index look-up ({report.simple_total:,} look-ups)")
+    if report.freshness_days is not None:
+        out.append(f"newest day with data {report.newest_day}: {report.freshness_days} day(s) old, "
+                   f"{report.freshness} (days are UTC)")
+    return out
 
 
 def _breakdown_text(report: Report, limit: int) -> list[str]:
@@ -103,7 +121,7 @@ def render_json(report: Report) -> str:
 
 
 def render_csv(report: Report) -> str:
-    """The breakdown with --by, else the daily series; NULL keys as empty cells."""
+    """The breakdown with --by, else the daily series (with the project's simple requests); NULL keys empty."""
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     if report.by:
@@ -111,7 +129,8 @@ def render_csv(report: Report) -> str:
         for keys, counts in report.breakdown:
             writer.writerow([*("" if k is None else cell(k) for k in keys), *counts.series().values()])
     else:
-        writer.writerow(["day", *SERIES])
-        for day, counts in report.daily:
-            writer.writerow([day, *counts.series().values()])
+        simple = report.simple_daily
+        writer.writerow(["day", *SERIES, *(["simple_requests"] if simple is not None else [])])
+        for i, (day, counts) in enumerate(report.daily):
+            writer.writerow([day, *counts.series().values(), *([simple[i]] if simple is not None else [])])
     return buf.getvalue()

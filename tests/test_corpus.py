@@ -96,13 +96,28 @@ def test_mix_matches_the_targets(sample20k):
 
 
 def test_agent_pool_repeats_like_real_traffic():
-    lines = corpus.generate_lines(100_000, seed=1, days=1, bad_fraction=0)
+    lines = corpus.generate_lines(100_000, seed=1, days=1, bad_fraction=0, fresh_agents=0)
     agents = collections.Counter(line.split(b"|", 9)[9] for line in lines)
     assert 2000 <= len(agents) <= 6000, len(agents)
     top = agents.most_common(1)[0][1] / len(lines)
     assert 0.01 <= top <= 0.12, top  # Zipf head, not one agent dominating
     singletons = sum(1 for c in agents.values() if c == 1)
     assert singletons < len(agents) * 0.3
+
+
+def test_fresh_agents_knob_gives_distinct_agents_and_keeps_the_oracle():
+    pooled = corpus.generate_labelled(40_000, seed=3, fresh_agents=0)
+    fresh = corpus.generate_labelled(40_000, seed=3)  # the default
+    assert corpus.FRESH_AGENTS >= 0.05
+    distinct = len({line.split(b"|", 9)[-1] for line, _ in fresh})
+    assert distinct >= 0.05 * len(fresh), distinct
+    assert distinct >= len({line.split(b"|", 9)[-1] for line, _ in pooled}) + 0.04 * len(fresh)
+    # only agents change: same oracle line by line, the same lines apart from the kernel build
+    assert [e for _, e in fresh] == [e for _, e in pooled]
+    changed = [(a, b) for (a, e), (b, _) in zip(pooled, fresh) if a != b and e.is_row]
+    assert 0.04 * len(fresh) <= len(changed) <= 0.06 * len(fresh)
+    for a, b in changed[:200]:
+        assert re.sub(rb'"release":"[0-9.]+-[0-9]+', b"", a) == re.sub(rb'"release":"[0-9.]+-[0-9]+', b"", b)
 
 
 def test_every_bad_kind_appears(sample20k, legacy5k):

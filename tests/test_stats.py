@@ -15,6 +15,7 @@ import collections
 import csv
 import datetime as dt
 import gzip
+import hashlib
 import html.parser
 import io
 import json
@@ -64,6 +65,27 @@ def downloads(items) -> list[Any]:
     return [e for _, e in items if e.table == "file_downloads"]
 
 
+def fingerprint_of(agent: str) -> Optional[int]:
+    """docs/schema-extensions.md's rule, written out here (not haulage's code)."""
+    if agent in ("", "(null)"):
+        return None
+    return int.from_bytes(hashlib.blake2b(agent.encode("utf-8"), digest_size=8).digest(), "little", signed=True)
+
+
+def environment_of(line: bytes) -> Optional[tuple]:
+    """(fingerprint, country, TLS protocol, TLS cipher) from a current-format line's own fields."""
+    _, _, country, _, tls_protocol, tls_cipher, *_, agent = line.decode().split("|", 9)
+    fingerprint = fingerprint_of(agent)
+    if fingerprint is None:
+        return None
+    absent = ("", "(null)")
+    return (fingerprint, *(None if v in absent else v for v in (country, tls_protocol, tls_cipher)))
+
+
+def change(now: float, before: Optional[float]) -> Optional[float]:
+    return None if not before else round((now - before) / before, 4)
+
+
 def oracle_report(items, project: str, start: Optional[str] = None, end: Optional[str] = None) -> dict[str, Any]:
     """What ``haulage stats PROJECT --json`` must print (less ``source``)."""
     rows = downloads(items)
@@ -72,6 +94,21 @@ def oracle_report(items, project: str, start: Optional[str] = None, end: Optiona
     days = [d for d in all_days if start <= d <= end]
     mine = [e for e in rows if e.project == project and start <= e.date <= end]
     totals = oracle_counts(mine)
+    per_day = {k: v / len(days) for k, v in totals.items()}
+    # the previous period: as many calendar days, just before start
+    length = dt.date.fromisoformat(end) - dt.date.fromisoformat(start) + dt.timedelta(days=1)
+    before_from = (dt.date.fromisoformat(start) - length).isoformat()
+    before_to = (dt.date.fromisoformat(start) - dt.timedelta(days=1)).isoformat()
+    before_days = [d for d in all_days if before_from <= d <= before_to]
+    earlier = oracle_counts(e for e in rows if e.project == project and before_from <= e.date <= before_to)
+    before_per_day = {k: v / len(before_days) if before_days else None for k, v in earlier.items()}
+    lines = [(line, e) for line, e in items if e.table == "file_downloads" and e.project == project]
+    environments = {environment_of(line) for line, e in lines if start <= e.date <= end} - {None}
+    environments_before = {environment_of(line) for line, e in lines if before_from <= e.date <= before_to} - {None}
+    simple = [e for _, e in items if e.table == "simple_requests" and e.project == project and start <= e.date <= end]
+    today = dt.datetime.now(dt.timezone.utc).date()
+    age = (today - dt.date.fromisoformat(all_days[-1])).days
+    rates = {"daily_average": 1, "avg_week": 7, "avg_month": 30}
     return {
         "project": project,
         "from": start,
@@ -79,9 +116,27 @@ def oracle_report(items, project: str, start: Optional[str] = None, end: Optiona
         "days": len(days),
         **totals,
         "bot_share": round(totals["bots"] / totals["total"], 4),
+        "bot_pct": round(100 * (1 - totals["human"] / totals["total"]), 2),
         "traffic": {t: sum(e.traffic == t for e in mine) for t in ("mirror", "ci", "automation", "human", "unknown")},
-        "daily_average": {k: round(v / len(days), 2) for k, v in totals.items()},
-        "daily": [{"day": d, **oracle_counts(e for e in mine if e.date == d)} for d in days],
+        **{key: {k: round(v * factor, 2) for k, v in per_day.items()} for key, factor in rates.items()},
+        "environments": len(environments),
+        "environments_unknown_days": 0,
+        "simple_requests": len(simple),
+        "downloads_per_lookup": round(len(mine) / len(simple), 2) if simple else None,
+        "newest_day": all_days[-1],
+        "freshness_days": age,
+        "freshness": "normal" if age <= 1 else "minor lag" if age <= 3 else "delayed",
+        "previous": {"from": before_from, "to": before_to, "days": len(before_days)},
+        "change": {
+            "downloads": {k: change(v, earlier[k] if before_days else None) for k, v in totals.items()},
+            **{key: {k: change(v * factor, None if before_per_day[k] is None else before_per_day[k] * factor)
+                     for k, v in per_day.items()} for key, factor in rates.items()},
+            "bot_pct": round(100 * (1 - totals["human"] / totals["total"]) - 100 * (1 - earlier["human"] / earlier["total"]), 2)
+            if earlier["total"] else None,
+            "environments": change(len(environments), len(environments_before) if before_days else None),
+        },
+        "daily": [{"day": d, **oracle_counts(e for e in mine if e.date == d),
+                   "simple_requests": sum(e.date == d for e in simple)} for d in days],
     }
 
 
@@ -212,8 +267,9 @@ def test_summary_equals_oracle_from_parquet_and_bigquery(items, both):
         assert both.json(project, "--to", days[0], "--days", "1") == oracle_report(items, project, days[0], days[0])
     # a range wider than the data: the days with data count, the range is as asked
     wide = both.json(projects[0], "--from", "2026-09-30", "--to", "2026-10-04")
-    want = oracle_report(items, projects[0])
-    assert wide == {**want, "from": "2026-09-30", "to": "2026-10-04"}
+    assert wide == oracle_report(items, projects[0], "2026-09-30", "2026-10-04")
+    assert {k: v for k, v in wide.items() if k not in ("from", "to", "previous")} == \
+        {k: v for k, v in oracle_report(items, projects[0]).items() if k not in ("from", "to", "previous")}
     # PEP 503: the project is matched in normalized form
     spelled = projects[0].upper().replace("-", "_")
     assert both.json(spelled) == oracle_report(items, projects[0])
@@ -294,12 +350,19 @@ def test_bigquery_queries_scan_only_the_days_asked_for(items, both, monkeypatch)
     project = top_projects(items, 1)[0]
     stats_json(project, "--from", "2026-10-02", "--to", "2026-10-02", "--by", "installer", *both.bigquery,
                env=both.env)
-    assert len(seen) == 3  # days with data, the daily series, the breakdown
-    for query in seen:
+    # days with data, the daily series, environments, simple requests, the breakdown
+    # (each over the day asked for and the previous period of the same length,
+    # for the changes), and the newest day from partition metadata (no scan)
+    scans = [q for q in seen if "INFORMATION_SCHEMA.PARTITIONS" not in q.sql]
+    assert len(scans) == 5 and len(seen) == 6, [q.sql for q in seen]
+    for query in scans:
         assert "timestamp >= @start_ts AND timestamp < @end_ts" in query.sql
-        assert query.params["start_ts"] == dt.datetime(2026, 10, 2, tzinfo=dt.timezone.utc)
+        assert query.params["start_ts"] in (dt.datetime(2026, 10, 1, tzinfo=dt.timezone.utc),
+                                            dt.datetime(2026, 10, 2, tzinfo=dt.timezone.utc))
         assert query.params["end_ts"] == dt.datetime(2026, 10, 3, tzinfo=dt.timezone.utc)
         assert project not in query.sql
+    (metadata,) = [q for q in seen if q not in scans]
+    assert "FROM `test-project." in metadata.sql and "timestamp" not in metadata.sql
 
 
 @pytest.mark.emulator
@@ -433,7 +496,8 @@ def test_csv_breakdown_and_daily_series(items, parquet_dir):
     assert {r["traffic"]: {k: int(r[k]) for k in SERIES} for r in rows} == oracle_groups(
         items, project, lambda e: e.traffic)
     daily = list(csv.DictReader(io.StringIO(stats(project, "--output-dir", parquet_dir, "--csv").stdout)))
-    assert [{"day": r["day"], **{k: int(r[k]) for k in SERIES}} for r in daily] == oracle_report(items, project)["daily"]
+    assert [{"day": r["day"], **{k: int(r[k]) for k in (*SERIES, "simple_requests")}} for r in daily] == \
+        oracle_report(items, project)["daily"]
     # NULL keys: empty cells; --limit cuts the groups
     limited = stats(project_with_null_details(items), "--output-dir", parquet_dir, "--by", "installer", "--csv")
     assert "\n," in limited.stdout  # the NULL installer row starts with an empty cell

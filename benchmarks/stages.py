@@ -1,0 +1,75 @@
+"""Shared pieces of the benchmarks: the corpus in memory and as gzip, inflate timings.
+
+Every benchmark builds its lines with :func:`make_corpus` (``benchmarks/corpus.py``,
+realistic mix, ``fresh_agents`` share of never-seen agents) and reports the
+share of distinct agents, since that is what decides how much the agent cache
+helps.
+"""
+
+from __future__ import annotations
+
+import gzip
+import time
+import zlib
+from dataclasses import dataclass
+from typing import Callable
+
+from corpus import FRESH_AGENTS, generate_lines
+
+__all__ = ["Corpus", "make_corpus", "best_of", "inflate_rates", "add_corpus_arguments"]
+
+
+@dataclass
+class Corpus:
+    lines: list[bytes]
+    distinct_agents: int
+
+    @property
+    def text(self) -> bytes:
+        return b"\n".join(self.lines) + b"\n"
+
+    def describe(self) -> str:
+        n = len(self.lines)
+        return (
+            f"{n:,} lines, {self.distinct_agents:,} distinct agents ({100 * self.distinct_agents / n:.1f} % of lines), "
+            f"{sum(map(len, self.lines)) / n:.0f} bytes per line"
+        )
+
+
+def add_corpus_arguments(ap, lines: int, seed: int, days: float) -> None:
+    ap.add_argument("--lines", type=int, default=lines)
+    ap.add_argument("--seed", type=int, default=seed)
+    ap.add_argument("--days", type=float, default=days)
+    ap.add_argument("--fresh-agents", type=float, default=FRESH_AGENTS,
+                    help=f"share of lines whose agent was never seen before (default {FRESH_AGENTS})")
+
+
+def make_corpus(n: int, seed: int, days: float, fresh_agents: float) -> Corpus:
+    lines = generate_lines(n, seed=seed, days=days, fresh_agents=fresh_agents)
+    distinct = len({line.split(b"|", 9)[-1] for line in lines})
+    return Corpus(lines, distinct)
+
+
+def best_of(repeat: int, fn: Callable[[], object]) -> float:
+    """Shortest wall time of ``repeat`` calls (the least disturbed by other load)."""
+    best = float("inf")
+    for _ in range(repeat):
+        started = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - started)
+    return best
+
+
+def gzip_bytes(data: bytes, level: int = 6) -> bytes:
+    return gzip.compress(data, compresslevel=level, mtime=0)
+
+
+def inflate_rates(compressed: bytes, n_lines: int, repeat: int) -> dict[str, float]:
+    """lines/s of inflating ``compressed`` (one gzip member) with zlib and with ISA-L, one core."""
+    rates = {"zlib": n_lines / best_of(repeat, lambda: zlib.decompress(compressed, wbits=31))}
+    try:
+        from isal import isal_zlib
+    except ImportError:  # pragma: no cover - isal is a test/bench dependency
+        return rates
+    rates["isal"] = n_lines / best_of(repeat, lambda: isal_zlib.decompress(compressed, wbits=31))
+    return rates

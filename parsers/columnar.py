@@ -1,0 +1,369 @@
+"""Whole blocks of lines → one Arrow record batch per table, vectorised; the row parser for the rest.
+
+Why: a row built field by field as a Python dict costs microseconds, and
+PyPI's traffic is millions of lines an hour. Here a block of lines (one
+buffer, see :class:`~haulage.parsers.line_block.LineBlock`) is parsed with
+Arrow's C++ kernels and numpy: one split of every line into fields, one
+``take`` per column, timestamps and urls dictionary-encoded and each distinct
+value handled once, the agent column dictionary-encoded and **each distinct
+agent looked up once** in the shared LRU (parsed on a miss), its ``details``
+and ``classification`` gathered by index (:mod:`~haulage.parsers.agent_columns`).
+
+The rule that keeps it exact: a line takes the vectorised path only when it
+is valid UTF-8, at most :data:`~haulage.parsers.lines.MAX_LINE_BYTES` long,
+starts ``download|`` or ``simple|``, has all ten fields, and passes every
+check the row parser makes (timestamp, url, project, version, package type,
+``/simple/<project>/``). Every other line — damaged lines, legacy syslog
+formats — goes to :class:`~haulage.parsers.lines.LineParser` (the reference,
+sharing the same agent cache), so its row or dead letter, with its reason,
+is by construction what the row parser says. ``tests/test_columnar.py`` holds
+the two paths to identical rows and dead letters on random corpora.
+
+Output rows of each table are in line order; ``positions`` gives each row's
+line number, which :func:`split_by_day` and the NDJSON writer use.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Optional, Sequence
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from haulage.deploy.schemas import PARTITION_COLUMN
+
+from .agent_columns import AgentStore, _Validity, expand
+from .agents import DEFAULT_AGENT_CACHE_SIZE
+from .arrow_rows import rows_to_arrow
+from .batch_schema import DICTIONARY_STRING, batch_schema, conform
+from .grammar import DOWNLOAD, SIMPLE, Rejected
+from .line_block import LineBlock
+from .lines import MAX_LINE_BYTES, PACKAGE_TYPES, UNPROCESSED, LineParser, Origin
+from .timestamp_columns import parse_rfc1123_column
+
+__all__ = ["ColumnarParser", "ParsedBlock", "split_by_day", "concat_blocks", "PHASES"]
+
+PHASES = ("fields", "agents", "columns", "fallback")
+"""Where :attr:`ColumnarParser.seconds` accounts the parse time (see the benchmarks)."""
+
+_NULLS = pa.array(["(null)", ""])
+_PACKAGE_TYPES = pa.array(sorted(PACKAGE_TYPES))
+_MICROS_PER_DAY = 86_400 * 1_000_000
+
+
+@dataclass
+class ParsedBlock:
+    """The rows of a block: a record batch per table (``batch_schema``) and each row's line number."""
+
+    batches: dict[str, pa.RecordBatch] = field(default_factory=dict)
+    positions: dict[str, np.ndarray] = field(default_factory=dict)
+    lines: int = 0
+    agents: dict[str, tuple[np.ndarray, list]] = field(default_factory=dict)
+    """Per table whose rows all took the vectorised path: each row's agent code and the distinct
+    AgentResults (what the NDJSON writer encodes once per agent)."""
+
+    @property
+    def rows(self) -> int:
+        return sum(batch.num_rows for batch in self.batches.values())
+
+
+class ColumnarParser:
+    """Parses blocks of lines with Arrow kernels; one per worker thread (not thread-safe).
+
+    ``rows`` is the row parser used for the lines the vectorised path does
+    not take; its agent cache is the one this parser looks agents up in.
+    """
+
+    def __init__(self, agent_cache_size: int = DEFAULT_AGENT_CACHE_SIZE, rows: Optional[LineParser] = None) -> None:
+        self.rows = rows or LineParser(agent_cache_size=agent_cache_size)
+        self.agents = self.rows.agents
+        self._store = AgentStore(limit=max(1 << 16, 4 * self.agents.maxsize))
+        self.seconds = dict.fromkeys(PHASES, 0.0)
+
+    @property
+    def cache_hits(self) -> int:
+        return self.agents.hits
+
+    @property
+    def cache_misses(self) -> int:
+        return self.agents.misses
+
+    def parse_lines(
+        self, lines: Sequence[bytes], origin: Origin, first_position: int = 1, received_at: Optional[str] = None
+    ) -> ParsedBlock:
+        """Lines without their ``\\n`` (framing's batches); positions count up from ``first_position``."""
+        return self.parse_block(LineBlock.from_lines(lines, first_position), origin, received_at)
+
+    def parse_block(self, block: LineBlock, origin: Origin, received_at: Optional[str] = None) -> ParsedBlock:
+        """Every line of ``block`` as a row of its table or a dead letter, never raising."""
+        n = len(block)
+        if n == 0:
+            return ParsedBlock()
+        started = time.perf_counter()
+        lines = block.array()
+        is_download = pc.starts_with(lines, "download|").to_numpy(zero_copy_only=False)
+        is_simple = pc.starts_with(lines, "simple|").to_numpy(zero_copy_only=False)
+        fast = (is_download | is_simple) & (block.lengths() <= MAX_LINE_BYTES)
+        fast[block.not_utf8()] = False
+        split = pc.split_pattern(lines, "|", max_splits=9)
+        fast &= pc.list_value_length(split).to_numpy(zero_copy_only=False) == 10
+        values = split.values
+        first_field = split.offsets.to_numpy()[:-1]
+        self.seconds["fields"] += time.perf_counter() - started
+
+        out = ParsedBlock(lines=n)
+        taken = np.zeros(n, bool)
+        for table, build, mask in ((DOWNLOAD, self._downloads, fast & is_download), (SIMPLE, self._simple, fast & is_simple)):
+            rows = np.flatnonzero(mask)
+            if len(rows):
+                batch, kept, agents = build(_Fields(values, first_field[rows]), rows, origin.key, block.first_position)
+                taken[kept] = True
+                if batch.num_rows:
+                    out.batches[table] = batch
+                    out.positions[table] = kept + block.first_position
+                    out.agents[table] = agents
+        started = time.perf_counter()
+        self._fallback(block, np.flatnonzero(~taken), origin, received_at, out)
+        self.seconds["fallback"] += time.perf_counter() - started
+        return out
+
+    # -- the vectorised tables -------------------------------------------------
+
+    def _downloads(self, fields: "_Fields", rows: np.ndarray, key: str, first_position: int) -> "_Built":
+        started = time.perf_counter()
+        stamps = self._stamps(fields.take(1))
+        url_codes, urls = _encode(fields.take(3))
+        project, version, package_type = fields.take(6), fields.take(7), fields.take(8)
+        ok = stamps.ok[stamps.codes] & ~_is_null_text(urls)[url_codes]
+        ok &= ~_is_null_text(project) & ~_is_null_text(version)
+        ok &= pc.is_in(package_type, value_set=_PACKAGE_TYPES).to_numpy(zero_copy_only=False)
+        keep = None if ok.all() else np.flatnonzero(ok)
+        if keep is not None:
+            rows, fields = rows[keep], fields.subset(keep)
+            url_codes, stamps = url_codes[keep], stamps.subset(keep)
+            project, version, package_type = (a.take(pa.array(keep)) for a in (project, version, package_type))
+        self.seconds["fields"] += time.perf_counter() - started
+        if not len(rows):
+            return _empty(DOWNLOAD), rows, None
+        agent_columns, agents = self._agent_columns(fields.take(9))
+        started = time.perf_counter()
+        schema = batch_schema(DOWNLOAD)
+        url_index = pa.array(url_codes)
+        filename = pa.DictionaryArray.from_arrays(url_index, pc.replace_substring_regex(urls, "^.*/", ""), safe=False)
+        file = pa.StructArray.from_arrays([filename, project, version, package_type], fields=list(schema.field("file").type))
+        details, classification, user_agent, fingerprint = agent_columns
+        columns = [
+            stamps.timestamps(),
+            _null_if_empty(fields.take(2)),
+            pa.DictionaryArray.from_arrays(url_index, urls, safe=False),
+            project,
+            file,
+            details,
+            _null_if_empty(fields.take(4)),
+            _null_if_empty(fields.take(5)),
+            classification,
+            user_agent,
+            _event_ids(key, rows + first_position),
+            fingerprint,
+        ]
+        batch = pa.RecordBatch.from_arrays(columns, schema=schema)
+        self.seconds["columns"] += time.perf_counter() - started
+        return batch, rows, agents
+
+    def _simple(self, fields: "_Fields", rows: np.ndarray, key: str, first_position: int) -> "_Built":
+        started = time.perf_counter()
+        stamps = self._stamps(fields.take(1))
+        url_codes, urls = _encode(fields.take(3))
+        projects: list[Optional[str]] = []
+        url_ok = np.ones(len(urls), bool)
+        for i, url in enumerate(urls.to_pylist()):
+            if url in ("(null)", ""):
+                url_ok[i] = False
+                projects.append(None)
+                continue
+            try:
+                projects.append(self.rows._simple_project(url))
+            except Rejected:
+                url_ok[i] = False
+                projects.append(None)
+        ok = stamps.ok[stamps.codes] & url_ok[url_codes]
+        keep = None if ok.all() else np.flatnonzero(ok)
+        if keep is not None:
+            rows, fields = rows[keep], fields.subset(keep)
+            url_codes, stamps = url_codes[keep], stamps.subset(keep)
+        self.seconds["fields"] += time.perf_counter() - started
+        if not len(rows):
+            return _empty(SIMPLE), rows, None
+        (details, classification, user_agent, fingerprint), agents = self._agent_columns(fields.take(9))
+        started = time.perf_counter()
+        url_index = pa.array(url_codes)
+        columns = [
+            stamps.timestamps(),
+            _null_if_empty(fields.take(2)),
+            pa.DictionaryArray.from_arrays(url_index, urls, safe=False),
+            expand(pa.array(projects, pa.string()), url_index, DICTIONARY_STRING),
+            _null_if_empty(fields.take(4)),
+            _null_if_empty(fields.take(5)),
+            details,
+            classification,
+            user_agent,
+            _event_ids(key, rows + first_position),
+            fingerprint,
+        ]
+        batch = pa.RecordBatch.from_arrays(columns, schema=batch_schema(SIMPLE))
+        self.seconds["columns"] += time.perf_counter() - started
+        return batch, rows, agents
+
+    @staticmethod
+    def _stamps(texts: pa.Array) -> "_Stamps":
+        """Each distinct timestamp text parsed once, all of them in one vectorised pass."""
+        codes, distinct = _encode(texts)
+        epochs, ok = parse_rfc1123_column(distinct)
+        return _Stamps(codes, epochs, ok)
+
+    def _agent_columns(self, agents: pa.Array) -> tuple[tuple[pa.Array, pa.Array, pa.Array, pa.Array], tuple[np.ndarray, list]]:
+        """``details``, ``classification``, ``user_agent`` and ``agent_fingerprint`` of every row, each distinct agent looked up once."""
+        started = time.perf_counter()
+        encoded = agents.dictionary_encode()
+        # the row parser strips the line's trailing "\r\n"; only the agent, the last field, can carry it
+        distinct = pc.utf8_rtrim(encoded.dictionary, characters="\r\n")
+        get = self.agents.get
+        results = [get(agent) for agent in distinct.to_pylist()]
+        details, classification = self._store.lookup(results)
+        self.seconds["agents"] += time.perf_counter() - started
+        started = time.perf_counter()
+        schema = batch_schema(DOWNLOAD)
+        indices = encoded.indices
+        validity = _Validity(indices)
+        user_agents = pa.array([r.user_agent for r in results], pa.string())
+        fingerprints = pa.array([r.fingerprint for r in results], pa.int64())
+        columns = (
+            expand(details, indices, schema.field("details").type, validity),
+            expand(classification, indices, schema.field("classification").type, validity),
+            expand(user_agents, indices, DICTIONARY_STRING, validity),
+            fingerprints.take(indices),
+        )
+        self.seconds["columns"] += time.perf_counter() - started
+        return columns, (indices.to_numpy(zero_copy_only=False), results)
+
+    # -- the row path ------------------------------------------------------------
+
+    def _fallback(self, block: LineBlock, leftover: np.ndarray, origin: Origin, received_at: Optional[str], out: ParsedBlock) -> None:
+        """Lines the vectorised path did not take, through the row parser; merged in line order."""
+        if not len(leftover):
+            return
+        parse = self.rows.parse
+        first_position = block.first_position
+        rows: dict[str, list[dict]] = {}
+        positions: dict[str, list[int]] = {}
+        for i in leftover.tolist():
+            record = parse(block.line(i), origin, first_position + i, received_at)
+            rows.setdefault(record.table, []).append(record.row)
+            positions.setdefault(record.table, []).append(first_position + i)
+        for table, table_rows in rows.items():
+            batch = conform(table, rows_to_arrow(table, table_rows)).to_batches()[0]
+            where = np.asarray(positions[table], np.int64)
+            if table in out.batches:
+                batch, where = _merge(out.batches[table], out.positions[table], batch, where)
+                del out.agents[table]
+            out.batches[table] = batch
+            out.positions[table] = where
+
+
+_Built = tuple[pa.RecordBatch, np.ndarray, Optional[tuple[np.ndarray, list]]]
+"""A vectorised table: its batch, the block indices of its rows, and its agent side-car."""
+
+
+class _Fields:
+    """Field ``j`` of the selected lines, from the flat values of one split."""
+
+    __slots__ = ("values", "first")
+
+    def __init__(self, values: pa.Array, first: np.ndarray) -> None:
+        self.values = values
+        self.first = first
+
+    def take(self, j: int) -> pa.Array:
+        return self.values.take(pa.array(self.first + j))
+
+    def subset(self, keep: np.ndarray) -> "_Fields":
+        return _Fields(self.values, self.first[keep])
+
+
+@dataclass
+class _Stamps:
+    codes: np.ndarray  # per row, into epochs/ok
+    epochs: np.ndarray  # per distinct text
+    ok: np.ndarray
+
+    def subset(self, keep: np.ndarray) -> "_Stamps":
+        return _Stamps(self.codes[keep], self.epochs, self.ok)
+
+    def timestamps(self) -> pa.Array:
+        micros = self.epochs[self.codes] * 1_000_000
+        return pa.Array.from_buffers(pa.timestamp("us", tz="UTC"), len(micros), [None, pa.py_buffer(micros)])
+
+
+def _empty(table: str) -> pa.RecordBatch:
+    return pa.RecordBatch.from_pylist([], schema=batch_schema(table))
+
+
+def _encode(column: pa.Array) -> tuple[np.ndarray, pa.Array]:
+    """``(codes per row, distinct values)`` of a column."""
+    encoded = column.dictionary_encode()
+    return encoded.indices.to_numpy(zero_copy_only=False), encoded.dictionary
+
+
+def _is_null_text(column: pa.Array) -> np.ndarray:
+    """Where a field is ``(null)`` or empty — what the CDN writes for a missing value."""
+    return pc.is_in(column, value_set=_NULLS).to_numpy(zero_copy_only=False)
+
+
+def _null_if_empty(column: pa.Array) -> pa.Array:
+    """``column`` with ``(null)`` and empty values as nulls (no copy of the strings)."""
+    nulls = pc.is_in(column, value_set=_NULLS)
+    if not pc.any(nulls).as_py():
+        return column
+    valid = pc.invert(nulls)
+    return pa.Array.from_buffers(pa.string(), len(column), [valid.buffers()[1], *column.buffers()[1:]], offset=column.offset)
+
+
+def _event_ids(key: str, positions: np.ndarray) -> pa.Array:
+    """``"{origin key}-{line number}"``, as the row parser writes it."""
+    return pc.binary_join_element_wise(pa.scalar(key + "-"), pc.cast(pa.array(positions), pa.string()), "")
+
+
+def _merge(first: pa.RecordBatch, first_positions: np.ndarray, second: pa.RecordBatch, second_positions: np.ndarray) -> tuple[pa.RecordBatch, np.ndarray]:
+    """Two batches of one table as one, rows in line order."""
+    table = pa.Table.from_batches([first, second]).combine_chunks()
+    positions = np.concatenate([first_positions, second_positions])
+    order = np.argsort(positions, kind="stable")
+    return table.take(pa.array(order)).to_batches()[0], positions[order]
+
+
+def concat_blocks(table: str, blocks: Sequence[pa.RecordBatch]) -> pa.Table:
+    """Batches of one table as a table, without copying (each keeps its dictionaries)."""
+    return pa.Table.from_batches(list(blocks), schema=batch_schema(table))
+
+
+def split_by_day(table: str, batch: pa.RecordBatch) -> dict[str, pa.RecordBatch]:
+    """``batch`` split by the UTC day of its partition column, rows kept in order within a day."""
+    if batch.num_rows == 0:
+        return {}
+    micros = batch.column(PARTITION_COLUMN[table]).view(pa.int64()).to_numpy(zero_copy_only=False)
+    days = micros // _MICROS_PER_DAY
+    first, last = int(days[0]), int(days[-1])
+    if first == last and (days == first).all():
+        return {_iso_day(first): batch}
+    order = np.argsort(days, kind="stable")
+    ordered = batch.take(pa.array(order))
+    days = days[order]
+    cuts = [0, *(np.flatnonzero(np.diff(days)) + 1).tolist(), len(days)]
+    return {_iso_day(int(days[a])): ordered.slice(a, b - a) for a, b in zip(cuts, cuts[1:])}
+
+
+def _iso_day(day: int) -> str:
+    return str(np.datetime64(day, "D"))

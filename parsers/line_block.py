@@ -1,0 +1,156 @@
+"""Many lines in one buffer: where each starts, and which are not UTF-8 — found with numpy, not per line.
+
+A :class:`LineBlock` is the columnar parser's input: the bytes of consecutive
+lines of one source, each ended by ``\\n``, plus the position of the first.
+The lines are never split into Python objects; an Arrow string array views
+the buffer directly (each element keeps its ``\\n``, which the parser strips
+where it matters).
+
+Rules:
+
+* line *i* spans ``data[starts[i] : starts[i + 1] - 1]`` (its ``\\n`` excluded);
+* a missing final ``\\n`` is supplied, so ``b"a\\nb"`` is two lines and
+  ``b"a\\n"`` one; empty data is zero lines;
+* :meth:`LineBlock.not_utf8` names exactly the lines Python's strict UTF-8
+  decoder rejects. An all-ASCII buffer (the usual case) is recognised in one
+  C call; otherwise only the 8-byte words with a high bit set are looked at,
+  and only the lines holding them are decoded.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterable, Iterator, Sequence, TypeVar, Union
+
+import numpy as np
+import pyarrow as pa
+
+__all__ = ["LineBlock", "MAX_BLOCK_BYTES", "BLOCK_LINES", "gather_batches"]
+
+BLOCK_LINES = 16_384
+"""Lines per parsed block: enough that the per-block cost of the Arrow kernels (tens of
+microseconds each) is spread thin, small enough to keep a block's memory at a few MB."""
+
+MAX_BLOCK_BYTES = (1 << 31) - 1
+"""Arrow string arrays use 32-bit offsets: a block must stay below 2 GiB (chunks are ~10 MB)."""
+
+_NEWLINE = 10
+_HIGH_BITS = np.uint64(0x8080808080808080)
+
+
+@dataclass(frozen=True)
+class LineBlock:
+    data: bytes
+    starts: np.ndarray  # int64, n + 1 entries; the last is len(data)
+    first_position: int = 1
+
+    @classmethod
+    def from_bytes(cls, data: bytes, first_position: int = 1) -> "LineBlock":
+        """Lines separated by ``\\n`` (the last one may lack it)."""
+        if data and not data.endswith(b"\n"):
+            data += b"\n"
+        if len(data) > MAX_BLOCK_BYTES:
+            raise ValueError(f"a line block holds at most {MAX_BLOCK_BYTES} bytes, got {len(data)}")
+        ends = np.flatnonzero(np.frombuffer(data, np.uint8) == _NEWLINE)
+        starts = np.empty(len(ends) + 1, np.int64)
+        starts[0] = 0
+        starts[1:] = ends + 1
+        return cls(data, starts, first_position)
+
+    @classmethod
+    def from_lines(cls, lines: Sequence[bytes], first_position: int = 1) -> "LineBlock":
+        """Lines without their ``\\n`` (as :mod:`haulage.parsers.framing` yields them)."""
+        if not lines:
+            return cls(b"", np.zeros(1, np.int64), first_position)
+        data = b"\n".join(lines) + b"\n"
+        if len(data) > MAX_BLOCK_BYTES:
+            raise ValueError(f"a line block holds at most {MAX_BLOCK_BYTES} bytes, got {len(data)}")
+        lengths = np.fromiter(map(len, lines), np.int64, len(lines))
+        starts = np.empty(len(lines) + 1, np.int64)
+        starts[0] = 0
+        np.cumsum(lengths + 1, out=starts[1:])
+        return cls(data, starts, first_position)
+
+    def __len__(self) -> int:
+        return len(self.starts) - 1
+
+    def line(self, i: int) -> bytes:
+        """Line ``i`` (0-based) without its ``\\n``."""
+        return self.data[self.starts[i] : self.starts[i + 1] - 1]
+
+    def lengths(self) -> np.ndarray:
+        """Byte length of every line, ``\\n`` excluded."""
+        return np.diff(self.starts) - 1
+
+    def array(self) -> pa.StringArray:
+        """Every line as one element of a string array over ``data`` (no copy; each keeps its ``\\n``).
+
+        Not validated as UTF-8: byte-wise kernels (split, take, compare,
+        dictionary encoding) are safe on it; lines in :meth:`not_utf8` must
+        not reach anything that decodes.
+        """
+        offsets = pa.py_buffer(self.starts.astype(np.int32))
+        return pa.Array.from_buffers(pa.string(), len(self), [None, offsets, pa.py_buffer(self.data)])
+
+    def not_utf8(self) -> np.ndarray:
+        """Sorted indices of the lines that are not valid UTF-8."""
+        data = self.data
+        if data.isascii():
+            return np.zeros(0, np.int64)
+        words = len(data) // 8
+        high = np.flatnonzero(np.frombuffer(data, np.uint64, words) & _HIGH_BITS) * 8
+        raw = np.frombuffer(data, np.uint8)
+        positions = (high[:, None] + np.arange(8)).ravel()
+        positions = positions[raw[positions] >= 0x80]
+        tail = np.flatnonzero(raw[words * 8 :] >= 0x80) + words * 8
+        positions = np.concatenate([positions, tail])
+        candidates = np.unique(np.searchsorted(self.starts, positions, side="right") - 1)
+        bad = [i for i in candidates.tolist() if not _is_utf8(self.line(i))]
+        return np.array(bad, np.int64)
+
+
+def _is_utf8(raw: bytes) -> bool:
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+Other = TypeVar("Other")
+
+
+def gather_batches(
+    items: Iterable[Union[tuple[int, list[bytes]], Other]], min_lines: int = BLOCK_LINES
+) -> Iterator[Union[tuple[int, list[bytes]], Other]]:
+    """Consecutive ``(first_position, lines)`` batches joined until they hold ``min_lines``.
+
+    The reader yields batches of a few hundred lines; the columnar parser
+    wants thousands. Anything that is not a batch (a ``FileFault``) flushes
+    what was gathered and passes through in its place, so order and
+    positions are unchanged.
+    """
+    first = 0
+    gathered: list[bytes] = []
+    for item in items:
+        if type(item) is tuple:
+            position, lines = item
+            if not gathered:
+                first = position
+            elif position != first + len(gathered):  # not contiguous: never join across a gap
+                yield first, gathered
+                first, gathered = position, []
+            if gathered:
+                gathered.extend(lines)
+            else:
+                gathered = list(lines)
+            if len(gathered) >= min_lines:
+                yield first, gathered
+                gathered = []
+            continue
+        if gathered:
+            yield first, gathered
+            gathered = []
+        yield item
+    if gathered:
+        yield first, gathered

@@ -1,0 +1,36 @@
+"""The benchmarks' own pieces work: PyPI's parser as the anchor, the stage report.
+
+Speed is never asserted (the machine is shared); what is checked is that the
+benchmarks measure what they say on real lines, so they do not rot.
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+import anchor  # noqa: E402
+import corpus  # noqa: E402
+import parse_bench  # noqa: E402
+
+
+def test_anchor_runs_pypis_parser_on_every_line():
+    labelled = corpus.generate_labelled(400, seed=2, bad_fraction=0.05)
+    rate, rows, unprocessed = anchor.linehaul_rate([line for line, _ in labelled])
+    assert rate > 0
+    assert rows + unprocessed == 400
+    # linehaul turns the good current-format lines into rows (it drops only agents it ignores)
+    good = sum(1 for _, e in labelled if e.is_row)
+    assert good * 0.9 <= rows <= good
+
+
+def test_parse_bench_prints_ratios_and_stage_shares(capsys):
+    assert parse_bench.main(["--lines", "3000", "--repeat", "1", "--anchor-lines", "300"]) == 0
+    out = capsys.readouterr().out
+    assert "distinct agents" in out
+    assert "× PyPI" in out
+    for stage in ("inflate", "split", "agents", "write"):
+        assert f"  {stage}" in out
+    assert "isal" in out

@@ -1,0 +1,269 @@
+"""The columnar parser against the row parser (the reference), on random and damaged corpora.
+
+Property: for any list of lines, ``ColumnarParser`` gives, table by table,
+exactly the rows ``LineParser`` gives (same values, same event ids, same
+order) and exactly the same dead letters (same reasons, details, sources,
+lines); every line is accounted for once. Lines come from the realistic
+corpus (current and legacy formats, every bad kind) and are then damaged by
+hypothesis: cut, spliced with random bytes (invalid UTF-8, ``|``, ``\\r``),
+fields nulled or emptied, timestamps bent (leap days, second 60, wrong
+names), lines made too long.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from haulage.parsers import LineParser, Origin
+from haulage.parsers.agent_columns import AgentStore
+from haulage.parsers.arrow_rows import rows_to_arrow
+from haulage.parsers.batch_schema import batch_schema, plain
+from haulage.parsers.columnar import ColumnarParser, split_by_day
+from haulage.parsers.line_block import LineBlock
+from haulage.parsers.timestamp_columns import parse_rfc1123_column
+from haulage.parsers.timestamps import BadTimestamp, parse_rfc1123
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+import corpus  # noqa: E402
+
+ORIGIN = Origin.for_file("gs://bucket/2026-10-01/columnar.log.gz", identity="2026-10-01/columnar.log.gz")
+RECEIVED_AT = "2026-10-01T00:00:00Z"
+POOL = [line for line, _ in corpus.generate_labelled(2500, seed=41, bad_fraction=0.08, legacy_fraction=0.1)]
+SETTINGS = settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+
+
+def reference(lines: list[bytes], parser: LineParser, first_position: int = 1) -> dict[str, tuple[list[dict], list[int]]]:
+    """What the row parser makes of ``lines``, per table: rows as Arrow would give them back, and positions."""
+    out: dict[str, tuple[list[dict], list[int]]] = {}
+    grouped: dict[str, list[dict]] = {}
+    where: dict[str, list[int]] = {}
+    for offset, record in enumerate(parser.parse_batch(lines, ORIGIN, first_position, RECEIVED_AT)):
+        grouped.setdefault(record.table, []).append(record.row)
+        where.setdefault(record.table, []).append(first_position + offset)
+    for table, rows in grouped.items():
+        out[table] = (rows_to_arrow(table, rows).to_pylist(), where[table])
+    return out
+
+
+def columnar(lines: list[bytes], parser: ColumnarParser, first_position: int = 1) -> dict[str, tuple[list[dict], list[int]]]:
+    parsed = parser.parse_lines(lines, ORIGIN, first_position, RECEIVED_AT)
+    assert parsed.lines == len(lines) == parsed.rows  # every line is a row or a dead letter, once
+    out = {}
+    for table, batch in parsed.batches.items():
+        assert batch.schema.equals(batch_schema(table))
+        out[table] = (batch.to_pylist(), parsed.positions[table].tolist())
+    return out
+
+
+def assert_same(lines: list[bytes], row_parser: LineParser, parser: ColumnarParser, first_position: int = 1) -> None:
+    want = reference(lines, row_parser, first_position)
+    got = columnar(lines, parser, first_position)
+    assert set(got) == set(want)
+    for table in want:
+        want_rows, want_positions = want[table]
+        got_rows, got_positions = got[table]
+        assert got_positions == want_positions, table
+        for position, a, b in zip(want_positions, got_rows, want_rows):
+            assert a == b, (table, position, lines[position - first_position][:300])
+        assert len(got_rows) == len(want_rows)
+
+
+# --------------------------------------------------------------- damage
+
+
+TIMESTAMP_EDITS = [
+    b"Thu, 29 Feb 2024 23:59:60 GMT", b"Fri, 29 Feb 2023 10:00:00 GMT", b"Mon, 31 Apr 2026 10:00:00 GMT",
+    b"Sun, 01 Oct 2026 24:00:00 GMT", b"Xyz, 01 Oct 2026 10:00:00 GMT", b"Thu, 01 oct 2026 10:00:00 GMT",
+    b"Thu, 01 Oct 1969 10:00:00 GMT", b"Thu, 1 Oct 2026 10:00:00 GMT", b"Thu, 01 Oct 2026 10:00:00 UTC",
+    b"Thu, 01 Oct 2026 10:0a:00 GMT", b"Thu, 01 Oct 2026 10:00:00 GMT ", b"Wed, 30 Sep 2026 23:59:59 GMT",
+    b"Thu, 01 Oct 2026 00:00:00 GMT", b"Thu,\xc2\xa001 Oct 2026 10:00:00 GMT", b"(null)", b"",
+    "Thu, 01 Oct 2026 10:00:0\u0663 GMT".encode(),
+]
+
+
+@st.composite
+def damaged_line(draw) -> bytes:
+    line = POOL[draw(st.integers(0, len(POOL) - 1))]
+    kind = draw(st.sampled_from(["keep", "keep", "keep", "cut", "splice", "field", "stamp", "cr", "long", "agent"]))
+    if kind == "cut":
+        line = line[: draw(st.integers(0, len(line)))]
+    elif kind == "splice":
+        at = draw(st.integers(0, len(line)))
+        junk = draw(st.one_of(st.binary(max_size=4), st.sampled_from([b"|", b"\xff", b"\xe2\x82", b"\r", b"\x00", "é".encode()])))
+        line = line[:at] + junk.replace(b"\n", b"") + line[at:]
+    elif kind == "field":
+        parts = line.split(b"|", 9)
+        k = draw(st.integers(0, len(parts) - 1))
+        parts[k] = draw(st.sampled_from([b"(null)", b"", b"simple", b"download", b"bdist_wheel", b"/simple/", b"/simple/Zope.Interface/"]))
+        line = b"|".join(parts)
+    elif kind == "stamp":
+        parts = line.split(b"|", 9)
+        if len(parts) > 1:
+            parts[1] = draw(st.sampled_from(TIMESTAMP_EDITS))
+        line = b"|".join(parts)
+    elif kind == "cr":
+        line += draw(st.sampled_from([b"\r", b"\r\r", b" \r"]))
+    elif kind == "long":
+        line += b"x" * draw(st.sampled_from([65536 - len(line), 65537 - len(line), 70000]))
+    elif kind == "agent":
+        parts = line.split(b"|", 9)
+        parts[-1] = draw(st.sampled_from([b"", b"(null)", b"pip/1.5.6 CPython/2.7.6 Linux/3.13", b"uv/0.5.0", b"a|b", "curl/8 é".encode()]))
+        line = b"|".join(parts)
+    return line
+
+
+# Small caches, so that eviction and the store's reset happen within a test run.
+ROW_PARSER = LineParser(agent_cache_size=64)
+PARSER = ColumnarParser(agent_cache_size=64)
+PARSER._store = AgentStore(limit=300)
+
+
+@SETTINGS
+@given(st.lists(damaged_line(), min_size=0, max_size=60), st.integers(1, 10_000))
+def test_columnar_equals_row_parser_on_damaged_corpora(lines, first_position):
+    assert_same(lines, ROW_PARSER, PARSER, first_position)
+
+
+def test_columnar_equals_row_parser_on_a_large_realistic_corpus():
+    """20k lines, legacy and bad lines mixed in, many fresh agents; fresh parsers, then warm."""
+    lines = corpus.generate_lines(20_000, seed=43, bad_fraction=0.03, legacy_fraction=0.05)
+    row_parser, parser = LineParser(), ColumnarParser()
+    assert_same(lines, row_parser, parser)
+    assert_same(lines[5000:9000], row_parser, parser, 5001)  # warm caches, a block in the middle
+
+
+# --------------------------------------------------------------- pieces
+
+
+@SETTINGS
+@given(st.lists(st.one_of(st.sampled_from(TIMESTAMP_EDITS), st.text(max_size=31).map(str.encode), st.builds(
+    lambda d, mo, y, h, mi, s, w: f"{w}, {d:02d} {mo} {y:04d} {h:02d}:{mi:02d}:{s:02d} GMT".encode(),
+    st.integers(0, 32), st.sampled_from(["Jan", "Feb", "Mar", "Apr", "Jun", "Sep", "Dec", "Foo"]),
+    st.integers(1960, 2400), st.integers(0, 25), st.integers(0, 61), st.integers(0, 61),
+    st.sampled_from(["Mon", "Thu", "Sun", "Xxx"])))))
+def test_vectorised_timestamps_follow_the_row_parsers_rules(texts):
+    texts = [t for t in texts if _utf8(t)]
+    epochs, valid = parse_rfc1123_column(pa.array([t.decode() for t in texts], pa.string()))
+    for text, epoch, ok in zip(texts, epochs.tolist(), valid.tolist()):
+        try:
+            expected = parse_rfc1123(text.decode())[0]
+        except BadTimestamp:
+            assert not ok, text
+        else:
+            assert ok and epoch == expected, text
+
+
+def _utf8(raw: bytes) -> bool:
+    try:
+        raw.decode()
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+@SETTINGS
+@given(st.lists(st.binary(max_size=40).map(lambda b: b.replace(b"\n", b"")), max_size=40), st.booleans())
+def test_line_block_finds_every_line_and_exactly_the_non_utf8_ones(lines, final_newline):
+    data = b"\n".join(lines) + (b"\n" if final_newline else b"")
+    from_bytes = LineBlock.from_bytes(data)
+    expected = data.split(b"\n")
+    if data.endswith(b"\n") or not data:
+        expected = expected[:-1]
+    assert [from_bytes.line(i) for i in range(len(from_bytes))] == expected
+    from_lines = LineBlock.from_lines(lines)
+    assert [from_lines.line(i) for i in range(len(from_lines))] == lines
+    assert from_lines.not_utf8().tolist() == [i for i, line in enumerate(lines) if not _utf8(line)]
+
+
+def test_split_by_day_keeps_order_within_each_day():
+    lines = corpus.generate_lines(3000, seed=44, days=3, bad_fraction=0)
+    parsed = ColumnarParser().parse_lines(lines, ORIGIN, 1, RECEIVED_AT)
+    batch = parsed.batches["file_downloads"]
+    days = split_by_day("file_downloads", batch)
+    assert sorted(days) == ["2026-10-01", "2026-10-02", "2026-10-03"]
+    assert sum(b.num_rows for b in days.values()) == batch.num_rows
+    everything = batch.to_pylist()
+    for day, part in days.items():
+        rows = part.to_pylist()
+        assert all(r["timestamp"].date().isoformat() == day for r in rows)
+        assert rows == [r for r in everything if r["timestamp"].date().isoformat() == day]
+
+
+def test_batches_decode_to_the_plain_table_schema():
+    parsed = ColumnarParser().parse_lines(POOL[:500], ORIGIN, 1, RECEIVED_AT)
+    for table, batch in parsed.batches.items():
+        decoded = plain(table, batch)
+        assert decoded.to_pylist() == batch.to_pylist()
+        assert not any(pa.types.is_dictionary(f.type) for f in decoded.schema)
+
+
+@pytest.mark.parametrize("limit", [5, 50, 10_000])
+def test_agent_store_gives_each_result_its_own_values_across_resets_and_merges(limit):
+    parser = LineParser()
+    agents = sorted({line.split(b"|", 9)[-1].decode("utf-8", "replace") for line in POOL if line.count(b"|") >= 9})
+    results = [parser.agents.get(a) for a in agents]
+    store = AgentStore(limit=limit)
+    rng = np.random.default_rng(3)
+    for _ in range(30):
+        picked = [results[i] for i in rng.integers(0, len(results), size=min(limit, 40))]
+        details, classification = store.lookup(picked)
+        assert details.to_pylist() == [r.details for r in picked]
+        assert classification.to_pylist() == [r.classification for r in picked]
+
+
+# --------------------------------------------------------------- NDJSON
+
+
+def row_parser_ndjson(lines: list[bytes], parser: LineParser, first_position: int) -> bytes:
+    """What ``haulage parse`` wrote before batches: one orjson object per record, in line order."""
+    import orjson
+
+    return b"".join(
+        orjson.dumps({"table": r.table, "row": r.row}) + b"\n"
+        for r in parser.parse_batch(lines, ORIGIN, first_position, RECEIVED_AT)
+    )
+
+
+NDJSON_ROW_PARSER = LineParser(agent_cache_size=64)
+NDJSON_PARSER = ColumnarParser(agent_cache_size=64)
+
+
+@SETTINGS
+@given(st.lists(damaged_line(), min_size=0, max_size=40), st.integers(1, 10_000))
+def test_ndjson_from_batches_is_byte_identical_to_the_row_parsers(lines, first_position):
+    from haulage.parsers.ndjson import block_ndjson
+
+    parsed = NDJSON_PARSER.parse_lines(lines, ORIGIN, first_position, RECEIVED_AT)
+    assert block_ndjson(parsed) == row_parser_ndjson(lines, NDJSON_ROW_PARSER, first_position)
+
+
+def test_ndjson_escapes_like_orjson():
+    from haulage.parsers.ndjson import json_texts
+    import orjson
+
+    values = ['plain', 'quote"d', "back\\slash", "tab\there", "\x00\x1f\x7f", "é ✓ \u2028", None, ""]
+    texts = json_texts(pa.array(values, pa.string())).to_pylist()
+    assert texts == [orjson.dumps(v).decode() for v in values]
+    encoded = pa.array(values, pa.string()).dictionary_encode()
+    assert json_texts(encoded).to_pylist() == texts
+
+
+def test_gather_batches_joins_contiguous_batches_and_passes_faults_in_place():
+    from haulage.parsers.framing import FileFault
+    from haulage.parsers.line_block import gather_batches
+
+    fault = FileFault("bad-gzip", "x", 6)
+    items = [(1, [b"a", b"b"]), (3, [b"c"]), (4, [b"d", b"e"]), fault, (7, [b"f"]), (9, [b"g"]), (10, [b"h"])]
+    assert list(gather_batches(items, min_lines=3)) == [
+        (1, [b"a", b"b", b"c"]), (4, [b"d", b"e"]), fault, (7, [b"f"]), (9, [b"g", b"h"]),
+    ]
+    assert list(gather_batches([], 3)) == []

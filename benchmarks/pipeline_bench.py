@@ -1,6 +1,6 @@
 """``haulage run`` end to end (gzip files → Parquet), as ratios to PyPI's parser on the same lines.
 
-    python benchmarks/pipeline_bench.py [--lines 400000] [--files 8] [--workers default 1 2] [--repeat 1]
+    python benchmarks/pipeline_bench.py [--lines 1000000] [--files 16] [--workers default 1 2] [--repeat 1]
 
 Generates gzip log files (``benchmarks/corpus.py``, ≥ 5 % distinct agents by
 default), then runs ``haulage run --input … --output-dir …`` as a subprocess
@@ -59,8 +59,8 @@ def run_haulage(pattern: str, out: str, workers: str) -> tuple[float, str]:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    add_corpus_arguments(ap, lines=400_000, seed=11, days=3)
-    ap.add_argument("--files", type=int, default=8)
+    add_corpus_arguments(ap, lines=1_000_000, seed=11, days=3)
+    ap.add_argument("--files", type=int, default=16)
     ap.add_argument("--workers", nargs="+", default=["default", "1", "2"],
                     help="haulage run --workers settings to measure ('default' = option not given)")
     ap.add_argument("--repeat", type=int, default=1, help="runs per setting; the best is reported")

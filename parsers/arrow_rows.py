@@ -20,7 +20,7 @@ import pyarrow.compute as pc
 
 from haulage.deploy.schemas import PARTITION_COLUMN, arrow_schema
 
-__all__ = ["rows_to_arrow"]
+__all__ = ["rows_to_arrow", "arrow_to_rows"]
 
 ISO_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 SHARED_COLUMNS = frozenset({"details", "classification"})
@@ -62,3 +62,19 @@ def rows_to_arrow(table: str, rows: Sequence[dict[str, Any]]) -> pa.Table:
         else:
             arrays.append(pa.array(values, type=field.type))
     return pa.Table.from_arrays(arrays, schema=schema)
+
+
+def arrow_to_rows(data: pa.Table | pa.RecordBatch) -> list[dict[str, Any]]:
+    """The rows as the row parser writes them: dicts, timestamps as ISO 8601 UTC text.
+
+    For the sinks that still speak JSON (BigQuery streaming inserts, NDJSON
+    staging files); the reverse of :func:`rows_to_arrow`.
+    """
+    rows = data.to_pylist()
+    for name, field in zip(data.schema.names, data.schema):
+        if pa.types.is_timestamp(field.type):
+            for row in rows:
+                value = row[name]
+                if value is not None:
+                    row[name] = value.strftime(ISO_FORMAT)
+    return rows

@@ -19,6 +19,7 @@ import apache_beam as beam
 import orjson
 
 from haulage.deploy.schemas import UNPROCESSED
+from haulage.parsers.arrow_rows import arrow_to_rows
 from haulage.parsers.lines import dead_letter, event_key
 from haulage.parsers.timestamps import iso_from_epoch
 
@@ -61,7 +62,8 @@ class InsertRowsFn(beam.DoFn):
 
     def process(self, chunk: ParsedChunk) -> Iterator[Any]:
         rejected: list[dict[str, Any]] = []
-        for (table, day), rows in chunk.rows.items():
+        for (table, day), data in chunk.tables.items():
+            rows = arrow_to_rows(data)  # streaming inserts take JSON rows
             failed = self._insert(table, rows)
             self._counters.inc(f"rows.{table}.{day}", len(rows) - len(failed))
             for row, reason in failed:

@@ -56,7 +56,7 @@ class RunOptions:
     chunk_lines: int = DEFAULT_CHUNK_LINES
     chunk_bytes: int = DEFAULT_CHUNK_BYTES
     notification_allow: list[str] = field(default_factory=list)
-    workers: int = 1
+    workers: Optional[int] = None  # local batch runs: worker processes; None = one per core
     quiet: bool = False
     beam_args: list[str] = field(default_factory=list)
 
@@ -132,8 +132,8 @@ def add_tuning_arguments(parser: argparse.ArgumentParser, *, streaming: bool = T
     group.add_argument("--chunk-bytes", type=_byte_size, default=DEFAULT_CHUNK_BYTES, metavar="SIZE",
                        help=f"bytes of raw lines per unit of work, e.g. 16M (default {DEFAULT_CHUNK_BYTES >> 20}M); "
                             "with --chunk-lines it bounds memory")
-    group.add_argument("--workers", type=_positive_int, default=1, metavar="N",
-                       help="local runs: worker processes (default 1; 2 uses both cores on big inputs)")
+    group.add_argument("--workers", type=_positive_int, default=None, metavar="N",
+                       help="local batch runs: worker processes, each with a share of the files (default: one per core)")
     group.add_argument("--quiet", action="store_true", help="no progress lines, only the summary")
 
 

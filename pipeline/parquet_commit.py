@@ -57,10 +57,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from haulage.deploy.schemas import UNPROCESSED, arrow_schema
+from haulage.deploy.schemas import UNPROCESSED
+from haulage.parsers.arrow_rows import rows_to_arrow
+from haulage.parsers.batch_schema import batch_schema, conform
 
 from . import failpoints
-from .arrow_rows import rows_to_arrow
 from .elements import SourceUnit, TableDay
 
 __all__ = [
@@ -433,7 +434,8 @@ class _StagedFile:
     rows: int = 0
     writer: Optional[pq.ParquetWriter] = None
     handle: Any = None
-    pending: list = field(default_factory=list)
+    pending: list = field(default_factory=list)  # pa.Tables in batch_schema, not yet written
+    pending_rows: int = 0
 
 
 @dataclass
@@ -452,8 +454,8 @@ class CommitOutcome:
 class StagedGroup:
     """Rows of a group of units, staged as Parquet files per (table, day), then committed.
 
-    Rows arrive as row dicts (:meth:`add_rows`) or Arrow tables
-    (:meth:`add_table`); the commit protocol does not care which.
+    Rows arrive as Arrow tables (:meth:`add_table`, what the parser makes) or
+    row dicts (:meth:`add_rows`); the commit protocol does not care which.
     """
 
     def __init__(self, dataset: ParquetDataset, run_id: str, compression: str = "zstd") -> None:
@@ -473,15 +475,15 @@ class StagedGroup:
         self.sources |= sources
 
     def add_rows(self, table: str, day: str, rows: list[dict[str, Any]]) -> None:
-        staged = self._current(table, day)
-        staged.pending.extend(rows)
-        if len(staged.pending) >= ROW_GROUP_ROWS:
-            self._flush(staged)
+        self.add_table(table, day, rows_to_arrow(table, rows))
 
     def add_table(self, table: str, day: str, rows: pa.Table) -> None:
+        """Rows as parsed (``batch_schema``) or plain; buffered into row groups of ``ROW_GROUP_ROWS``."""
         staged = self._current(table, day)
-        self._flush(staged)
-        self._write(staged, rows)
+        staged.pending.append(conform(table, rows))
+        staged.pending_rows += rows.num_rows
+        if staged.pending_rows >= ROW_GROUP_ROWS:
+            self._flush(staged)
 
     def _current(self, table: str, day: str) -> _StagedFile:
         files = self._files.setdefault((table, day), [])
@@ -503,14 +505,18 @@ class StagedGroup:
 
                 staged.handle = FileSystems.create(staged.path)
                 where = staged.handle
-            staged.writer = pq.ParquetWriter(where, arrow_schema(staged.table), compression=self._compression)
-        staged.writer.write_table(table, row_group_size=ROW_GROUP_ROWS)
+            # the batch schema's dictionaries are written as Parquet dictionaries; without the
+            # stored Arrow schema, readers see the table's plain schema (deploy/schemas.py)
+            staged.writer = pq.ParquetWriter(
+                where, batch_schema(staged.table), compression=self._compression, store_schema=False
+            )
+        staged.writer.write_table(conform(staged.table, table), row_group_size=ROW_GROUP_ROWS)
         staged.rows += table.num_rows
 
     def _flush(self, staged: _StagedFile) -> None:
         if staged.pending:
-            rows, staged.pending = staged.pending, []
-            self._write(staged, rows_to_arrow(staged.table, rows))
+            tables, staged.pending, staged.pending_rows = staged.pending, [], 0
+            self._write(staged, pa.concat_tables(tables) if len(tables) > 1 else tables[0])
 
     def _close(self) -> list[_StagedFile]:
         closed = []

@@ -74,13 +74,13 @@ class WriteFilesFn(beam.DoFn):
         group = self._group
         if group is None:
             group = self._group = StagedGroup(self._dataset, self._run_id)
-        for (table, day), rows in chunk.rows.items():
+        for (table, day), rows in chunk.tables.items():
             if self._day_range is not None and table != UNPROCESSED and not (self._day_range[0] <= day <= self._day_range[1]):
-                self._counters.inc(f"skipped.{table}", len(rows))
+                self._counters.inc(f"skipped.{table}", rows.num_rows)
                 continue
             if table != UNPROCESSED:
                 note_day(day)
-            group.add_rows(table, day, rows)
+            group.add_table(table, day, rows)
         group.add_units(chunk.units, chunk.sources)
         if self._flush_each_chunk and group.sources <= set(group.units):
             # streaming: commit as soon as the group holds whole sources only (a big

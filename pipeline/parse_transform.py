@@ -1,24 +1,57 @@
-"""``ParseLogLines``: chunks of raw lines to rows split by table and day."""
+"""``ParseLogLines``: chunks of raw lines to Arrow tables split by table and day."""
 
 from __future__ import annotations
 
 from typing import Iterator
 
 import apache_beam as beam
+import pyarrow as pa
+import pyarrow.compute as pc
 from apache_beam.transforms.window import TimestampedValue
 
-from haulage.parsers import UNPROCESSED, LineParser
+from haulage.parsers import UNPROCESSED
+from haulage.parsers.arrow_rows import rows_to_arrow
+from haulage.parsers.batch_schema import batch_schema
+from haulage.parsers.columnar import ColumnarParser, split_by_day
 from haulage.parsers.lines import fault_dead_letter
 
-from .elements import Chunk, ParsedChunk, tune_gc
+from .elements import Chunk, LineBatch, ParsedChunk, TableDay, tune_gc
 from .metrics import Counters
+
 
 def reason_of(dead_letter_row: dict) -> str:
     return dead_letter_row["error"].split(":", 1)[0]
 
 
+def blocks_of(chunk: Chunk) -> Iterator[tuple[LineBatch, list[bytes]]]:
+    """Consecutive batches of one source joined into blocks (the columnar parser wants thousands of lines).
+
+    Yields ``(first batch of the block, lines)``; a batch carrying a fault
+    ends its block, so faults stay after the lines they follow.
+    """
+    head: LineBatch | None = None
+    lines: list[bytes] = []
+    for batch in chunk:
+        if head is not None and (
+            batch.origin != head.origin
+            or batch.received_at != head.received_at
+            or batch.first_position != head.first_position + len(lines)
+        ):
+            yield head, lines
+            head, lines = None, []
+        if head is None:
+            head, lines = batch, list(batch.lines)
+        else:
+            lines.extend(batch.lines)
+        if batch.fault is not None:
+            yield head, lines
+            head, lines = None, []
+    if head is not None:
+        yield head, lines
+
+
 class ParseChunkFn(beam.DoFn):
-    """Parses every line of a chunk with one cached :class:`LineParser` per worker.
+    """Parses every line of a chunk with one :class:`ColumnarParser` (and its agent cache) per worker.
 
     Emits one :class:`ParsedChunk` stamped with the earliest log timestamp it
     holds, so event time follows the logs (rows are partitioned by their own
@@ -30,50 +63,59 @@ class ParseChunkFn(beam.DoFn):
 
     def setup(self) -> None:
         tune_gc()
-        self._parser = LineParser(agent_cache_size=self._agent_cache_size)
+        self._parser = ColumnarParser(agent_cache_size=self._agent_cache_size)
         self._counters = Counters()
 
     def process(self, chunk: Chunk) -> Iterator[object]:
         parser = self._parser
+        counters = self._counters
         hits, misses = parser.cache_hits, parser.cache_misses
         out = ParsedChunk()
-        rows = out.rows
+        parts: dict[TableDay, list[pa.RecordBatch]] = {}
+        fault_rows: list[dict] = []
         earliest = None
-        for batch in chunk:
-            records = parser.parse_batch(batch.lines, batch.origin, batch.first_position, batch.received_at)
-            out.lines += len(batch.lines)
-            for record in records:
-                table = record.table
-                row = record.row
+        for head, lines in blocks_of(chunk):
+            parsed = parser.parse_lines(lines, head.origin, head.first_position, head.received_at)
+            out.lines += len(lines)
+            for table, batch in parsed.batches.items():
                 if table == UNPROCESSED:
-                    key = (table, row["received_at"][:10])
-                    self._counters.inc("dead_letters." + reason_of(row))
+                    for reason, count in _reasons(batch).items():
+                        counters.inc("dead_letters." + reason, count)
                 else:
-                    key = (table, row["timestamp"][:10])
-                    if earliest is None or record.epoch < earliest:
-                        earliest = record.epoch
-                bucket = rows.get(key)
-                if bucket is None:
-                    bucket = rows[key] = []
-                bucket.append(row)
+                    first = pc.min(batch.column("timestamp")).value // 1_000_000
+                    earliest = first if earliest is None else min(earliest, first)
+                for day, part in split_by_day(table, batch).items():
+                    parts.setdefault((table, day), []).append(part)
+        for batch in chunk:
             if batch.fault is not None:
-                fault = batch.fault
-                row = fault_dead_letter(batch.origin, fault, batch.received_at).row
-                rows.setdefault((UNPROCESSED, batch.received_at[:10]), []).append(row)
+                fault_rows.append(fault_dead_letter(batch.origin, batch.fault, batch.received_at).row)
                 out.faults += 1
-                self._counters.inc("file_faults")
-                self._counters.inc("dead_letters." + fault.reason)
+                counters.inc("file_faults")
+                counters.inc("dead_letters." + batch.fault.reason)
             out.sources.add(batch.origin.key)
             if batch.finished is not None:
                 out.units.append(batch.finished)
-        self._counters.inc("lines_read", out.lines)
-        self._counters.inc("agent_cache_hits", parser.cache_hits - hits)
-        self._counters.inc("agent_cache_misses", parser.cache_misses - misses)
+        if fault_rows:
+            faults = rows_to_arrow(UNPROCESSED, fault_rows).to_batches()[0]
+            for day, part in split_by_day(UNPROCESSED, faults).items():
+                parts.setdefault((UNPROCESSED, day), []).append(part)
+        out.tables = {key: pa.Table.from_batches(batches, schema=batch_schema(key[0])) for key, batches in parts.items()}
+        counters.inc("lines_read", out.lines)
+        counters.inc("agent_cache_hits", parser.cache_hits - hits)
+        counters.inc("agent_cache_misses", parser.cache_misses - misses)
         yield TimestampedValue(out, earliest) if earliest is not None else out
 
 
+def _reasons(dead_letters: pa.RecordBatch) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for error in dead_letters.column("error").to_pylist():
+        reason = error.split(":", 1)[0]
+        counts[reason] = counts.get(reason, 0) + 1
+    return counts
+
+
 class ParseLogLines(beam.PTransform):
-    """Chunks of raw lines → :class:`ParsedChunk` (rows and dead letters by table and day).
+    """Chunks of raw lines → :class:`ParsedChunk` (Arrow tables of rows and dead letters by table and day).
 
     Counts ``lines_read``, ``file_faults``, ``dead_letters.<reason>`` and the
     agent cache's hits and misses in the ``haulage`` metrics namespace.

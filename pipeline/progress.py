@@ -12,6 +12,8 @@ from typing import Optional
 
 _LOG = logging.getLogger("haulage")
 _current: Optional["Progress"] = None
+worker_name = ""
+"""Set in each worker process of a parallel local run ("1/2"), so its progress lines say whose they are."""
 
 
 class Progress:
@@ -40,7 +42,8 @@ class Progress:
             if self.bytes and self.total_bytes > self.bytes:
                 eta = f", ETA {(self.total_bytes - self.bytes) * elapsed / self.bytes:,.0f}s"
             _LOG.info(
-                "progress: %d/%d files, %s lines, %d days, %s lines/s%s",
+                "progress%s: %d/%d files, %s lines, %d days, %s lines/s%s",
+                f" (worker {worker_name})" if worker_name else "",
                 self.files, self.total_files, f"{self.lines:,}", len(self.days), f"{rate:,.0f}", eta,
             )
 

@@ -22,11 +22,13 @@ from dataclasses import dataclass
 from typing import Any, Optional, Sequence
 
 import apache_beam as beam
-from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions, StandardOptions
+from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 
+from . import progress
 from .bigquery_sink import WriteBigQuery
 from .direct_streaming import HaulageDirectRunner, run_until_stopped
 from .file_source import InputFile, ReadLogFiles, expand_inputs
+from .local_workers import default_workers, run_in_workers
 from .options import RunOptions
 from .parquet_commit import ParquetDataset
 from .parquet_sink import WriteParquet
@@ -54,10 +56,6 @@ def beam_options(opts: RunOptions) -> PipelineOptions:
     options = PipelineOptions(opts.beam_args)
     if opts.streaming and not opts.local:
         options.view_as(StandardOptions).streaming = True
-    if opts.local and opts.workers > 1:
-        direct = options.view_as(DirectOptions)
-        direct.direct_num_workers = opts.workers
-        direct.direct_running_mode = "multi_processing"
     return options
 
 
@@ -176,6 +174,14 @@ def run(opts: RunOptions) -> RunSummary | None:
         )
     started = time.monotonic()
     output = prepare_output(opts) if opts.in_process else PreparedOutput(new_run_id(), frozenset())
+    if files is not None and opts.local:
+        try:
+            counters = run_in_workers(
+                files, opts.workers or default_workers(), lambda share, name: _run_files(opts, share, output, name)
+            )
+        finally:
+            output.finish()
+        return RunSummary(counters, time.monotonic() - started, len(files))
     try:
         result = build_pipeline(opts, files, output=output).run()
         if opts.direct_streaming:
@@ -205,3 +211,11 @@ class StreamProgress:
         if now != self._last and any(now):
             _LOG.info("%s messages read; %s lines parsed; written: %s rows, %s dead letters", *(f"{n:,}" for n in now))
         self._last = now
+
+
+def _run_files(opts: RunOptions, files: list[InputFile], output: PreparedOutput, worker: str) -> dict[str, int]:
+    """One worker of a local batch run (see local_workers): the whole pipeline on ``files``, in this process."""
+    progress.worker_name = worker
+    result = build_pipeline(opts, files, output=output).run()
+    result.wait_until_finish()
+    return counters_from_result(result)

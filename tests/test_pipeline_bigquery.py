@@ -104,9 +104,10 @@ def test_run_into_bigquery_matches_parquet(bigquery_emulator, tmp_path, monkeypa
     create_tables(client, dataset_id)
     try:
         spy = InsertSpy(monkeypatch)
+        # --workers 1: the spy records the inserts made in this process (a worker per core would fork)
         with emulators.patched_env(bigquery_emulator.env()):
             to_bq = pc.run_cli(["run", "--input", pattern, "--bigquery-dataset",
-                                f"{bigquery_emulator.project}:{dataset_id}", "--quiet"])
+                                f"{bigquery_emulator.project}:{dataset_id}", "--quiet", "--workers", "1"])
         assert to_bq.code == 0, to_bq.stdout + to_bq.stderr
         first_inserts = spy.take()
         to_parquet = pc.run_cli(["run", "--input", pattern, "--output-dir", str(tmp_path / "out"), "--quiet"])
@@ -162,7 +163,7 @@ def test_run_into_bigquery_matches_parquet(bigquery_emulator, tmp_path, monkeypa
         # best-effort de-duplication can drop it (the emulator does not de-duplicate)
         with emulators.patched_env(bigquery_emulator.env()):
             again = pc.run_cli(["run", "--input", pattern, "--bigquery-dataset",
-                                f"{bigquery_emulator.project}:{dataset_id}", "--quiet"])
+                                f"{bigquery_emulator.project}:{dataset_id}", "--quiet", "--workers", "1"])
         assert again.code == 0, again.stdout + again.stderr
         replay = spy.take()
         for table in pc.TABLES:

@@ -11,7 +11,7 @@ STAMP := $(VENV)/.haulage-installed
 OUTPUT_DIR ?= haulage-out
 PYTEST_ARGS ?=
 
-.PHONY: setup browser run test bench agents-stress memory-stress clean
+.PHONY: setup browser run test explore bench agents-stress memory-stress clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -45,6 +45,11 @@ browser:
 
 test: setup browser
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# The property tests with fresh random examples (make test draws the same ones
+# every run); a failure found here becomes an @example in its test.
+explore: setup
+	HYPOTHESIS_PROFILE=explore $(PY) -m pytest -q -m "not emulator" $(PYTEST_ARGS)
 
 bench: setup
 	$(PY) benchmarks/parse_bench.py

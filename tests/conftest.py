@@ -2,13 +2,26 @@
 
 Each emulator starts once per test run, on first use, and is stopped at the
 end of the session.  See tests/support/emulators.py.
+
+Hypothesis runs in one of two profiles, chosen by ``HYPOTHESIS_PROFILE``:
+``gate`` (the default, what ``make test`` and CI run) draws the same examples
+on every run, so a green suite stays green and a red one is reproducible;
+``explore`` (``make explore``) draws fresh random examples on every run to
+look for new failures, which then become ``@example`` cases.
 """
 
 from __future__ import annotations
 
+import os
+
 import pytest
+from hypothesis import settings
 
 from support import emulators
+
+settings.register_profile("gate", derandomize=True, database=None, print_blob=True)
+settings.register_profile("explore", print_blob=True)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "gate"))
 
 
 @pytest.fixture(scope="session")

@@ -57,7 +57,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from haulage.parsers.agents import parse_agent
@@ -384,6 +384,11 @@ plain_agents = st.one_of(
 
 @settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(json_agents())
+# integers beyond 64 bits: orjson decodes them as floats, PyPI's stdlib json keeps them exact
+@example('pip/6.0 {"ci":null,"installer":{"name":"pip","version":"6.0"},"python":null,"rustc_version":18446744073709551616,"user_data":null}')
+@example('uv/18.1 {"rustc_version":100000000000000000000,"python":"3.12","installer":{"version":"0.1.21","name":"uv"},'
+         '"setuptools_version":["2.35","a b",null],"distro":"Linux"}')
+@example('pip/24.0 {"installer":{"name":"pip","version":"24.0"},"python":3.8,"cpu":-92233720368547758080}')
 def test_generated_json_agents_match_pypi(user_agent):
     if len(user_agent) <= ORACLE_MAX_CHARS:
         compare(user_agent, "generated pip/uv JSON")

@@ -32,7 +32,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from anchor import DEFAULT_ANCHOR_LINES, linehaul_rate, linehaul_version  # noqa: E402
-from stages import add_corpus_arguments, best_of, gzip_bytes, inflate_rates, make_corpus  # noqa: E402
+from stages import add_corpus_arguments, best_of, child_cpu, clock, gzip_bytes, inflate_rates, make_corpus  # noqa: E402
 
 from haulage.parsers import LineParser, Origin  # noqa: E402
 from haulage.parsers.columnar import ColumnarParser  # noqa: E402
@@ -54,18 +54,18 @@ def blocks_of(lines: list[bytes]) -> list[LineBlock]:
 
 def columnar_stage(blocks: list[LineBlock], parser: ColumnarParser) -> float:
     """Seconds to parse every block into record batches (one core)."""
-    started = time.perf_counter()
+    started = clock()
     for block in blocks:
         parser.parse_block(block, ORIGIN, RECEIVED_AT)
-    return time.perf_counter() - started
+    return clock() - started
 
 
 def row_stage(lines: list[bytes], parser: LineParser) -> float:
     """Seconds for the row parser (the reference) over the same lines, in batches of BLOCK_LINES."""
-    started = time.perf_counter()
+    started = clock()
     for start in range(0, len(lines), BLOCK_LINES):
         parser.parse_batch(lines[start : start + BLOCK_LINES], ORIGIN, start + 1, RECEIVED_AT)
-    return time.perf_counter() - started
+    return clock() - started
 
 
 def parse_command_stages(compressed: bytes) -> dict[str, float]:
@@ -73,22 +73,22 @@ def parse_command_stages(compressed: bytes) -> dict[str, float]:
     import zlib
 
     inflate = best_of(1, lambda: zlib.decompress(compressed, wbits=31))
-    started = time.perf_counter()
+    started = clock()
     blocks = [
         LineBlock.from_lines(lines, first)
         for first, lines in (item for item in gather_batches(iter_line_batches(io.BytesIO(compressed), "bench.log.gz"))
                              if not isinstance(item, FileFault))
     ]
-    framing = time.perf_counter() - started
+    framing = clock() - started
     parser = ColumnarParser()
-    started = time.perf_counter()
+    started = clock()
     parsed = [parser.parse_block(block, ORIGIN, RECEIVED_AT) for block in blocks]
-    parse = time.perf_counter() - started
-    started = time.perf_counter()
+    parse = clock() - started
+    started = clock()
     sink = io.BytesIO()
     for block in parsed:
         sink.write(block_ndjson(block))
-    write = time.perf_counter() - started
+    write = clock() - started
     agents = parser.seconds["agents"]
     return {"inflate": inflate, "split": max(0.0, framing - inflate), "agents": agents,
             "parse (rest)": max(0.0, parse - agents), "write": write}
@@ -105,7 +105,8 @@ def main(argv: list[str] | None = None) -> int:
     lines = corpus.lines
     n = len(lines)
     print(f"corpus: {corpus.describe()}")
-    print(f"load  : {os.getloadavg()[0]:.2f} (1-minute load average at start; {os.cpu_count()} cores)")
+    print(f"load  : {os.getloadavg()[0]:.2f} (1-minute load average at start; {os.cpu_count()} cores); "
+          "rates are lines per CPU-second of the process measured (see stages.clock)")
 
     pypi, rows, unprocessed = linehaul_rate(lines, args.anchor_lines)
     print(f"PyPI's parser (linehaul {linehaul_version()}), parse + JSON per line, first {min(n, args.anchor_lines):,} lines: "
@@ -118,9 +119,9 @@ def main(argv: list[str] | None = None) -> int:
     for name, rate in inflate_rates(compressed, n, args.repeat).items():
         show(f"inflate alone, {name}, one core", rate)
 
-    started = time.perf_counter()
+    started = clock()
     blocks = blocks_of(lines)
-    show(f"split into blocks of {BLOCK_LINES:,} lines (numpy)", n / (time.perf_counter() - started))
+    show(f"split into blocks of {BLOCK_LINES:,} lines (numpy)", n / (clock() - started))
     gc.collect()
     parser = ColumnarParser()
     cold = n / columnar_stage(blocks, parser)
@@ -128,8 +129,8 @@ def main(argv: list[str] | None = None) -> int:
     warm_seconds = min(columnar_stage(blocks, parser) for _ in range(args.repeat))
     show("parse stage, one core, cold agent cache", cold)
     show("parse stage, one core, warm agent cache", n / warm_seconds)
-    phases = {k: v / args.repeat for k, v in parser.seconds.items()}
-    print("  warm parse stage by phase: " + ", ".join(f"{k} {100 * v / warm_seconds:.0f} %" for k, v in phases.items()))
+    total = sum(parser.seconds.values())
+    print("  warm parse stage by phase: " + ", ".join(f"{k} {100 * v / total:.0f} %" for k, v in parser.seconds.items()))
     rows = LineParser()
     row_stage(lines, rows)
     show("row parser (reference), one core, warm cache", n / min(row_stage(lines, rows) for _ in range(args.repeat)))
@@ -139,13 +140,15 @@ def main(argv: list[str] | None = None) -> int:
         with open(path, "wb") as out:
             out.write(compressed)
         haulage = Path(sys.executable).with_name("haulage")
-        elapsed = float("inf")
+        elapsed = cpu = float("inf")
         for _ in range(args.repeat):
-            started = time.perf_counter()
+            started, cpu_before = time.perf_counter(), child_cpu()
             with open(os.devnull, "wb") as sink:
                 subprocess.run([str(haulage), "parse", path], stdout=sink, check=True)
             elapsed = min(elapsed, time.perf_counter() - started)
-    show("haulage parse end to end (gzip → NDJSON)", n / elapsed, f"   ({elapsed:.2f} s, start-up included)")
+            cpu = min(cpu, child_cpu() - cpu_before)
+    show("haulage parse end to end (gzip → NDJSON)", n / cpu,
+         f"   ({cpu:.2f} CPU s, start-up included; wall {elapsed:.2f} s = {n / elapsed:,.0f} lines/s)")
 
     stages = parse_command_stages(compressed)
     total = sum(stages.values())

@@ -47,6 +47,8 @@ def json_texts(column: pa.Array) -> pa.Array:
     if pa.types.is_integer(column.type):
         return pc.fill_null(pc.cast(column, pa.string()), "null")
     quoted = pc.binary_join_element_wise('"', column, '"', "")
+    if not _may_need_escape(column):
+        return pc.fill_null(quoted, "null")
     needs = pc.match_substring_regex(column, _NEEDS_ESCAPE)
     if pc.any(needs).as_py():
         rows = np.flatnonzero(pc.fill_null(needs, False).to_numpy(zero_copy_only=False))
@@ -57,23 +59,68 @@ def json_texts(column: pa.Array) -> pa.Array:
     return pc.fill_null(quoted, "null")
 
 
+def _may_need_escape(column: pa.Array) -> bool:
+    """Whether any byte of the column's values is ``"``, ``\\`` or a control character (one numpy pass)."""
+    if len(column) == 0:
+        return False
+    offsets = np.frombuffer(column.buffers()[1], np.int32, len(column) + 1, column.offset)
+    data = column.buffers()[2]
+    if data is None:
+        return False
+    raw = np.frombuffer(data, np.uint8)[offsets[0] : offsets[-1]]
+    return bool(((raw < 0x20) | (raw == 0x22) | (raw == 0x5C)).any())
+
+
 def _iso_texts(timestamps: pa.Array) -> pa.Array:
-    """``"YYYY-MM-DDTHH:MM:SSZ"`` per row, formatted once per distinct second."""
-    encoded = timestamps.view(pa.int64()).dictionary_encode()
-    seconds = pc.divide(encoded.dictionary, 1_000_000)  # rows carry whole seconds
-    distinct = seconds.cast(pa.timestamp("s", tz="UTC"))
-    texts = pc.binary_join_element_wise('"', pc.strftime(distinct, format=_ISO), '"', "")
-    return texts.take(encoded.indices)
+    """``"YYYY-MM-DDTHH:MM:SSZ"`` (quoted) per row, built as a byte matrix with numpy.
+
+    Rows carry whole seconds (the logs have no finer resolution). The date
+    text is made once per distinct day; the clock digits are arithmetic.
+    """
+    n = len(timestamps)
+    seconds = timestamps.view(pa.int64()).to_numpy(zero_copy_only=False) // 1_000_000
+    days, clock = np.divmod(seconds, 86_400)
+    distinct, which = np.unique(days, return_inverse=True)
+    dates = np.frombuffer(
+        "".join(str(np.datetime64(int(day), "D")) for day in distinct.tolist()).encode(), np.uint8
+    ).reshape(len(distinct), 10)
+    text = np.empty((n, 22), np.uint8)
+    text[:, 0] = text[:, 21] = ord('"')
+    text[:, 1:11] = dates[which]
+    text[:, 11], text[:, 14], text[:, 17], text[:, 20] = ord("T"), ord(":"), ord(":"), ord("Z")
+    hours, rest = np.divmod(clock, 3600)
+    minutes, secs = np.divmod(rest, 60)
+    for at, value in ((12, hours), (15, minutes), (18, secs)):
+        text[:, at] = 48 + value // 10
+        text[:, at + 1] = 48 + value % 10
+    offsets = np.arange(0, 22 * (n + 1), 22, dtype=np.int32)
+    return pa.Array.from_buffers(pa.string(), n, [None, pa.py_buffer(offsets), pa.py_buffer(text)])
+
+
+_FRAGMENTS: dict[int, tuple[object, str, str, str]] = {}
+"""JSON of each AgentResult's ``details``, ``classification`` and fingerprint, made once per result
+(the result is kept referenced, so its id is not reused); emptied past :data:`_FRAGMENTS_LIMIT`."""
+_FRAGMENTS_LIMIT = 1 << 16
+
+
+def _fragments(result) -> tuple[object, str, str, str]:
+    found = _FRAGMENTS.get(id(result))
+    if found is None:
+        if len(_FRAGMENTS) >= _FRAGMENTS_LIMIT:
+            _FRAGMENTS.clear()
+        fingerprint = "null" if result.fingerprint is None else str(result.fingerprint)
+        found = _FRAGMENTS[id(result)] = (
+            result, orjson.dumps(result.details).decode(), orjson.dumps(result.classification).decode(), fingerprint
+        )
+    return found
 
 
 def _agent_parts(codes: np.ndarray, results: list) -> tuple[pa.Array, pa.Array, pa.Array]:
-    """Per row: the details JSON; ``,"classification":…,"user_agent":…``; the fingerprint."""
-    dumps = orjson.dumps
-    details, middle, fingerprints = [], [], []
-    for r in results:
-        details.append(dumps(r.details).decode())
-        middle.append(dumps(r.classification).decode())
-        fingerprints.append("null" if r.fingerprint is None else str(r.fingerprint))
+    """Per row: the details JSON; the classification JSON; the fingerprint."""
+    parts = [_fragments(r) for r in results]
+    details = [p[1] for p in parts]
+    middle = [p[2] for p in parts]
+    fingerprints = [p[3] for p in parts]
     index = pa.array(codes)
     return (
         pa.array(details, pa.string()).take(index),
@@ -82,34 +129,69 @@ def _agent_parts(codes: np.ndarray, results: list) -> tuple[pa.Array, pa.Array, 
     )
 
 
+class _Value:
+    """A string column to be written as a JSON value inside the line being assembled."""
+
+    __slots__ = ("column",)
+
+    def __init__(self, column: pa.Array) -> None:
+        self.column = column
+
+
+def _join(parts: list) -> pa.Array:
+    """Concatenate literal text, ready JSON columns and :class:`_Value` columns, row by row.
+
+    A ``_Value`` column without nulls and without a byte that needs escaping
+    goes in as it is, its quotes merged into the neighbouring literals
+    (saving a copy of the column); otherwise it is encoded by
+    :func:`json_texts`. Adjacent literals are merged, so the element-wise
+    join sees as few operands as possible.
+    """
+    operands: list = []
+    for part in parts:
+        if isinstance(part, _Value):
+            column = part.column
+            if pa.types.is_string(column.type) and column.null_count == 0 and not _may_need_escape(column):
+                operands.extend(['"', column, '"'])
+                continue
+            part = json_texts(column)
+        operands.append(part)
+    merged: list = []
+    for operand in operands:
+        if isinstance(operand, str) and merged and isinstance(merged[-1], str):
+            merged[-1] += operand
+        else:
+            merged.append(operand)
+    return pc.binary_join_element_wise(*merged, "")
+
+
 def _table_lines(table: str, batch: pa.RecordBatch, agents: Optional[tuple[np.ndarray, list]]) -> pa.Array:
-    """One JSON line (with its ``\\n``) per row of ``batch``."""
+    """One JSON line (with its ``\n``) per row of ``batch``."""
     if agents is None or table not in (DOWNLOAD, SIMPLE):
         return _row_by_row(table, batch)
     column = batch.column
     details, classification, fingerprint = _agent_parts(*agents)
-    user_agent = json_texts(column("user_agent"))
     head = [
         f'{{"table":"{table}","row":{{"timestamp":', _iso_texts(column("timestamp")),
-        ',"country_code":', json_texts(column("country_code")),
-        ',"url":', json_texts(column("url")),
-        ',"project":', json_texts(column("project")),
+        ',"country_code":', _Value(column("country_code")),
+        ',"url":', _Value(column("url")),
+        ',"project":', _Value(column("project")),
     ]
-    tls = [',"tls_protocol":', json_texts(column("tls_protocol")), ',"tls_cipher":', json_texts(column("tls_cipher"))]
+    tls = [',"tls_protocol":', _Value(column("tls_protocol")), ',"tls_cipher":', _Value(column("tls_cipher"))]
     tail = [
-        ',"classification":', classification, ',"user_agent":', user_agent,
-        ',"event_id":', json_texts(column("event_id")), ',"agent_fingerprint":', fingerprint, "}}\n",
+        ',"classification":', classification, ',"user_agent":', _Value(column("user_agent")),
+        ',"event_id":', _Value(column("event_id")), ',"agent_fingerprint":', fingerprint, "}}\n",
     ]
     if table == DOWNLOAD:
         file = column("file")
         middle = [
-            ',"file":{"filename":', json_texts(file.field("filename")), ',"project":', json_texts(file.field("project")),
-            ',"version":', json_texts(file.field("version")), ',"type":', json_texts(file.field("type")),
+            ',"file":{"filename":', _Value(file.field("filename")), ',"project":', _Value(file.field("project")),
+            ',"version":', _Value(file.field("version")), ',"type":', _Value(file.field("type")),
             '},"details":', details, *tls,
         ]
     else:
         middle = [*tls, ',"details":', details]
-    return pc.binary_join_element_wise(*head, *middle, *tail, "")
+    return _join([*head, *middle, *tail])
 
 
 def _row_by_row(table: str, batch: pa.RecordBatch) -> pa.Array:
@@ -123,16 +205,16 @@ def _row_by_row(table: str, batch: pa.RecordBatch) -> pa.Array:
     return pa.array(out, pa.string())
 
 
-def block_ndjson(parsed: ParsedBlock) -> bytes:
-    """Every row and dead letter of ``parsed`` as NDJSON, in line order."""
+def block_ndjson(parsed: ParsedBlock) -> memoryview:
+    """Every row and dead letter of ``parsed`` as NDJSON, in line order (bytes-like, not copied)."""
     parts, positions = [], []
     for table, batch in parsed.batches.items():
         parts.append(_table_lines(table, batch, parsed.agents.get(table)))
         positions.append(parsed.positions[table])
     if not parts:
-        return b""
+        return memoryview(b"")
     lines = pa.concat_arrays(parts) if len(parts) > 1 else parts[0]
     if len(parts) > 1:
         lines = lines.take(pa.array(np.argsort(np.concatenate(positions), kind="stable")))
     offsets = np.frombuffer(lines.buffers()[1], np.int32, len(lines) + 1, lines.offset)
-    return lines.buffers()[2].to_pybytes()[offsets[0] : offsets[-1]]
+    return memoryview(lines.buffers()[2]).cast("B")[offsets[0] : offsets[-1]]

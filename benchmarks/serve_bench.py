@@ -18,7 +18,6 @@ project's page with Debian's headless Chromium.
 from __future__ import annotations
 
 import argparse
-import os
 import re
 import shutil
 import statistics
@@ -53,7 +52,7 @@ def _rows(path: Path) -> dict[str, int]:
 
 def _get(url: str) -> tuple[float, int, int]:
     started = time.perf_counter()
-    with urllib.request.urlopen(url, timeout=600) as answer:
+    with urllib.request.urlopen(url, timeout=3600) as answer:
         body = answer.read()
         status = answer.status
     return time.perf_counter() - started, status, len(body)
@@ -78,7 +77,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--others-per-day", type=int, default=100_000)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--project", default="popular-project")
-    ap.add_argument("--small", default="six", help="a small project of the corpus, also timed")
+    ap.add_argument("--small", nargs="*", default=["boto3", "pytest"],
+                    help="other projects of the dataset also timed (boto3 ≈ 16k, pytest ≈ 250 downloads a day)")
+    ap.add_argument("--ranges", nargs="+", default=list(RANGES), choices=RANGES)
     ap.add_argument("--screenshot", help="write a PNG of the project page here")
     args = ap.parse_args(argv)
 
@@ -97,23 +98,24 @@ def main(argv: list[str] | None = None) -> int:
         rows = _rows(data)
         import duckdb
 
-        mine = duckdb.sql(f"SELECT count(*) FROM read_parquet('{data}/file_downloads/*/*.parquet') "
-                          f"WHERE project = '{args.project}'").fetchone()[0]
         days = len(list((data / "file_downloads").iterdir()))
-        print(f"dataset: {days} days, {rows['file_downloads']:,} download rows ({mine:,} of {args.project}), "
-              f"{rows['simple_requests']:,} simple rows, {_size(data) / 1e9:.2f} GB of Parquet")
+        sizes = dict(duckdb.execute(f"SELECT project, count(*) FROM read_parquet('{data}/file_downloads/*/*.parquet') "
+                                    "WHERE list_contains($p, project) GROUP BY project",
+                                    {"p": [args.project, *args.small]}).fetchall())
+        print(f"dataset: {days} days, {rows['file_downloads']:,} download rows, {rows['simple_requests']:,} simple "
+              f"rows, {_size(data) / 1e9:.2f} GB of Parquet; downloads a day: "
+              + ", ".join(f"{p} {sizes.get(p, 0) / days:,.0f}" for p in (args.project, *args.small)))
 
         timings: dict[str, list[float]] = {}
         for _ in range(args.rounds):
             process, url = _serve(data)
             try:
-                for key in RANGES:
-                    seconds, status, size = _get(f"{url}project/{args.project}?range={key}")
-                    assert status == 200, (key, status)
-                    timings.setdefault(f"{args.project} {key}", []).append(seconds)
-                seconds, status, _ = _get(f"{url}project/{args.small}")
-                assert status == 200, status
-                timings.setdefault(f"{args.small} all", []).append(seconds)
+                for project in (args.project, *args.small):
+                    for key in args.ranges:
+                        seconds, status, size = _get(f"{url}project/{project}?range={key}")
+                        assert status == 200, (project, key, status)
+                        timings.setdefault(f"{project} {key}", []).append(seconds)
+                        print(f"  {project} {key}: {seconds:.2f} s", file=sys.stderr, flush=True)
                 if args.screenshot and _ == 0:
                     chromium = shutil.which("chromium")
                     if chromium is None:

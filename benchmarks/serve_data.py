@@ -180,8 +180,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--others-per-day", type=int, default=100_000)
     ap.add_argument("--files-per-day", type=int, default=4)
     ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--end", type=dt.date.fromisoformat, default=dt.date(2026, 9, 30),
+                    help="last day (YYYY-MM-DD; default 2026-09-30)")
     args = ap.parse_args(argv)
-    written = write_dataset(args.out, args.days, args.popular_per_day, args.others_per_day, args.files_per_day, args.seed)
+    written = write_dataset(args.out, args.days, args.popular_per_day, args.others_per_day, args.files_per_day, args.seed,
+                            end=args.end)
     print(", ".join(f"{t}: {n:,} rows" for t, n in written.items()))
     return 0
 

@@ -27,7 +27,18 @@ from typing import Any, Iterator, Optional
 
 from .bigquery_views import ViewSpec, normalized_sql, views
 from .outcomes import Outcome, Status
-from .schemas import CLUSTERING, DESCRIPTIONS, PARTITION_COLUMN, TABLE_NAMES, bigquery_schema
+from .schemas import (
+    CLUSTERING,
+    DESCRIPTIONS,
+    LEDGER,
+    LEDGER_DESCRIPTION,
+    LOCKS,
+    LOCKS_DESCRIPTION,
+    PARTITION_COLUMN,
+    TABLE_NAMES,
+    bigquery_schema,
+    bookkeeping_schema,
+)
 
 DAY_MS = 86_400_000
 DATASET_DESCRIPTION = "haulage: package-index CDN downloads (tables and views made by 'haulage setup')"
@@ -142,9 +153,13 @@ class TableSpec:
 
 
 def table_specs() -> list[TableSpec]:
+    """The three data tables, then haulage's ledger (partitioned by day, clustered by unit id, so
+    looking units up reads little) and its lock table."""
     return [
-        TableSpec(t, bigquery_schema(t), PARTITION_COLUMN[t], tuple(CLUSTERING[t]), DESCRIPTIONS[t])
-        for t in TABLE_NAMES
+        *(TableSpec(t, bigquery_schema(t), PARTITION_COLUMN[t], tuple(CLUSTERING[t]), DESCRIPTIONS[t])
+          for t in TABLE_NAMES),
+        TableSpec(LEDGER, bookkeeping_schema(LEDGER), "committed_at", ("unit_id",), LEDGER_DESCRIPTION),
+        TableSpec(LOCKS, bookkeeping_schema(LOCKS), "expires", (), LOCKS_DESCRIPTION),
     ]
 
 

@@ -178,3 +178,37 @@ def find_column(table: str, dotted: str) -> Optional[Column]:
             return None
         columns = found.fields
     return found
+
+
+# --------------------------------------------------------------------------
+# haulage's own bookkeeping tables (not data: no views, no docs section)
+
+LEDGER = "_haulage_ledger"
+LEDGER_COLUMNS: tuple[Column, ...] = (
+    _s("unit_id", "16 hex digits naming the unit: the event-id key of its lines.", "REQUIRED"),
+    _s("kind", "file | message", "REQUIRED"),
+    _s("source", "Where it was read: a path, an object, or subscription#message id."),
+    Column("size", "INTEGER", "NULLABLE", "Bytes of the file or message as stored."),
+    Column("lines", "INTEGER", "NULLABLE", "Lines it held."),
+    Column("faults", "INTEGER", "NULLABLE", "File-level faults (0 or 1)."),
+    _s("commit_id", "The load batch (or replay) that committed it."),
+    _s("run_id", "The haulage run that committed it."),
+    Column("committed_at", "TIMESTAMP", "REQUIRED", "When it was committed; partition column."),
+)
+LEDGER_DESCRIPTION = (
+    "haulage's ledger: one row per ingested unit (log file or Pub/Sub message). A unit listed here is "
+    "skipped when read again; written in the same load batch as the unit's rows."
+)
+
+LOCKS = "_haulage_locks"
+LOCK_COLUMNS: tuple[Column, ...] = (
+    _s("name", "What is locked, e.g. 'replay'.", "REQUIRED"),
+    _s("holder", "Who holds it (a random id per replay).", "REQUIRED"),
+    Column("expires", "TIMESTAMP", "REQUIRED", "The lock is free after this time unless renewed."),
+)
+LOCKS_DESCRIPTION = "haulage's locks: one replay at a time per dataset."
+
+
+def bookkeeping_schema(table: str) -> list[dict[str, Any]]:
+    columns = {LEDGER: LEDGER_COLUMNS, LOCKS: LOCK_COLUMNS}[table]
+    return [c.to_bigquery() for c in columns]

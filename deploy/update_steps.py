@@ -25,7 +25,11 @@ _READ = (
     "ReadPubSub/ReadFromPubSub/Map(_from_proto_str)", "ReadPubSub/ReadFromPubSub/ParDo(_AddMetricsPassThrough)",
     "ReadPubSub/DecodeMessages",
 )
-_PARSE_AND_WRITE = ("ParseLogLines", "ParseLogLines/ParseChunks", "WriteBigQuery", "WriteBigQuery/InsertRows")
+_PARSE_AND_WRITE = (
+    "ParseLogLines", "ParseLogLines/ParseChunks",
+    "WriteBigQuery", "WriteBigQuery/StageBundles", "WriteBigQuery/EveryLoadInterval", "WriteBigQuery/OneLoader",
+    "WriteBigQuery/CollectStaged", "WriteBigQuery/LoadBatches",
+)
 
 PINNED_STREAMING_STEPS: dict[str, frozenset[str]] = {
     # message_format -> every transform name of the Dataflow job (BigQuery sink)

@@ -1,31 +1,50 @@
-"""BigQuery sink: streaming inserts into existing day-partitioned tables.
+"""BigQuery sinks: load jobs (default, exactly once) and legacy streaming inserts.
 
-Why not Beam's ``WriteToBigQuery``: its streaming inserts make up their own
-insert ids (random per attempt), so a retried bundle or a redelivered message
-can be counted twice, and rows it cannot insert are handed back outside the
-pipeline's dead-letter table. Here every insert id is the row's ``event_id``
-(BigQuery drops a repeated id it has seen recently), every insert finishes
-before ``process`` returns (so the streaming source acks only written data),
-and rows BigQuery rejects become ``unprocessed`` rows carrying the full row
-as JSON and BigQuery's reason — never lost.
+:class:`WriteBigQuery` chooses by ``method``:
+
+* ``load-jobs`` (default) — rows are staged as Parquet and loaded by load
+  jobs with deterministic ids, each unit listed in the dataset's ledger in
+  the same load batch (:mod:`bigquery_commit`). Free, exactly once, and a
+  unit already in the ledger is skipped. Local runs load every bundle (batch)
+  or every window (streaming: before the window is acknowledged); on a
+  remote runner every bundle is staged and the staged bundles are loaded
+  together once per ``load_interval`` seconds (streaming) or at the end
+  (batch), which keeps the load jobs far inside BigQuery's daily quota.
+* ``streaming-inserts`` — the legacy ``tabledata.insertAll`` API, only when
+  asked for: billed per row (1 KB minimum), best-effort de-duplication by
+  insert id (the event id) only, no ledger. Transient failures are retried
+  with backoff; only rows BigQuery refuses for what they contain become
+  ``unprocessed`` rows (``bigquery-rejected``).
 """
 
 from __future__ import annotations
 
 import time
-from typing import Any, Iterator, Sequence
+import uuid
+from typing import Any, Iterable, Iterator, Optional, Sequence
 
 import apache_beam as beam
 import orjson
+from apache_beam.transforms.trigger import AccumulationMode, AfterProcessingTime, Repeatedly
+from apache_beam.transforms.window import GlobalWindow, GlobalWindows
+from apache_beam.utils.timestamp import Timestamp
+from apache_beam.utils.windowed_value import WindowedValue
 
 from haulage.deploy.schemas import UNPROCESSED
 from haulage.parsers.arrow_rows import arrow_to_rows
 from haulage.parsers.lines import dead_letter, event_key
 from haulage.parsers.timestamps import iso_from_epoch
 
+from .bigquery_commit import BigQueryCommitter, LoadOutcome, default_staging_root
+from .bigquery_jobs import retry_transient
 from .datasets import DatasetRef, bigquery_client
 from .elements import ParsedChunk
 from .metrics import Counters
+from .parquet_commit import CommitOutcome, StagedGroup
+from .progress import note_day
+
+__all__ = ["LOAD_JOBS", "METHODS", "STREAMING_INSERTS", "InsertRowsFn", "LoadBatchesFn", "LoadGroupsFn",
+           "StageGroupsFn", "WriteBigQuery", "count_load"]
 
 MAX_ROWS_PER_REQUEST = 500
 
@@ -53,6 +72,14 @@ def row_id(table: str, row: dict[str, Any]) -> str:
 
 
 class InsertRowsFn(beam.DoFn):
+    """Legacy streaming inserts, each insert finished before ``process`` returns.
+
+    Every insert id is the row's ``event_id`` (BigQuery drops a repeated id it
+    has seen recently: best effort only). Transient failures are retried with
+    backoff; rows BigQuery refuses become ``unprocessed`` rows carrying the
+    row as JSON and BigQuery's reason.
+    """
+
     def __init__(self, dataset: DatasetRef) -> None:
         self._dataset = dataset
 
@@ -97,10 +124,11 @@ class InsertRowsFn(beam.DoFn):
             part = [insert_json(r) for r in rows[start : start + MAX_ROWS_PER_REQUEST]]
             ids = [row_id(table, r) for r in part]
             try:
-                errors = self._client.insert_rows_json(table_id, part, row_ids=ids, skip_invalid_rows=True)
-            except (gexc.BadRequest, gexc.InternalServerError) as exc:
-                # The whole request was refused (a row too large, or an emulator
-                # that reports invalid rows this way): find the culprits one by one.
+                errors = retry_transient(
+                    lambda: self._client.insert_rows_json(table_id, part, row_ids=ids, skip_invalid_rows=True, retry=None),
+                    f"inserting into {table}")
+            except gexc.BadRequest as exc:
+                # The whole request was refused (a row too large): find the culprits one by one.
                 failed.extend(self._insert_one_by_one(table_id, part, ids, exc))
                 continue
             for error in errors:
@@ -116,8 +144,10 @@ class InsertRowsFn(beam.DoFn):
         failed = []
         for row, rid in zip(rows, ids):
             try:
-                errors = self._client.insert_rows_json(table_id, [row], row_ids=[rid], retry=None)
-            except (gexc.BadRequest, gexc.InternalServerError) as exc:
+                errors = retry_transient(
+                    lambda: self._client.insert_rows_json(table_id, [row], row_ids=[rid], retry=None),
+                    f"inserting one row into {table_id}")
+            except gexc.BadRequest as exc:  # refused for what it contains; transient errors were retried above
                 failed.append((row, _short(exc)))
                 continue
             if errors:
@@ -129,12 +159,173 @@ def _short(exc: Exception) -> str:
     return str(exc).replace("\n", " ")[:500]
 
 
-class WriteBigQuery(beam.PTransform):
-    """Parsed chunks → streaming inserts into ``<dataset>.<table>``; counts ``rows.<table>.<day>``."""
+def count_load(counters: Counters, staged: CommitOutcome, loaded: Optional[LoadOutcome]) -> None:
+    """Count rows put in, units skipped (already ingested) and rows BigQuery refused."""
+    for unit in staged.skipped_units + (loaded.skipped_units if loaded else []):
+        counters.inc(f"units_skipped.{unit.kind}")
+        counters.inc("already_ingested_lines", unit.lines + unit.faults)
+    if loaded is None:
+        return
+    for (table, day), rows in loaded.rows.items():
+        if rows:
+            counters.inc(f"rows.{table}.{day}", rows)
+    if loaded.rejected:
+        counters.inc("dead_letters.bigquery-rejected", loaded.rejected)
 
-    def __init__(self, dataset: DatasetRef) -> None:
-        super().__init__()
+
+class _GroupsFn(beam.DoFn):
+    """Collects parsed chunks into a staged group per bundle (or per element)."""
+
+    def __init__(self, dataset: DatasetRef, staging_root: str, run_id: str, each_element: bool) -> None:
         self._dataset = dataset
+        self._staging_root = staging_root
+        self._run_id = run_id
+        self._each_element = each_element
+
+    def setup(self) -> None:
+        self._committer = BigQueryCommitter(self._dataset, self._staging_root, self._run_id)
+        self._committer.hold()
+        self._counters = Counters()
+        self._group: Optional[StagedGroup] = None
+
+    def start_bundle(self) -> None:
+        self._group = None
+
+    def _add(self, chunk: ParsedChunk) -> None:
+        group = self._group
+        if group is None:
+            group = self._group = self._committer.new_group()
+        for (table, day), rows in chunk.tables.items():
+            if table != UNPROCESSED:
+                note_day(day)
+            group.add_table(table, day, rows)
+        group.add_units(chunk.units, chunk.sources)
+
+    def _stage(self) -> Optional[CommitOutcome]:
+        group, self._group = self._group, None
+        if group is None or not (group.units or group.sources):
+            return None
+        return self._committer.stage(group)
+
+    def teardown(self) -> None:
+        group, self._group = getattr(self, "_group", None), None
+        if group is not None:
+            group.abort()
+
+
+class LoadGroupsFn(_GroupsFn):
+    """Local runs: stage and load every bundle (or element) before moving on."""
+
+    def process(self, chunk: ParsedChunk) -> Iterator[Any]:
+        self._add(chunk)
+        if self._each_element:
+            self._commit()
+        return iter(())
+
+    def finish_bundle(self) -> None:
+        self._commit()
+
+    def _commit(self) -> None:
+        staged = self._stage()
+        if staged is None:
+            return
+        loaded = self._committer.load([staged.commit]) if staged.commit else None
+        count_load(self._counters, staged, loaded)
+
+
+class StageGroupsFn(_GroupsFn):
+    """Remote runs: stage every bundle; emit the staged commit's id for the batched load."""
+
+    def process(self, chunk: ParsedChunk) -> Iterator[Any]:
+        self._add(chunk)
+        return iter(())
+
+    def finish_bundle(self) -> Iterator[Any]:
+        staged = self._stage()
+        if staged is None:
+            return
+        count_load(self._counters, staged, None)
+        if staged.commit:
+            yield WindowedValue(staged.commit, Timestamp.now(), [GlobalWindow()])
+
+
+class LoadBatchesFn(beam.DoFn):
+    """Loads all staged commits of a pane as one batch (one load job per table)."""
+
+    def __init__(self, dataset: DatasetRef, staging_root: str, run_id: str) -> None:
+        self._dataset = dataset
+        self._staging_root = staging_root
+        self._run_id = run_id
+
+    def setup(self) -> None:
+        self._committer = BigQueryCommitter(self._dataset, self._staging_root, self._run_id)
+        self._counters = Counters()
+
+    def process(self, keyed: tuple[Any, Iterable[str]]) -> Iterator[Any]:
+        loaded = self._committer.load(sorted(set(keyed[1])))
+        count_load(self._counters, CommitOutcome(None, {}, []), loaded)
+        return iter(())
+
+
+LOAD_JOBS = "load-jobs"
+STREAMING_INSERTS = "streaming-inserts"
+METHODS = (LOAD_JOBS, STREAMING_INSERTS)
+
+
+class WriteBigQuery(beam.PTransform):
+    """Parsed chunks → ``<dataset>.<table>``; counts ``rows.<table>.<day>``.
+
+    ``method``: ``load-jobs`` (default) or ``streaming-inserts`` (legacy, only
+    when asked for). For load jobs: ``staging_dir`` is where rows are staged
+    (``gs://`` on a remote runner); ``mode`` is ``each-element`` (local
+    streaming windows: loaded before the window is acknowledged),
+    ``each-bundle`` (local batch runs) or ``batched`` (remote runners: stage
+    per bundle, load the staged bundles together, once per ``load_interval``
+    seconds when ``streaming``, at the end otherwise). ``run_id`` names this
+    run's staging (fixed when the graph is built).
+    """
+
+    EACH_ELEMENT = "each-element"
+    EACH_BUNDLE = "each-bundle"
+    BATCHED = "batched"
+
+    def __init__(
+        self,
+        dataset: DatasetRef,
+        method: str = LOAD_JOBS,
+        staging_dir: Optional[str] = None,
+        mode: str = EACH_BUNDLE,
+        streaming: bool = False,
+        load_interval: float = 120.0,
+        run_id: Optional[str] = None,
+    ) -> None:
+        super().__init__()
+        if method not in METHODS:
+            raise ValueError(f"unknown BigQuery method {method!r}; one of {', '.join(METHODS)}")
+        self._dataset = dataset
+        self._method = method
+        self._staging = staging_dir or default_staging_root()
+        self._mode = mode
+        self._streaming = streaming
+        self._load_interval = load_interval
+        self._run_id = run_id or uuid.uuid4().hex[:16]
 
     def expand(self, parsed):
-        return parsed | "InsertRows" >> beam.ParDo(InsertRowsFn(self._dataset))
+        if self._method == STREAMING_INSERTS:
+            return parsed | "InsertRows" >> beam.ParDo(InsertRowsFn(self._dataset))
+        if self._mode != self.BATCHED:
+            each = self._mode == self.EACH_ELEMENT
+            return parsed | "StageAndLoad" >> beam.ParDo(LoadGroupsFn(self._dataset, self._staging, self._run_id, each))
+        staged = parsed | "StageBundles" >> beam.ParDo(StageGroupsFn(self._dataset, self._staging, self._run_id, False))
+        if self._streaming:
+            staged = staged | "EveryLoadInterval" >> beam.WindowInto(
+                GlobalWindows(),
+                trigger=Repeatedly(AfterProcessingTime(int(round(self._load_interval)))),
+                accumulation_mode=AccumulationMode.DISCARDING,
+            )
+        return (
+            staged
+            | "OneLoader" >> beam.Map(lambda commit: (None, commit))
+            | "CollectStaged" >> beam.GroupByKey()
+            | "LoadBatches" >> beam.ParDo(LoadBatchesFn(self._dataset, self._staging, self._run_id))
+        )

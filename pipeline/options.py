@@ -28,6 +28,8 @@ DEFAULT_OUTPUT_DIR = "./haulage-out"
 DEFAULT_WINDOW_SECONDS = 60.0
 DEFAULT_CHUNK_LINES = 20000
 DEFAULT_CHUNK_BYTES = 16 << 20
+DEFAULT_LOAD_INTERVAL = 120.0
+BIGQUERY_METHODS = ("load-jobs", "streaming-inserts")
 # Beam runners that run the pipeline in this process. The first three mean
 # haulage's own local set-up (the FnApiRunner; streaming pulls in windows),
 # BundleBasedDirectRunner runs the Dataflow streaming graph itself.
@@ -50,6 +52,9 @@ class RunOptions:
     message_format: str = LINES
     output_dir: str = DEFAULT_OUTPUT_DIR
     bigquery_dataset: Optional[DatasetRef] = None
+    staging_dir: Optional[str] = None
+    bigquery_method: str = BIGQUERY_METHODS[0]
+    load_interval: float = DEFAULT_LOAD_INTERVAL
     run_for: Optional[float] = None
     window_seconds: float = DEFAULT_WINDOW_SECONDS
     agent_cache_size: int = DEFAULT_AGENT_CACHE_SIZE
@@ -108,12 +113,23 @@ def add_source_arguments(parser: argparse.ArgumentParser, *, streaming: bool = T
                                 "any other notification is a dead letter and its object is never read")
 
 
-def add_sink_arguments(parser: argparse.ArgumentParser) -> None:
+def add_sink_arguments(parser: argparse.ArgumentParser, *, streaming: bool = True) -> None:
     group = parser.add_argument_group("output (one sink per run)")
     group.add_argument("--output-dir", default=None, metavar="DIR",
                        help=f"Parquet dataset directory, local or gs:// (default {DEFAULT_OUTPUT_DIR})")
     group.add_argument("--bigquery-dataset", metavar="PROJECT:DATASET",
                        help="write to the tables of this BigQuery dataset instead (create them with 'haulage setup')")
+    group.add_argument("--staging-dir", metavar="DIR",
+                       help="BigQuery: where rows are staged as Parquet for load jobs (gs://… on Dataflow; locally "
+                            "default ~/.cache/haulage/bigquery-staging). Keep it: a crashed run's staged rows are "
+                            "loaded from it by the next run")
+    if streaming:
+        group.add_argument("--bigquery-method", choices=BIGQUERY_METHODS, default=BIGQUERY_METHODS[0],
+                           help="'load-jobs' (default: free, exactly once, with a ledger) or 'streaming-inserts' "
+                                "(legacy insertAll: billed per row, duplicates possible)")
+        group.add_argument("--load-interval", type=_positive_float, default=DEFAULT_LOAD_INTERVAL, metavar="SECONDS",
+                           help=f"BigQuery on Dataflow, streaming: load the staged rows this often "
+                                f"(default {DEFAULT_LOAD_INTERVAL:g}; one load job per table each time)")
 
 
 def add_tuning_arguments(parser: argparse.ArgumentParser, *, streaming: bool = True) -> None:
@@ -152,6 +168,8 @@ def options_from_namespace(ns: argparse.Namespace, beam_args: Sequence[str]) -> 
         raise OptionsError(f"--topic {topic!r}: expected projects/PROJECT/topics/NAME")
     if ns.output_dir and ns.bigquery_dataset:
         raise OptionsError("one sink per run: give --output-dir or --bigquery-dataset, not both")
+    if getattr(ns, "staging_dir", None) and not ns.bigquery_dataset:
+        raise OptionsError("--staging-dir is where rows wait for BigQuery load jobs; give it with --bigquery-dataset")
     dataset = None
     if ns.bigquery_dataset:
         try:
@@ -192,6 +210,9 @@ def options_from_namespace(ns: argparse.Namespace, beam_args: Sequence[str]) -> 
         notification_allow=notification_allow,
         output_dir=ns.output_dir or DEFAULT_OUTPUT_DIR,
         bigquery_dataset=dataset,
+        staging_dir=getattr(ns, "staging_dir", None),
+        bigquery_method=getattr(ns, "bigquery_method", BIGQUERY_METHODS[0]),
+        load_interval=getattr(ns, "load_interval", DEFAULT_LOAD_INTERVAL),
         run_for=run_for,
         window_seconds=getattr(ns, "window_seconds", DEFAULT_WINDOW_SECONDS),
         agent_cache_size=ns.agent_cache_size,

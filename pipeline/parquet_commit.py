@@ -229,9 +229,16 @@ def _remove_tree(path: str) -> None:
 
 
 class ParquetDataset:
-    """An output folder: its ledger, its lock, its recovery and its staging."""
+    """An output folder: its ledger, its lock, its recovery and its staging.
 
-    def __init__(self, root: str) -> None:
+    ``day_prefix`` names the day folders (``date=`` — Hive style, what
+    readers expect of a Parquet dataset).
+    """
+
+    DAY_PREFIX = "date="
+
+    def __init__(self, root: str, day_prefix: Optional[str] = None) -> None:
+        self.day_prefix = day_prefix or self.DAY_PREFIX
         self.root = root.rstrip("/") if not _is_local(root) else os.path.abspath(root)
         self.local = _is_local(self.root)
         self._markers: dict[str, dict[str, Any]] = {}
@@ -240,6 +247,14 @@ class ParquetDataset:
     # -- paths
     def path(self, *parts: str) -> str:
         return _join(self.root, *parts)
+
+    def day_folder(self, table: str, day: str) -> str:
+        """``<table>/<prefix><day>``, relative to the root."""
+        return f"{table}/{self.day_prefix}{day}"
+
+    def day_of(self, path: str) -> str:
+        """The day of a part file's path."""
+        return path.rsplit("/" + self.day_prefix, 1)[1].split("/", 1)[0]
 
     def marker_path(self, commit: str) -> str:
         return self.path(LEDGER, f"{commit}.json")
@@ -303,7 +318,7 @@ class ParquetDataset:
         """
         visible = self.visible_commits()
         files = []
-        for path in _list(self.path(table, "date=*", "*.parquet")):
+        for path in _list(self.path(table, f"{self.day_prefix}*", "*.parquet")):
             name = path.rsplit("/", 1)[-1]
             if name.startswith((".", "_")):
                 continue
@@ -488,7 +503,7 @@ class StagedGroup:
     def _current(self, table: str, day: str) -> _StagedFile:
         files = self._files.setdefault((table, day), [])
         if not files:
-            path = _join(self.directory, table, f"date={day}", f"part-{self._count}.parquet")
+            path = _join(self.directory, self.dataset.day_folder(table, day), f"part-{self._count}.parquet")
             self._count += 1
             files.append(_StagedFile(table, day, path))
         return files[-1]
@@ -574,7 +589,7 @@ class StagedGroup:
             commit = commit_id_for([u.unit_id for u in fresh], salt)
             ops, files = [], []
             for i, item in enumerate(staged):
-                final = _join(item.table, f"date={item.day}", f"part-{commit}-{i}.parquet")
+                final = _join(dataset.day_folder(item.table, item.day), f"part-{commit}-{i}.parquet")
                 ops.append({"op": "rename", "from": item.path[len(dataset.root) + 1:], "to": final})
                 files.append({"table": item.table, "day": item.day, "path": final, "rows": item.rows})
             marker = {

@@ -30,15 +30,12 @@ def add_parser(commands) -> argparse.ArgumentParser:
         ),
     )
     add_source_arguments(replay, streaming=False)
-    add_sink_arguments(replay)
+    add_sink_arguments(replay, streaming=False)
     group = replay.add_argument_group("replay")
     group.add_argument("--from", dest="date_from", type=iso_date, metavar="DATE", help="first UTC day to rebuild (inclusive)")
     group.add_argument("--to", dest="date_to", type=iso_date, metavar="DATE", help="last UTC day to rebuild (inclusive)")
     group.add_argument("--merge", action="store_true",
                        help="replace only rows that come from the given files (matched by event id), keep the rest of each day")
-    group.add_argument("--staging-dir", metavar="DIR",
-                       help="BigQuery replays: where rows are staged for load jobs (default: a local temporary folder; "
-                            "gs://… is required on Dataflow)")
     add_tuning_arguments(replay, streaming=False)
     return replay
 
@@ -59,7 +56,7 @@ def main(args: argparse.Namespace, beam_args: list[str]) -> int:
     from .replay_command import ReplayError, run_replay
 
     try:
-        report = run_replay(options, day_range, args.merge, args.staging_dir)
+        report = run_replay(options, day_range, args.merge, options.staging_dir)
     except (InputError, ReplayError, ValueError) as exc:
         print(f"haulage replay: {exc}", file=sys.stderr)
         return 2

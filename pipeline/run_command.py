@@ -25,7 +25,8 @@ import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 
 from . import progress
-from .bigquery_sink import WriteBigQuery
+from .bigquery_commit import BigQueryCommitter, default_staging_root
+from .bigquery_sink import LOAD_JOBS, WriteBigQuery
 from .direct_streaming import HaulageDirectRunner, run_until_stopped
 from .file_source import InputFile, ReadLogFiles, expand_inputs
 from .local_workers import default_workers, run_in_workers
@@ -108,7 +109,19 @@ def build_pipeline(
         )
     parsed = chunks | "ParseLogLines" >> ParseLogLines(opts.agent_cache_size)
     if opts.bigquery_dataset is not None:
-        parsed | "WriteBigQuery" >> WriteBigQuery(opts.bigquery_dataset)
+        if opts.local:
+            mode = WriteBigQuery.EACH_ELEMENT if opts.streaming else WriteBigQuery.EACH_BUNDLE
+        else:
+            mode = WriteBigQuery.BATCHED
+        parsed | "WriteBigQuery" >> WriteBigQuery(
+            opts.bigquery_dataset,
+            method=opts.bigquery_method,
+            staging_dir=staging_root(opts),
+            mode=mode,
+            streaming=opts.streaming and not opts.local,
+            load_interval=opts.load_interval,
+            run_id=output.run_id,
+        )
     else:
         parsed | "WriteParquet" >> WriteParquet(opts.output_dir, flush_each_chunk=opts.streaming, run_id=output.run_id)
     return pipeline
@@ -121,10 +134,27 @@ class PreparedOutput:
     run_id: str
     committed: frozenset[str]
     dataset: Optional[ParquetDataset] = None
+    committer: Optional[BigQueryCommitter] = None
 
     def finish(self) -> None:
         if self.dataset is not None:
             self.dataset.release_staging(self.run_id)
+        if self.committer is not None:
+            self.committer.release()
+
+
+def staging_root(opts: RunOptions) -> str:
+    """Where BigQuery loads are staged: --staging-dir, else under --temp_location on a
+    remote runner, else the local default."""
+    if opts.staging_dir:
+        return opts.staging_dir
+    if not opts.local:
+        from apache_beam.options.pipeline_options import GoogleCloudOptions
+
+        temp = PipelineOptions(opts.beam_args).view_as(GoogleCloudOptions).temp_location
+        if temp:
+            return temp.rstrip("/") + "/haulage-staging"
+    return default_staging_root()
 
 
 def new_run_id() -> str:
@@ -135,7 +165,13 @@ def prepare_output(opts: RunOptions) -> PreparedOutput:
     """Recover the output from any crashed commit, then read which units it holds."""
     run_id = new_run_id()
     if opts.bigquery_dataset is not None:
-        return PreparedOutput(run_id, frozenset())
+        if opts.bigquery_method != LOAD_JOBS:
+            return PreparedOutput(run_id, frozenset())
+        committer = BigQueryCommitter(opts.bigquery_dataset, staging_root(opts), run_id)
+        committer.recover(from_driver=True)
+        committed = committer.ledger.all_units() if opts.inputs else frozenset()
+        committer.hold()
+        return PreparedOutput(run_id, committed, committer=committer)
     dataset = ParquetDataset(opts.output_dir)
     with dataset.locked():
         dataset.recover(from_driver=True)

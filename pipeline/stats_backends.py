@@ -46,8 +46,8 @@ class Backend(Protocol):
     def has_table(self, table: str) -> bool:
         """Whether ``table`` (file_downloads, simple_requests) exists and can be queried."""
 
-    def has_column(self, table: str, column: str) -> bool:
-        """Whether ``table`` has ``column`` (older datasets lack the newer columns)."""
+    def has_column(self, table: str, column: str, day_range: Optional[tuple[dt.date, dt.date]] = None) -> bool:
+        """Whether ``table`` has ``column`` in the days of ``day_range`` (older data lacks newer columns)."""
 
 
 def plain(value: Any) -> Any:
@@ -131,13 +131,15 @@ class DuckDBBackend:
     def has_table(self, table: str) -> bool:
         return bool(self.files.get(table))
 
-    def has_column(self, table: str, column: str) -> bool:
+    def has_column(self, table: str, column: str, day_range: Optional[tuple[dt.date, dt.date]] = None) -> bool:
         if not self.has_table(table):
             return False
+        # columns of the files a query over day_range reads, from their footers (kept in DuckDB's metadata cache)
+        params = self.dialect.base_params(table, day_range)
+        (name,) = params
         rows = self.run(Query(self.dialect.name,
-                              "SELECT count(*) AS n FROM (DESCRIBE SELECT * FROM "
-                              f"{self.dialect.source(table)}) WHERE column_name = $column",
-                              {**self.dialect.base_params(table), "column": column}))
+                              f"SELECT count(*) AS n FROM parquet_schema(${name}) WHERE name = $column",
+                              {**params, "column": column}))
         return rows[0]["n"] > 0
 
 
@@ -197,7 +199,7 @@ class BigQueryBackend:
     def has_table(self, table: str) -> bool:
         return self._columns(table) is not None
 
-    def has_column(self, table: str, column: str) -> bool:
+    def has_column(self, table: str, column: str, day_range: Optional[tuple[dt.date, dt.date]] = None) -> bool:
         return column in (self._columns(table) or ())
 
     def run(self, query: Query) -> list[dict[str, Any]]:

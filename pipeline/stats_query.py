@@ -183,8 +183,9 @@ class Dialect:
         """The FROM clause target for ``table`` (file_downloads or simple_requests)."""
         raise NotImplementedError
 
-    def base_params(self, table: str = DOWNLOADS_TABLE) -> dict[str, Any]:
-        """Parameters the source needs (DuckDB: the Parquet glob)."""
+    def base_params(self, table: str = DOWNLOADS_TABLE,
+                    day_range: Optional[tuple[dt.date, dt.date]] = None) -> dict[str, Any]:
+        """Parameters the source needs (DuckDB: the Parquet files; only the range's days when given)."""
         return {}
 
     def day(self) -> str:
@@ -215,6 +216,21 @@ class Dialect:
         """The newest day with download rows, as a column ``day`` (NULL when there is none)."""
         raise NotImplementedError
 
+    def days_sql(self, day_range: Optional[tuple[dt.date, dt.date]]) -> tuple[str, dict[str, Any]]:
+        """Download rows (all projects) per day that has any, as columns ``day`` and ``downloads``."""
+        where, params = _where(self, day_range)
+        return (f"SELECT {self.day()} AS day, COUNT(*) AS downloads\nFROM {self.source()}\n{where}\nGROUP BY day",
+                params)
+
+
+_DAY_FOLDER = re.compile(r"/date=(\d{4}-\d{2}-\d{2})/[^/]*$")
+
+
+def _folder_day(path: str) -> Optional[str]:
+    """YYYY-MM-DD of a file's date=… folder, None when it has none."""
+    found = _DAY_FOLDER.search(path)
+    return found.group(1) if found else None
+
 
 class DuckDBDialect(Dialect):
     """DuckDB over the Parquet dataset ``<dir>/file_downloads/date=…/part-*.parquet``.
@@ -239,8 +255,16 @@ class DuckDBDialect(Dialect):
         return (f"read_parquet(${self.globs[table][0]}, hive_partitioning = true, union_by_name = true, "
                 "hive_types = {'date': DATE})")
 
-    def base_params(self, table: str = DOWNLOADS_TABLE) -> dict[str, Any]:
+    def base_params(self, table: str = DOWNLOADS_TABLE,
+                    day_range: Optional[tuple[dt.date, dt.date]] = None) -> dict[str, Any]:
         name, value = self.globs[table]
+        if day_range is not None and isinstance(value, list):
+            # Only the files of the range's day folders: binding a query reads
+            # the schema of every file it is given, so a week's page should not
+            # be handed a year of files. The SQL filters on the day as well.
+            first, last = day_range[0].isoformat(), day_range[1].isoformat()
+            kept = [f for f in value if (day := _folder_day(f)) is None or first <= day <= last]
+            value = kept or value[:1]  # read_parquet needs a file; the WHERE clause keeps none of its rows
         return {name: value}
 
     def day(self) -> str:
@@ -266,8 +290,21 @@ class DuckDBDialect(Dialect):
     def normalized_project(self) -> str:
         return "regexp_replace(lower(project), '[-_.]+', '-', 'g')"
 
+    # Rows per day from the Parquet footers alone (each file's row count,
+    # summed by its date=YYYY-MM-DD folder): the same numbers as COUNT(*)
+    # grouped by the hive day, without reading a single column of a year of rows.
+    _FOOTER_DAYS = ("SELECT CAST(regexp_extract(file_name, '/date=([0-9]{4}-[0-9]{2}-[0-9]{2})/[^/]*$', 1) AS DATE) "
+                    "AS day, sum(num_rows) AS downloads\nFROM parquet_file_metadata($parquet_glob)\nGROUP BY day\n"
+                    "HAVING sum(num_rows) > 0")
+
+    def days_sql(self, day_range: Optional[tuple[dt.date, dt.date]]) -> tuple[str, dict[str, Any]]:
+        if day_range is None:
+            return self._FOOTER_DAYS, {}
+        return (f"SELECT * FROM ({self._FOOTER_DAYS}) WHERE day BETWEEN $start_day AND $end_day",
+                {"start_day": day_range[0], "end_day": day_range[1]})
+
     def newest_day_query(self) -> str:
-        return f"SELECT max(date) AS day FROM {self.source()}"
+        return f"SELECT max(day) AS day FROM ({self._FOOTER_DAYS})"
 
 
 _TABLE_ID = re.compile(r"^[A-Za-z0-9.:_\-]+$")
@@ -369,8 +406,8 @@ def counts_query(dialect: Dialect, project: str, fields: Sequence[Field],
     sql = f"SELECT {', '.join([*groups, *counts])}\nFROM {dialect.source()}\n{where}"
     if fields:
         sql += "\nGROUP BY " + ", ".join(f"g{i}" for i in range(len(fields)))
-    return Query(dialect.name, sql, {**dialect.base_params(), **params, "project": normalize_project(project)},
-                 tuple(field.name for field in fields))
+    return Query(dialect.name, sql, {**dialect.base_params(DOWNLOADS_TABLE, day_range), **params,
+                                     "project": normalize_project(project)}, tuple(field.name for field in fields))
 
 
 def days_query(dialect: Dialect, day_range: Optional[tuple[dt.date, dt.date]]) -> Query:
@@ -379,9 +416,8 @@ def days_query(dialect: Dialect, day_range: Optional[tuple[dt.date, dt.date]]) -
     Why: daily averages divide by the days the dataset covers, a day the
     pipeline has no data for is a gap in collection, not a day of zero downloads.
     """
-    where, params = _where(dialect, day_range)
-    sql = f"SELECT {dialect.day()} AS day, COUNT(*) AS downloads\nFROM {dialect.source()}\n{where}\nGROUP BY day"
-    return Query(dialect.name, sql, {**dialect.base_params(), **params}, ("day",))
+    sql, params = dialect.days_sql(day_range)
+    return Query(dialect.name, sql, {**dialect.base_params(DOWNLOADS_TABLE, day_range), **params}, ("day",))
 
 
 def newest_day_query(dialect: Dialect) -> Query:
@@ -416,7 +452,8 @@ def environments_query(dialect: Dialect, project: str, ranges: Sequence[tuple[dt
         columns.append(f"COUNT(DISTINCT CASE WHEN {in_range} AND {_NO_FINGERPRINT} THEN {dialect.day()} END) "
                        f"AS unknown_days_{i}")
     sql = f"SELECT {', '.join(columns)}\nFROM {dialect.source()}\n{where}"
-    return Query(dialect.name, sql, {**dialect.base_params(), **params, "project": normalize_project(project)})
+    return Query(dialect.name, sql, {**dialect.base_params(DOWNLOADS_TABLE, (first, last)), **params,
+                                     "project": normalize_project(project)})
 
 
 def simple_query(dialect: Dialect, project: str, day_range: tuple[dt.date, dt.date]) -> Query:
@@ -424,7 +461,7 @@ def simple_query(dialect: Dialect, project: str, day_range: tuple[dt.date, dt.da
     where, params = _where(dialect, day_range, f"{dialect.normalized_project()} = {dialect.param('project')}")
     sql = (f"SELECT {dialect.day()} AS g0, COUNT(*) AS simple_requests\nFROM {dialect.source(SIMPLE_TABLE)}\n"
            f"{where}\nGROUP BY g0")
-    return Query(dialect.name, sql, {**dialect.base_params(SIMPLE_TABLE), **params,
+    return Query(dialect.name, sql, {**dialect.base_params(SIMPLE_TABLE, day_range), **params,
                                      "project": normalize_project(project)}, ("day",))
 
 
@@ -433,7 +470,7 @@ def top_projects_query(dialect: Dialect, day: dt.date, limit: int) -> Query:
     where, params = _where(dialect, (day, day))
     sql = (f"SELECT {dialect.normalized_project()} AS project, COUNT(*) AS downloads\nFROM {dialect.source()}\n"
            f"{where}\nGROUP BY 1\nORDER BY downloads DESC, project\nLIMIT {int(limit)}")
-    return Query(dialect.name, sql, {**dialect.base_params(), **params}, ("project",))
+    return Query(dialect.name, sql, {**dialect.base_params(DOWNLOADS_TABLE, (day, day)), **params}, ("project",))
 
 
 def projects_query(dialect: Dialect) -> Query:

@@ -408,7 +408,7 @@ def build_report(backend: Backend, project: str, spec: DaySpec, by: Sequence[str
     environments_before: Optional[int] = None
     # without the column at all, every day with downloads is a day of unknown environments
     unknown_days = sum(1 for _, counts in daily if counts.total)
-    if backend.has_column(DOWNLOADS_TABLE, "agent_fingerprint"):
+    if backend.has_column(DOWNLOADS_TABLE, "agent_fingerprint", (before[0], end)):
         (row,) = backend.run(environments_query(dialect, name, (before, (start, end))))
         unknown_days = row["unknown_days_1"]
         # no fingerprinted row at all and some without: the count would be a made-up 0

@@ -15,6 +15,7 @@ are shown: which cards, which precision, which words.
 
 from __future__ import annotations
 
+import datetime as dt
 import html
 from typing import Any, Optional, Sequence
 from urllib.parse import quote
@@ -76,7 +77,7 @@ ul.legend{list-style:none;padding:0;margin:6px 0;display:flex;flex-wrap:wrap;gap
 .swatch{display:inline-block;width:11px;height:11px;border-radius:2px;margin-right:5px;vertical-align:-1px}
 .bars{display:grid;grid-template-columns:repeat(auto-fit,minmax(320px,1fr));gap:12px}
 table.bars-t{width:100%;border-collapse:collapse;font-size:13px}table.bars-t td{padding:2px 4px;vertical-align:middle}
-table.bars-t td.key{width:38%;overflow-wrap:anywhere}table.bars-t td.n{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
+table.bars-t td.key{width:38%;overflow-wrap:anywhere}table.bars-t .value{font-size:13px}table.bars-t td.n{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
 .bar{height:10px;background:var(--human);border-radius:2px;min-width:1px}.bar.other{background:var(--auto)}
 table.daily{border-collapse:collapse;font-size:13px}table.daily td,table.daily th{padding:2px 10px;text-align:right;border-bottom:1px solid var(--line)}
 dl.defs dt{font-weight:600;margin-top:10px}dl.defs dd{margin:2px 0 0 0;color:#333}code{font-size:13px}
@@ -274,7 +275,18 @@ def _chart(report: Report) -> str:
             f'<ul class="legend">{legend}</ul><p class="note">Read the blue layer on the axis for <b>Human</b>; '
             "the top edge of each column is <b>Total</b>; the edge below the mirror layer is <b>Without mirrors</b>. "
             "The CI layer is CI traffic that is not a mirror; the CI card also counts the rare mirror that says it "
-            "runs in CI. Hover a block for its number; the table below has them all.</p></div>")
+            "runs in CI. Hover a block for its number; the table below has them all."
+            f"{_gaps_note(report)}</p></div>")
+
+
+def _gaps_note(report: Report) -> str:
+    """Columns stand for days with data: say so when the axis skips days."""
+    if not report.daily or not report.has_gaps:
+        return ""
+    first, last = report.days[0], report.days[-1]
+    calendar = (dt.date.fromisoformat(last) - dt.date.fromisoformat(first)).days + 1
+    return (f" <b>The axis skips {calendar - len(report.days)} day(s) without data</b> between {e(first)} "
+            f"and {e(last)}: columns are the {len(report.days)} days that have data.")
 
 
 def _daily_table(report: Report) -> str:

@@ -140,7 +140,7 @@ def test_the_graph_that_runs_here_is_the_dataflow_job(pubsub, pubsub_emulator, m
     assert any(name.startswith(READ + "/") for name in on_dataflow)  # Dataflow expands Beam's read
     assert not any(name.startswith(READ + "/") for name in here)  # the direct runner reads natively
     assert _outside_beams_read(here) == _outside_beams_read(on_dataflow)
-    assert {"ReadPubSub/DecodeMessages", "ParseLogLines/ParseChunks", "WriteBigQuery/InsertRows"} <= set(here)
+    assert {"ReadPubSub/DecodeMessages", "ParseLogLines/ParseChunks", "WriteBigQuery/LoadBatches"} <= set(here)
     assert ("ReadPubSub/BatchMessages/Batch" in here) == (message_format == "lines")
 
 

@@ -127,8 +127,8 @@ def test_a_renamed_step_is_caught_with_the_mapping_to_pass(offline, monkeypatch)
     assert "removed: ['ParseLogLines/ParseChunks']" in problem and "added:   ['ParseLogLines/Parse']" in problem
     assert """--transform-name-mappings='{"ParseLogLines/ParseChunks": "ParseLogLines/Parse"}'""" in problem
     # a removed step alone (nothing to map it to) is caught too
-    assert "removed: ['WriteBigQuery/InsertRows']" in update_problem(
-        PINNED_STREAMING_STEPS["lines"], PINNED_STREAMING_STEPS["lines"] - {"WriteBigQuery/InsertRows"})
+    assert "removed: ['WriteBigQuery/LoadBatches']" in update_problem(
+        PINNED_STREAMING_STEPS["lines"], PINNED_STREAMING_STEPS["lines"] - {"WriteBigQuery/LoadBatches"})
 
 
 def test_haulage_run_builds_the_same_streaming_job_for_dataflow(offline):

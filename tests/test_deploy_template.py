@@ -87,6 +87,9 @@ VALID = {
     "chunk_lines": ["20000"],
     "chunk_bytes": ["16777216", "16M", "512k", "1GiB", "32mib"],
     "notification_allow": ["gs://my-logs/logs/", "gs://my-logs", "gs://a.b-c/x/y,gs://d_e/"],
+    "staging_dir": ["gs://b/haulage-staging"],
+    "bigquery_method": ["load-jobs", "streaming-inserts"],
+    "load_interval": ["120", "30.5"],
 }
 INVALID = {
     "subscription": ["haulage", "projects/p/topics/t"],
@@ -100,6 +103,9 @@ INVALID = {
     "chunk_lines": ["0", "ten"],
     "chunk_bytes": ["0", "-1", "16T", "1.5M", "M"],
     "notification_allow": ["my-logs/logs/", "gs://My-Logs/x", "gs://b/logs/*.gz", "gs://ok/x,/tmp/y"],
+    "staging_dir": ["/tmp/staging", "./s"],
+    "bigquery_method": ["storage", "LOAD-JOBS"],
+    "load_interval": ["-1", "soon"],
 }
 
 
@@ -108,7 +114,12 @@ def _cli_accepts(name: str, value: str) -> bool:
     from haulage.pipeline.options import OptionsError, options_from_namespace
 
     source = [] if name in ("input", "subscription", "topic") else ["--subscription=projects/p1/subscriptions/s1"]
-    sink = [] if name in ("bigquery_dataset", "output_dir") else ["--output_dir=gs://b/out"]
+    if name in ("bigquery_dataset", "output_dir"):
+        sink = []
+    elif name in ("staging_dir", "bigquery_method", "load_interval"):  # BigQuery sink options
+        sink = ["--bigquery_dataset=p1:d1"]
+    else:
+        sink = ["--output_dir=gs://b/out"]
     # notifications are read only with an allow-list, and an allow-list only applies to notifications
     if name == "notification_allow":
         source.append("--message_format=gcs-notification")

@@ -368,6 +368,9 @@ def test_days_without_fingerprints_are_named_not_guessed(items, dataset, tmp_pat
     day = first_day.removeprefix("date=")
     after = sorted({e.date for _, e in items if e.table == "file_downloads" and e.date > day})
     assert answer["environments"] == environments_from_lines(items, project, after[0], after[-1])
+    # a range of that day alone: its files have no such column at all
+    alone = stats_json(older, project, "--from", day, "--to", day)
+    assert alone["environments"] is None and alone["environments_unknown_days"] == 1
     served = Served(older)
     try:
         text = _page_text(f"{served.url}project/{project}")

@@ -133,10 +133,10 @@ def test_setup_twice_then_run_uses_exactly_what_setup_made(cloud, tmp_path):
     first = pc.run_cli(argv)
     assert first.code == 0, first
     lines = _resource_lines(first.stdout)
-    assert len(lines) == 1 + 3 + 6 + 4 + 2, first.stdout  # dataset, tables, views, topics+subs, 2 IAM bindings
+    assert len(lines) == 1 + 3 + 2 + 6 + 4 + 2, first.stdout  # dataset, tables, ledger+locks, views, topics+subs, 2 IAM bindings
     for line in lines:
         assert " created" in line or "skipped: the server has no IAM (emulator)" in line, line
-    assert first.stdout.splitlines()[-1].startswith("done: created 14, updated 0")
+    assert first.stdout.splitlines()[-1].startswith("done: created 16, updated 0")
 
     # what exists is what the code defines
     for table in TABLE_NAMES:

@@ -663,3 +663,37 @@ def test_field_names_are_whitelisted():
     with pytest.raises(sq.UnknownField, match="choose from"):
         sq.resolve_fields(["details.python"])
     assert sq.normalize_project("Foo__Bar.baz-QUX") == "foo-bar-baz-qux"
+
+
+@pytest.mark.emulator
+def test_serve_from_bigquery_shows_the_bigquery_numbers(items, both, bigquery_emulator):
+    """haulage serve over BigQuery: the page's figures are those of haulage stats --bigquery-dataset."""
+    import re
+    import threading
+    import urllib.request
+
+    from haulage.pipeline.datasets import DatasetRef
+    from haulage.pipeline.stats_backends import BigQueryBackend
+    from haulage.stats.server import make_server
+
+    project = top_projects(items, 1)[0]
+    with emulators.patched_env(both.env):
+        server = make_server(BigQueryBackend(DatasetRef.parse(both.bigquery[1])), port=0, log=False)
+        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread.start()
+        try:
+            host, port = server.server_address[:2]
+            with urllib.request.urlopen(f"http://{host}:{port}/project/{project}?range=all") as answer:
+                assert answer.status == 200
+                page = answer.read().decode()
+        finally:
+            server.shutdown()
+            server.server_close()
+    want = both.json(project)
+    cells = dict(((card, series), value) for card, series, value in re.findall(
+        r'<td data-card="(\w+)" data-series="(\w+)"><span class="value">([^<]+)</span>', page))
+    for series in ("total", "without_mirrors", "human", "ci"):
+        assert int(cells[("downloads", series)].replace(",", "")) == want[series]
+    environments = re.search(r'id="card-environments">.*?<span class="value">([^<]+)</span>', page).group(1)
+    assert int(environments.replace(",", "")) == want["environments"]
+    assert "HyperLogLog++ estimate" in page  # BigQuery's count is labelled as the estimate it is

@@ -21,11 +21,14 @@ durably committed, which with the deterministic event ids gives exactly-once.
 
 What haulage adds to the runner is a **drain**, the local counterpart of
 ``gcloud dataflow jobs drain``: when ``--run-for`` passes, or on Ctrl-C or
-SIGTERM, the Pub/Sub read stops pulling and moves its watermark to the end
-of time; every transform then finishes what it holds (the batching step
-closes its open batches at the end of the window) and the run ends. Stopping
-this way loses nothing — everything pulled (hence acknowledged) is written.
-A second Ctrl-C/SIGTERM stops at once, losing what was pulled and not written.
+SIGTERM, the Pub/Sub read stops pulling; once every line decoded has been
+parsed (open batches close by their time limit, ``--window-seconds``), the
+read moves its watermark to the end of time, every window closes (the sink's
+last load runs) and the run ends. Stopping this way loses nothing —
+everything pulled (hence acknowledged) is written. A second Ctrl-C/SIGTERM
+stops at once, losing what was pulled and not written. (Two phases because
+this runner does not hold a stateful step's output watermark back for its
+pending event-time timers, see :class:`_LocalRun`.)
 
 Small changes to the read evaluator make that work, and nothing else about
 it changes (the pull, its 10 messages and the ack right after it are Beam's
@@ -65,26 +68,40 @@ import time
 import weakref
 from typing import Any, Callable, Iterator, Optional
 
+from apache_beam import pvalue
 from apache_beam.runners.direct import executor as _executor
 from apache_beam.runners.direct.direct_runner import BundleBasedDirectRunner, _DirectReadFromPubSub
 from apache_beam.runners.direct.transform_evaluator import TransformEvaluatorRegistry, _PubSubReadEvaluator
 from apache_beam.runners.direct.util import TransformResult
 from apache_beam.runners.direct.watermark_manager import WatermarkManager
+from apache_beam.utils.timestamp import Timestamp
 
 from .pubsub_clients import subscriber_client
 
-__all__ = ["PULL_SECONDS", "HaulageDirectRunner", "drain", "run_until_stopped"]
+__all__ = ["PULL_SECONDS", "HaulageDirectRunner", "drain", "in_flight", "release", "run_until_stopped"]
 
 _LOG = logging.getLogger("haulage")
 
 PULL_SECONDS = 2.0
+IDLE_SECONDS = 0.1
 
 
 class _LocalRun:
-    """What haulage keeps per running pipeline: the drain request and, for the emulator, a pull client."""
+    """What haulage keeps per running pipeline: the drain's two phases and, for the emulator, a pull client.
+
+    ``draining``: the read stops pulling but keeps the watermark where it is,
+    so what is in flight — a batch held in state, whose processing-time limit
+    will close it — is parsed and staged first. ``released``: the read's
+    watermark goes to the end of time, every window closes and the sink's
+    last load runs. Two phases because this runner does not hold a stateful
+    step's output watermark back for its pending event-time timers: released
+    at once, a batch flushed by the end-of-window timer would reach the sink
+    after the sink's own window had closed, and be dropped as late.
+    """
 
     def __init__(self) -> None:
         self.draining = threading.Event()
+        self.released = threading.Event()
         self._lock = threading.Lock()
         self._pull_client: Any = None
 
@@ -144,9 +161,16 @@ class _DrainablePubSubReadEvaluator(_PubSubReadEvaluator):
 
     def finish_bundle(self) -> TransformResult:
         run = _RUNS.get(self._evaluation_context)
-        if run is not None and run.draining.is_set():
+        if run is not None and run.released.is_set():
             # no output, no more work for this read, and a watermark at the end of time
             return TransformResult(self, [], [], None, {None: WatermarkManager.WATERMARK_POS_INF})
+        if run is not None and run.draining.is_set():
+            # no output, but come back: the watermark stays at the clock until released
+            time.sleep(IDLE_SECONDS)  # the runner reschedules an idle read at once: do not spin
+            transform = self._applied_ptransform
+            again = self._evaluation_context.create_bundle(
+                transform.inputs[0] if transform.inputs else pvalue.PBegin(transform.transform.pipeline))
+            return TransformResult(self, [], [again], None, {None: Timestamp.of(time.time())})
         return super().finish_bundle()
 
 
@@ -202,20 +226,37 @@ class HaulageDirectRunner(BundleBasedDirectRunner):
 
 
 def drain(result: Any) -> None:
-    """Ask a pipeline started by :class:`HaulageDirectRunner` to stop reading and finish."""
+    """Phase one of a drain: the pipeline started by :class:`HaulageDirectRunner` stops pulling."""
     _RUNS[result._evaluation_context].draining.set()
+
+
+def release(result: Any) -> None:
+    """Phase two: the read's watermark goes to the end of time; the pipeline finishes."""
+    _RUNS[result._evaluation_context].released.set()
+
+
+def in_flight(result: Any) -> int:
+    """Lines (and file faults) decoded from messages and not yet parsed: what batches hold."""
+    from .summary import counters_from_result
+
+    counters = counters_from_result(result)
+    return counters.get("lines_decoded", 0) - counters.get("lines_read", 0) - counters.get("file_faults", 0)
 
 
 def run_until_stopped(
     result: Any,
     run_for: Optional[float],
     report: Callable[[], None],
+    flush_seconds: float,
     report_every: float = 2.0,
 ) -> None:
     """Wait ``run_for`` seconds (or for Ctrl-C / SIGTERM), drain, and wait for the end.
 
-    ``report`` is called about every ``report_every`` seconds while running.
-    A second Ctrl-C or SIGTERM during the drain cancels the run.
+    The drain stops pulling, waits until nothing decoded is still unparsed
+    (batches close by their time limit, ``flush_seconds`` at most), then
+    releases the watermark. ``report`` is called about every
+    ``report_every`` seconds. A second Ctrl-C or SIGTERM during the drain
+    cancels the run.
     """
     deadline = time.monotonic() + run_for if run_for else float("inf")
     finished = threading.Event()
@@ -233,6 +274,14 @@ def run_until_stopped(
             _LOG.warning("stopping: draining (no more pulls; writing everything pulled); interrupt again to abort")
         drain(result)
         try:
+            flush_by = time.monotonic() + flush_seconds + 30
+            while not finished.is_set() and in_flight(result) > 0:
+                if time.monotonic() > flush_by:
+                    _LOG.warning("batches still held after %gs: closing the windows anyway", flush_seconds + 30)
+                    break
+                finished.wait(0.2)
+                report()
+            release(result)
             while not finished.wait(report_every):
                 report()
         except KeyboardInterrupt:

@@ -95,9 +95,16 @@ class _MessageDecoder:
         self.ignored = Metrics.counter("haulage", "notifications_ignored")
         self.refused = Metrics.counter("haulage", "notifications_refused")
         self.messages = Metrics.counter("haulage", "messages_read")
+        # lines plus file faults handed on: what the parser will count as lines_read + file_faults
+        self.decoded = Metrics.counter("haulage", "lines_decoded")
 
     def chunks(self, data: bytes, attributes: Mapping[str, str], message_id: str, received_at: str) -> Iterator[Chunk]:
         self.messages.inc()
+        for chunk in self._chunks(data, attributes, message_id, received_at):
+            self.decoded.inc(sum(len(b.lines) + (b.fault is not None) for b in chunk))
+            yield chunk
+
+    def _chunks(self, data: bytes, attributes: Mapping[str, str], message_id: str, received_at: str) -> Iterator[Chunk]:
         if self.message_format != GCS_NOTIFICATION:
             batches = line_batches_of_message(data, attributes, message_id, self.subscription, received_at)
             yield from bounded_chunks(batches, self.chunk_lines, self.chunk_bytes)

@@ -221,7 +221,7 @@ def run(opts: RunOptions) -> RunSummary | None:
     try:
         result = build_pipeline(opts, files, output=output).run()
         if opts.direct_streaming:
-            run_until_stopped(result, opts.run_for, StreamProgress(result).report)
+            run_until_stopped(result, opts.run_for, StreamProgress(result).report, flush_seconds=opts.window_seconds)
         elif opts.streaming and not opts.local:
             _LOG.info("streaming job submitted: %s", getattr(result, "job_id", lambda: "?")())
             return None

@@ -1,9 +1,11 @@
 """The Dataflow streaming graph run on this machine (``--runner BundleBasedDirectRunner``).
 
 * the graph that runs here is the job submitted to Dataflow, transform by
-  transform: the same names and the same edges, except inside Beam's own
-  ``ReadFromPubSub``, which each runner expands its own way (Dataflow: a
-  Read, a decode and a metrics step; the direct runner: one native read);
+  transform: the same names and the same edges, except inside two of Beam's
+  own primitives, which each runner expands its own way: ``ReadFromPubSub``
+  (Dataflow: a Read, a decode and a metrics step; the direct runner: one
+  native read) and the sink's ``GroupByKey`` (Dataflow: one step; the
+  direct runner: reify, group, group by window);
 * what Beam's direct runner guarantees (pipeline/direct_streaming.py): it
   acknowledges a message when it pulls it. Stopping the process with SIGTERM
   drains — every message it read is written, nothing is left or lost; a
@@ -104,17 +106,37 @@ def _dataflow_graph(result) -> dict[str, list[str]]:
 READ = "ReadPubSub/ReadFromPubSub"
 
 
-def _outside_beams_read(graph: dict[str, list[str]]) -> dict[str, list[str]]:
-    """Beam's ReadFromPubSub as one node: its inner steps dropped, edges from them drawn from it."""
-    def node(name: str) -> str:
-        return READ if name.startswith(READ + "/") else name
+def _leaves(graph: dict[str, list[str]]) -> set[str]:
+    return {name for name in graph if not any(other.startswith(name + "/") for other in graph)}
 
-    return {name: sorted(node(i) for i in inputs) for name, inputs in graph.items() if not name.startswith(READ + "/")}
+
+def _as_seen_by(graph: dict[str, list[str]], other: dict[str, list[str]]) -> tuple[dict[str, list[str]], set[str]]:
+    """``graph`` with every step the other runner runs as one primitive collapsed into it.
+
+    Beam's primitives are expanded by each runner its own way: Dataflow
+    expands ReadFromPubSub (Read, decode, metrics) where the direct runner has
+    one native read, and the direct runner expands GroupByKey (reify, group,
+    group by window) where Dataflow has one. Returns the collapsed graph and
+    the names that were collapsed.
+    """
+    primitives = _leaves(other)
+
+    def node(name: str) -> str:
+        parts = name.split("/")
+        for i in range(1, len(parts)):
+            ancestor = "/".join(parts[:i])
+            if ancestor in primitives:
+                return ancestor
+        return name
+
+    collapsed = {node(n) for n in graph if node(n) != n}
+    view = {name: sorted({node(i) for i in inputs} - {name}) for name, inputs in graph.items() if node(name) == name}
+    return view, {c for c in collapsed}
 
 
 @pytest.mark.parametrize("message_format", ["lines", "gcs-notification"])
 def test_the_graph_that_runs_here_is_the_dataflow_job(pubsub, pubsub_emulator, monkeypatch, message_format):
-    from apache_beam.runners.direct.direct_runner import _DirectReadFromPubSub
+    from apache_beam.runners.direct.direct_runner import _DirectReadFromPubSub, _GroupByKey
 
     from haulage.pipeline.direct_streaming import HaulageDirectRunner
     from test_deploy_dataflow_graph import PROJECT, streaming_job
@@ -139,7 +161,13 @@ def test_the_graph_that_runs_here_is_the_dataflow_job(pubsub, pubsub_emulator, m
     on_dataflow = _dataflow_graph(job)
     assert any(name.startswith(READ + "/") for name in on_dataflow)  # Dataflow expands Beam's read
     assert not any(name.startswith(READ + "/") for name in here)  # the direct runner reads natively
-    assert _outside_beams_read(here) == _outside_beams_read(on_dataflow)
+    here_view, expanded_here = _as_seen_by(here, on_dataflow)
+    dataflow_view, expanded_on_dataflow = _as_seen_by(on_dataflow, here)
+    assert here_view == dataflow_view  # the same steps, fed by the same steps
+    # and the only differences are Beam's own primitives: its Pub/Sub read, its GroupByKey
+    assert expanded_on_dataflow == {READ}
+    assert expanded_here == {"WriteBigQuery/CollectStaged"}
+    assert isinstance(nodes["WriteBigQuery/CollectStaged"].transform, _GroupByKey)  # the direct runner's own GBK
     assert {"ReadPubSub/DecodeMessages", "ParseLogLines/ParseChunks", "WriteBigQuery/LoadBatches"} <= set(here)
     assert ("ReadPubSub/BatchMessages/Batch" in here) == (message_format == "lines")
 

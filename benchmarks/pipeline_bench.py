@@ -28,7 +28,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from anchor import DEFAULT_ANCHOR_LINES, linehaul_rate, linehaul_version  # noqa: E402
-from stages import add_corpus_arguments, gzip_bytes, make_corpus  # noqa: E402
+from stages import add_corpus_arguments, child_cpu, gzip_bytes, make_corpus  # noqa: E402
 
 
 def _inflate_file(path: str) -> int:
@@ -45,16 +45,17 @@ def inflate_all_cores(paths: list[str], processes: int) -> float:
         return time.perf_counter() - started
 
 
-def run_haulage(pattern: str, out: str, workers: str) -> tuple[float, str]:
+def run_haulage(pattern: str, out: str, workers: str) -> tuple[float, float, str]:
+    """``(wall seconds, CPU seconds of haulage and its workers, first summary line)``."""
     command = [str(Path(sys.executable).with_name("haulage")), "run", "--input", pattern, "--output-dir", out, "--quiet"]
     if workers != "default":
         command += ["--workers", workers]
-    started = time.perf_counter()
+    started, cpu_before = time.perf_counter(), child_cpu()
     done = subprocess.run(command, capture_output=True, text=True)
-    elapsed = time.perf_counter() - started
+    elapsed, cpu = time.perf_counter() - started, child_cpu() - cpu_before
     if done.returncode != 0:
         raise SystemExit(f"haulage run failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
-    return elapsed, done.stdout.splitlines()[0]
+    return elapsed, cpu, done.stdout.splitlines()[0]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -83,24 +84,26 @@ def main(argv: list[str] | None = None) -> int:
                 out.write(gzip_bytes(b"\n".join(part) + b"\n"))
         size = sum(os.path.getsize(p) for p in paths)
         print(f"input : {corpus.describe()}; {args.files} gzip files, {size / 1e6:.1f} MB")
-        print(f"load  : {os.getloadavg()[0]:.2f} (1-minute load average at start; {cores} cores)")
+        print(f"load  : {os.getloadavg()[0]:.2f} (1-minute load average at start; {cores} cores). Wall-clock rates "
+              "need a quiet machine; lines per CPU-second do not")
 
         pypi, _, _ = linehaul_rate(lines, args.anchor_lines)
         print(f"PyPI's parser (linehaul {linehaul_version()}), parse + JSON per line, one core: {pypi:>10,.0f} lines/s (= 1×)")
-        inflate = n / inflate_all_cores(paths, cores)
+        inflate = n / inflate_all_cores(paths, cores)  # wall clock: the ceiling on this machine as it is now
         print(f"inflate alone, zlib, {cores} processes{'':<17}: {inflate:>10,.0f} lines/s  {inflate / pypi:>7,.1f}× PyPI")
 
         rates: dict[str, float] = {}
         for workers in args.workers:
-            best = float("inf")
+            best, best_cpu = float("inf"), float("inf")
             for attempt in range(args.repeat):
                 out = os.path.join(tmp, f"out-{workers}-{attempt}")
-                elapsed, summary = run_haulage(os.path.join(inputs, "*.gz"), out, workers)
-                best = min(best, elapsed)
+                elapsed, cpu, summary = run_haulage(os.path.join(inputs, "*.gz"), out, workers)
+                best, best_cpu = min(best, elapsed), min(best_cpu, cpu)
             rates[workers] = n / best
             print(f"haulage run, workers={workers:<8} end to end   : {rates[workers]:>10,.0f} lines/s  "
                   f"{rates[workers] / pypi:>7,.1f}× PyPI  inflate-alone/this {inflate / rates[workers]:4.1f}  "
-                  f"({best:.1f} s wall, start-up included)")
+                  f"({best:.1f} s wall, start-up included; {best_cpu:.1f} CPU s = {n / best_cpu:,.0f} lines per CPU-second, "
+                  f"{n / best_cpu / pypi:,.1f}× PyPI per core)")
         print(f"run summary: {summary}")
         if "1" in rates:
             for workers, rate in rates.items():

@@ -57,7 +57,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from haulage.deploy.schemas import UNPROCESSED
+from haulage.deploy.schemas import DOWNLOADS, SIMPLE, UNPROCESSED
 from haulage.parsers.arrow_rows import rows_to_arrow
 from haulage.parsers.batch_schema import batch_schema, conform
 
@@ -92,6 +92,15 @@ STAGING = "_staging"
 ROW_GROUP_ROWS = 50_000
 # part-<16 hex commit>-<anything>.parquet: files written with a ledger.
 _COMMITTED_NAME = re.compile(r"^part-(?P<commit>[0-9a-f]{16})-[^/]+\.parquet$")
+
+
+STATISTICS_COLUMNS: dict[str, tuple[str, ...]] = {
+    DOWNLOADS: ("timestamp", "country_code", "project", "event_id"),
+    SIMPLE: ("timestamp", "country_code", "project", "event_id"),
+    UNPROCESSED: ("received_at", "source"),
+}
+"""Columns whose min/max go into each row group: what readers filter on (day, project, ids).
+Statistics of every column (long urls, agent details) cost a third of the write time."""
 
 
 class IncompleteUnitError(RuntimeError):
@@ -523,9 +532,11 @@ class StagedGroup:
             # the batch schema's dictionaries are written as Parquet dictionaries; without the
             # stored Arrow schema, readers see the table's plain schema (deploy/schemas.py)
             staged.writer = pq.ParquetWriter(
-                where, batch_schema(staged.table), compression=self._compression, store_schema=False
+                where, batch_schema(staged.table), compression=self._compression, store_schema=False,
+                write_statistics=list(STATISTICS_COLUMNS[staged.table]),
             )
-        staged.writer.write_table(conform(staged.table, table), row_group_size=ROW_GROUP_ROWS)
+        # one dictionary per column across the chunks, or Parquet falls back to plain pages
+        staged.writer.write_table(conform(staged.table, table).unify_dictionaries(), row_group_size=ROW_GROUP_ROWS)
         staged.rows += table.num_rows
 
     def _flush(self, staged: _StagedFile) -> None:

@@ -5,10 +5,10 @@
   the bundle that consumed it is committed) and, unchanged, on Beam's
   direct runner here (``--runner BundleBasedDirectRunner``, see
   :mod:`haulage.pipeline.direct_streaming`: that runner acks on pull).
-* :class:`PullPubSubWindows` — haulage's default local runner. One DoFn pulls
-  a window of messages, emits it in chunks — the fused parse and sink stages
-  write them synchronously — and only then acks it. Stopping loses nothing;
-  a crash redelivers, and the redelivered lines get the same event ids.
+* :class:`~haulage.pipeline.pubsub_windows.PullPubSubWindows` (in
+  pubsub_windows.py) — haulage's default local runner: windows of messages,
+  acknowledged only after they are committed; it decodes with the
+  :class:`MessageDecoder` here.
 
 A message carries newline-separated log lines (gzip-compressed when it starts
 with the gzip magic or says ``compression=gzip``), or with
@@ -24,7 +24,7 @@ from __future__ import annotations
 import io
 import logging
 import time
-from typing import Any, Iterator, Mapping, Optional
+from typing import Any, Callable, Iterator, Mapping, Optional
 
 import apache_beam as beam
 from apache_beam.metrics import Metrics
@@ -33,12 +33,13 @@ from haulage.parsers import Origin
 from haulage.parsers.framing import FileFault, iter_line_batches
 from haulage.parsers.timestamps import iso_from_epoch
 
-from .batching import BatchChunks, bounded_chunks, chunk_size
-from .elements import MESSAGE, Chunk, LineBatch, SourceUnit
+from .batching import BatchChunks, bounded_chunks
+from .elements import FILE, MESSAGE, Chunk, LineBatch, SourceUnit
 from .file_source import read_file
 from .notifications import NotificationPolicy, Refusal
 from .options import DEFAULT_CHUNK_BYTES, DEFAULT_CHUNK_LINES, GCS_NOTIFICATION
-from .pubsub_clients import subscriber_client
+
+__all__ = ["MessageDecoder", "ReadPubSubChunks", "line_batches_of_message"]
 
 _LOG = logging.getLogger("haulage")
 
@@ -70,13 +71,15 @@ def line_batches_of_message(data: bytes, attributes: Mapping[str, str], message_
     yield held
 
 
-class _MessageDecoder:
+class MessageDecoder:
     """Turns a message into chunks of at most ``chunk_lines`` lines and ``chunk_bytes`` bytes.
 
     Lines messages are cut into chunks as they inflate (a small gzip message
     can hold gigabytes); a notification is checked against the allow-list
     (:mod:`haulage.pipeline.notifications`) and its file streamed in chunks,
-    never read whole.
+    never read whole. ``skip(unit_id)`` true means that message or file is
+    already ingested: nothing of it is yielded (counted as
+    ``units_skipped.<kind>``).
     """
 
     def __init__(
@@ -97,15 +100,27 @@ class _MessageDecoder:
         self.messages = Metrics.counter("haulage", "messages_read")
         # lines plus file faults handed on: what the parser will count as lines_read + file_faults
         self.decoded = Metrics.counter("haulage", "lines_decoded")
+        self.skipped = {kind: Metrics.counter("haulage", f"units_skipped.{kind}") for kind in (FILE, MESSAGE)}
 
-    def chunks(self, data: bytes, attributes: Mapping[str, str], message_id: str, received_at: str) -> Iterator[Chunk]:
+    def chunks(
+        self,
+        data: bytes,
+        attributes: Mapping[str, str],
+        message_id: str,
+        received_at: str,
+        skip: Optional[Callable[[str], bool]] = None,
+    ) -> Iterator[Chunk]:
         self.messages.inc()
-        for chunk in self._chunks(data, attributes, message_id, received_at):
+        for chunk in self._chunks(data, attributes, message_id, received_at, skip or _nothing_ingested):
             self.decoded.inc(sum(len(b.lines) + (b.fault is not None) for b in chunk))
             yield chunk
 
-    def _chunks(self, data: bytes, attributes: Mapping[str, str], message_id: str, received_at: str) -> Iterator[Chunk]:
+    def _chunks(self, data, attributes, message_id, received_at, skip: Callable[[str], bool]) -> Iterator[Chunk]:
+        origin = Origin.for_message(self.subscription, message_id)
         if self.message_format != GCS_NOTIFICATION:
+            if skip(origin.key):
+                self.skipped[MESSAGE].inc()
+                return
             batches = line_batches_of_message(data, attributes, message_id, self.subscription, received_at)
             yield from bounded_chunks(batches, self.chunk_lines, self.chunk_bytes)
             return
@@ -113,14 +128,27 @@ class _MessageDecoder:
         if decision is None:  # deletes, metadata updates: nothing to read
             self.ignored.inc()
         elif isinstance(decision, Refusal):
+            if skip(origin.key):  # its dead letter is already written
+                self.skipped[MESSAGE].inc()
+                return
             self.refused.inc()
-            origin = Origin.for_message(self.subscription, message_id)
             fault = FileFault(decision.reason, f"{origin.label}: {decision.detail}", 1, decision.attributes.encode())
             unit = SourceUnit(origin.key, MESSAGE, origin.label, len(data), 0, 1)
             yield Chunk([LineBatch(origin, 1, [], received_at, fault, unit)])
         else:
+            def skip_file(unit_id: str) -> bool:
+                if skip(unit_id):
+                    self.skipped[FILE].inc()
+                    return True
+                return False
+
             # named by its content, like the same file read by a batch run or a replay
-            yield from bounded_chunks(read_file(decision, received_at, self.chunk_lines), self.chunk_lines, self.chunk_bytes)
+            file_chunks = read_file(decision, received_at, self.chunk_lines, skip=skip_file)
+            yield from bounded_chunks(file_chunks, self.chunk_lines, self.chunk_bytes)
+
+
+def _nothing_ingested(unit_id: str) -> bool:
+    return False
 
 
 class _DecodeMessageFn(beam.DoFn):
@@ -129,7 +157,7 @@ class _DecodeMessageFn(beam.DoFn):
         self._args = (subscription, message_format, chunk_lines, chunk_bytes, policy)
 
     def setup(self) -> None:
-        self._decoder = _MessageDecoder(*self._args)
+        self._decoder = MessageDecoder(*self._args)
 
     def process(self, message: Any) -> Iterator[Chunk]:
         received_at = iso_from_epoch(int(time.time()))
@@ -178,128 +206,3 @@ class ReadPubSubChunks(beam.PTransform):
             return chunks
         return chunks | "BatchMessages" >> BatchChunks(self._chunk_lines, self._chunk_bytes, self._window_seconds)
 
-
-class PullWindowsFn(beam.DoFn):
-    """Pulls windows of messages, emits them as chunks, acks after downstream wrote them.
-
-    A window ends after ``window_seconds`` or as soon as it holds
-    ``chunk_lines`` lines or ``chunk_bytes`` bytes; a message bigger than
-    that (a notified file) is emitted in several chunks before the window is
-    acknowledged. Pulls ask for as many messages as the bytes left in the
-    window are likely to hold, judged by the messages seen so far.
-    """
-
-    MAX_MESSAGES = 1000
-    FIRST_PULL = 10  # messages, before their size is known
-
-    def __init__(
-        self,
-        subscription: str,
-        topic: Optional[str],
-        message_format: str,
-        run_for: Optional[float],
-        window_seconds: float,
-        chunk_lines: int = DEFAULT_CHUNK_LINES,
-        chunk_bytes: int = DEFAULT_CHUNK_BYTES,
-        policy: Optional[NotificationPolicy] = None,
-    ) -> None:
-        self._subscription = subscription
-        self._topic = topic
-        self._format = message_format
-        self._run_for = run_for
-        self._window = window_seconds
-        self._chunk_lines = chunk_lines
-        self._chunk_bytes = chunk_bytes
-        self._policy = policy
-
-    def process(self, _: object) -> Iterator[Chunk]:
-        from google.api_core import exceptions as gexc
-
-        subscriber = subscriber_client()
-        subscription = self._subscription
-        temporary = False
-        if self._topic:
-            subscription = f"{self._topic.replace('/topics/', '/subscriptions/')}-haulage-{int(time.time())}"
-            subscriber.create_subscription(request={"name": subscription, "topic": self._topic, "ack_deadline_seconds": 600})
-            temporary = True
-        decoder = _MessageDecoder(subscription, self._format, self._chunk_lines, self._chunk_bytes, self._policy)
-        bytes_per_message = max(1, self._chunk_bytes // self.FIRST_PULL)
-        started = time.monotonic()
-        deadline = started + self._run_for if self._run_for else float("inf")
-        ack_deadline = int(min(600, self._window + 60))
-        try:
-            while True:
-                window_end = min(time.monotonic() + self._window, deadline)
-                received_at = iso_from_epoch(int(time.time()))
-                chunk = Chunk()
-                held_lines = held_bytes = 0
-                full = False
-                ack_ids: list[str] = []
-                while not full and (remaining := window_end - time.monotonic()) > 0:
-                    room = max(1, min(self.MAX_MESSAGES, (self._chunk_bytes - held_bytes) // bytes_per_message))
-                    try:
-                        response = subscriber.pull(
-                            request={"subscription": subscription, "max_messages": room},
-                            timeout=max(1.0, min(remaining, 10.0)),
-                        )
-                    except (gexc.DeadlineExceeded, gexc.ServiceUnavailable):
-                        continue
-                    if not response.received_messages:
-                        time.sleep(min(0.2, max(0.0, window_end - time.monotonic())))
-                        continue
-                    new_ids = [m.ack_id for m in response.received_messages]
-                    # the window may outlast the subscription's ack deadline
-                    subscriber.modify_ack_deadline(
-                        request={"subscription": subscription, "ack_ids": new_ids, "ack_deadline_seconds": ack_deadline}
-                    )
-                    ack_ids.extend(new_ids)
-                    pulled_bytes = 0
-                    for received in response.received_messages:
-                        m = received.message
-                        for part in decoder.chunks(m.data, dict(m.attributes), m.message_id, received_at):
-                            lines, nbytes = chunk_size(part)
-                            pulled_bytes += nbytes
-                            if chunk and (held_lines + lines > self._chunk_lines or held_bytes + nbytes > self._chunk_bytes):
-                                yield chunk  # the window is full: write what it holds, finish this pull, then ack
-                                chunk, held_lines, held_bytes, full = Chunk(), 0, 0, True
-                            chunk.extend(part)
-                            held_lines += lines
-                            held_bytes += nbytes
-                    full = full or held_lines >= self._chunk_lines or held_bytes >= self._chunk_bytes
-                    bytes_per_message = max(1, pulled_bytes // len(response.received_messages))
-                if chunk:
-                    yield chunk  # parsed and written synchronously by the fused stages below
-                for start in range(0, len(ack_ids), 1000):
-                    subscriber.acknowledge(request={"subscription": subscription, "ack_ids": ack_ids[start : start + 1000]})
-                if ack_ids:
-                    _LOG.info("window: %d messages written and acknowledged", len(ack_ids))
-                if time.monotonic() >= deadline:
-                    return
-        finally:
-            if temporary:
-                try:
-                    subscriber.delete_subscription(request={"subscription": subscription})
-                except Exception:  # best effort; an orphan subscription expires on its own
-                    _LOG.warning("could not delete temporary subscription %s", subscription)
-            subscriber.close()
-
-
-class PullPubSubWindows(beam.PTransform):
-    """Bounded local streaming: windows of messages until ``run_for`` seconds pass."""
-
-    def __init__(
-        self,
-        message_format: str,
-        subscription: Optional[str],
-        topic: Optional[str],
-        run_for: Optional[float],
-        window_seconds: float,
-        chunk_lines: int = DEFAULT_CHUNK_LINES,
-        chunk_bytes: int = DEFAULT_CHUNK_BYTES,
-        policy: Optional[NotificationPolicy] = None,
-    ) -> None:
-        super().__init__()
-        self._fn = PullWindowsFn(subscription or "", topic, message_format, run_for, window_seconds, chunk_lines, chunk_bytes, policy)
-
-    def expand(self, pbegin):
-        return pbegin | "Start" >> beam.Create([None]) | "PullWindows" >> beam.ParDo(self._fn).with_output_types(Chunk)

@@ -13,9 +13,11 @@ per table and day:
   day's rows that do not come from the replayed files are copied into the
   staged day first. A crash after the marker is finished by the next run or
   replay (:meth:`ParquetDataset.recover`), one before it is undone.
-* BigQuery: staged rows are loaded into staging tables of this replay alone,
-  then one ``MERGE`` per table deletes the replaced rows and inserts the new
-  ones — a single atomic statement, never delete-then-append.
+* BigQuery (:mod:`replay_bigquery`): under the dataset's replay lock, staged
+  rows are loaded into staging tables of this replay alone, then one
+  transaction runs a ``MERGE`` per table (deleting the replaced rows and
+  inserting the new ones), replaces the dead letters, and adds the replayed
+  files to the ledger — never delete-then-append.
 
 Dead letters of a replay are named by the replay's key (a hash of its input
 files' identities, range and mode), and a replay removes those of an earlier
@@ -44,6 +46,7 @@ from haulage.parsers.lines import event_key
 from . import failpoints
 from .datasets import DatasetRef, bigquery_client
 from .parquet_commit import ParquetDataset, commit_id_for, fsync_dir, fsync_file
+from .replay_bigquery import BigQueryDayStore  # noqa: F401  (re-exported: replays into BigQuery)
 
 _LOG = logging.getLogger("haulage")
 ROW_TABLES = (DOWNLOADS, SIMPLE)
@@ -158,7 +161,7 @@ class ParquetDayStore:
                     files.extend({"table": table, "day": day, "path": f"{table}/date={day}/{n}",
                                   "rows": _rows([os.path.join(staged_day, n)])} for n in names)
                     changes.append(DayChange(table, day, before, after))
-            ops.extend(self._dead_letter_ops(key, staging, commit, files))
+            ops.extend(self._dead_letter_ops(key, staging, commit, files, run_id))
             marker = {"commit": commit, "run": run_id, "kind": "replay", "replay": key,
                       "committed_at": _now(), "units": units, "files": files}
             live.write_intent(commit, ops)
@@ -202,13 +205,39 @@ class ParquetDayStore:
         keep = existing.filter(pc.invert(pc.is_in(keys, value_set=pa.array(sorted(merge_keys), pa.string()))))
         return keep if keep.num_rows else None
 
-    def _dead_letter_ops(self, key: str, staging: ParquetDataset, commit: str, files: list) -> list[dict[str, Any]]:
-        """Move the replay's dead letters in; remove those of an earlier identical replay."""
+    def _dead_letter_ops(self, key: str, staging: ParquetDataset, commit: str, files: list, run_id: str) -> list[dict[str, Any]]:
+        """Move the replay's dead letters in; take out every dead letter the replayed files got before.
+
+        Earlier commits (runs or replays) that ingested a replayed file have its
+        dead letters in their ``unprocessed`` files, named by the label the
+        file had then (the commit's marker records it): those files are
+        rewritten without them (or deleted when nothing else is left).
+        """
         live = self.dataset
-        ops = []
-        for marker in live.markers().values():
-            if marker.get("replay") == key:
-                ops.extend({"op": "delete", "path": f["path"]} for f in marker["files"] if f["table"] == UNPROCESSED)
+        replayed = set(staging.committed_units())
+        rewrites = live.path("_staging", f"replay-{run_id}", "rewrites")
+        ops: list[dict[str, Any]] = []
+        for other, marker in sorted(live.markers().items()):
+            labels = {u["label"] for u in marker["units"] if u["unit_id"] in replayed}
+            if other == commit or not labels:
+                continue
+            for f in marker["files"]:
+                path = live.path(f["path"])
+                if f["table"] != UNPROCESSED or not os.path.exists(path):
+                    continue
+                table = pq.read_table(path)
+                keep = pa.array([s.rpartition(":")[0] not in labels for s in table.column("source").to_pylist()])
+                kept = table.filter(keep)
+                if kept.num_rows == table.num_rows:
+                    continue
+                if kept.num_rows == 0:
+                    ops.append({"op": "delete", "path": f["path"]})
+                    continue
+                os.makedirs(rewrites, exist_ok=True)
+                rewritten = os.path.join(rewrites, f"{len(ops)}.parquet")
+                pq.write_table(kept, rewritten, compression="zstd")
+                fsync_file(rewritten)
+                ops.append({"op": "rename", "from": _rel(live, rewritten), "to": f["path"]})
         for day, staged_files in _days_of(staging.committed_files(UNPROCESSED)).items():
             for i, path in enumerate(sorted(staged_files)):
                 final = f"{UNPROCESSED}/date={day}/part-{commit}-{i}.parquet"
@@ -232,104 +261,6 @@ def _now() -> str:
     import time
 
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-
-
-class BigQueryDayStore:
-    """Replays into BigQuery tables: load into staging tables, then one MERGE per table."""
-
-    def __init__(self, dataset: DatasetRef) -> None:
-        self.dataset = dataset
-        self.client = bigquery_client(dataset.project)
-
-    def staging_table(self, key: str, table: str) -> str:
-        return self.dataset.table_id(f"_haulage_replay_{key}_{table}")
-
-    def clean_stale(self) -> None:
-        for table in self.client.list_tables(f"{self.dataset.project}.{self.dataset.dataset}"):
-            if table.table_id.startswith("_haulage_replay_"):
-                self.client.delete_table(table, not_found_ok=True)
-
-    def _load(self, table: str, destination: str, files: Iterable[str]) -> int:
-        from google.cloud import bigquery
-
-        schema = [bigquery.SchemaField.from_api_repr(f) for f in bigquery_schema(table)]
-        disposition = "WRITE_TRUNCATE"
-        loaded = 0
-        for path in files:
-            config = bigquery.LoadJobConfig(
-                source_format=bigquery.SourceFormat.PARQUET, schema=schema, write_disposition=disposition
-            )
-            if "://" in path:
-                job = self.client.load_table_from_uri(path, destination, job_config=config)
-            else:
-                with open(path, "rb") as handle:
-                    job = self.client.load_table_from_file(handle, destination, job_config=config)
-            job.result()
-            loaded += job.output_rows or 0
-            disposition = "WRITE_APPEND"
-        return loaded
-
-    def _counts(self, table: str, days: Sequence[str]) -> dict[str, int]:
-        from google.cloud import bigquery
-
-        column = PARTITION_COLUMN[table]
-        sql = (
-            f"SELECT CAST(DATE({column}) AS STRING) AS day, COUNT(*) AS n FROM `{self.dataset.table_id(table)}` "
-            f"WHERE DATE({column}) IN UNNEST(@days) GROUP BY day"
-        )
-        config = bigquery.QueryJobConfig(query_parameters=[bigquery.ArrayQueryParameter("days", "DATE", list(days))])
-        return {row["day"]: row["n"] for row in self.client.query(sql, job_config=config).result()}
-
-    def _merge(self, table: str, staging: str, condition: str, parameters: list) -> None:
-        from google.cloud import bigquery
-
-        columns = [c.name for c in TABLES[table]]
-        sql = (
-            f"MERGE `{self.dataset.table_id(table)}` T USING `{staging}` S ON FALSE "
-            f"WHEN NOT MATCHED BY SOURCE AND {condition} THEN DELETE "
-            f"WHEN NOT MATCHED THEN INSERT ({', '.join(columns)}) VALUES ({', '.join('S.' + c for c in columns)})"
-        )
-        self.client.query(sql, job_config=bigquery.QueryJobConfig(query_parameters=parameters)).result()
-
-    def commit(self, key: str, merge_keys: Optional[set[str]], list_files: "StagedFiles") -> list[DayChange]:
-        from google.cloud import bigquery
-
-        changes: list[DayChange] = []
-        for table in ROW_TABLES:
-            days = list_files.days(table)
-            if not days:
-                continue
-            staging = self.staging_table(key, table)
-            self._load(table, staging, list_files.files(table))
-            before = self._counts(table, days)
-            column = PARTITION_COLUMN[table]
-            if merge_keys is None:
-                condition = f"DATE(T.{column}) IN UNNEST(@days)"
-                parameters = [bigquery.ArrayQueryParameter("days", "DATE", days)]
-            else:
-                condition = f"SUBSTR(T.event_id, 1, {EVENT_KEY_LENGTH}) IN UNNEST(@keys)"
-                parameters = [bigquery.ArrayQueryParameter("keys", "STRING", sorted(merge_keys))]
-            self._merge(table, staging, condition, parameters)
-            after = self._counts(table, days)
-            self.client.delete_table(staging, not_found_ok=True)
-            changes.extend(DayChange(table, d, before.get(d, 0), after.get(d, 0)) for d in days)
-        dead_files = list(list_files.files(UNPROCESSED))
-        staging = self.staging_table(key, UNPROCESSED)
-        if dead_files:
-            self._load(UNPROCESSED, staging, dead_files)
-        else:
-            self.client.create_table(
-                bigquery.Table(staging, schema=[bigquery.SchemaField.from_api_repr(f) for f in bigquery_schema(UNPROCESSED)]),
-                exists_ok=True,
-            )
-        self._merge(
-            UNPROCESSED,
-            staging,
-            "STARTS_WITH(T.source, @label)",
-            [bigquery.ScalarQueryParameter("label", "STRING", dead_letter_label(key))],
-        )
-        self.client.delete_table(staging, not_found_ok=True)
-        return changes
 
 
 class StagedFiles:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import shutil
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -16,7 +15,10 @@ from haulage.deploy.schemas import UNPROCESSED
 
 from .file_source import InputFile, ReadLogFiles, expand_inputs, unreadable_chunk
 from .options import RunOptions
+from .bigquery_lock import LockHeld
+from .elements import SourceUnit
 from .parquet_commit import ParquetDataset
+from .parquet_commit import _remove_tree as remove_tree
 from .parquet_sink import WriteParquet
 from .parse_transform import ParseLogLines
 from .replay import BigQueryDayStore, DayChange, ParquetDayStore, StagedFiles, dead_letter_label, replay_key
@@ -97,10 +99,14 @@ def run_replay(opts: RunOptions, day_range: Optional[tuple[str, str]], merge: bo
             if not opts.local:
                 raise ReplayError("--staging-dir gs://BUCKET/PATH is required for BigQuery replays on a remote runner")
             staging_dir = tempfile.mkdtemp(prefix=f"haulage-replay-{key}-")
-            cleanup = staging_dir
         else:
             # a folder of this replay alone: two replays never share staging
-            staging_dir = f"{staging_dir.rstrip('/')}/{key}-{run_id}"
+            staging_dir = f"{staging_dir.rstrip('/')}/replay-{key}-{run_id}"
+        cleanup = staging_dir
+        try:
+            store.lock()
+        except LockHeld as exc:
+            raise ReplayError(str(exc)) from None
         store.clean_stale()
     else:
         store = ParquetDayStore(opts.output_dir)
@@ -131,10 +137,15 @@ def run_replay(opts: RunOptions, day_range: Optional[tuple[str, str]], merge: bo
         if isinstance(store, ParquetDayStore):
             changes = store.commit(key, merge_keys, staging_dir, run_id)
         else:
-            changes = store.commit(key, merge_keys, StagedFiles(staging_dir))
+            staged = StagedFiles(staging_dir)
+            units = [SourceUnit(u["unit_id"], u["kind"], u["label"], u["size"], u["lines"], u["faults"])
+                     for u in staged.dataset.committed_units().values()]
+            changes = store.commit(key, merge_keys, staged, day_range, dead_letter_label(key), units)
     finally:
         if isinstance(store, ParquetDayStore):
             store.end_staging(run_id)
-        elif cleanup is not None:
-            shutil.rmtree(cleanup, ignore_errors=True)
+        else:
+            store.unlock()
+            if cleanup is not None:
+                remove_tree(cleanup)
     return ReplayReport(summary, changes, bad, merge)

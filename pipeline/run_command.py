@@ -34,8 +34,10 @@ from .options import RunOptions
 from .parquet_commit import ParquetDataset
 from .parquet_sink import WriteParquet
 from .parse_transform import ParseLogLines
+from .ledgers import LedgerRef
 from .notifications import NotificationPolicy
-from .pubsub_source import PullPubSubWindows, ReadPubSubChunks
+from .pubsub_source import ReadPubSubChunks
+from .pubsub_windows import PullPubSubWindows
 from .summary import RunSummary, counters_from_result, summary_from_result
 
 _LOG = logging.getLogger("haulage")
@@ -100,7 +102,7 @@ def build_pipeline(
     elif opts.local:
         chunks = pipeline | "PullPubSubWindows" >> PullPubSubWindows(
             opts.message_format, opts.subscription, opts.topic, opts.run_for, opts.window_seconds,
-            opts.chunk_lines, opts.chunk_bytes, policy,
+            ledger=ledger_ref(opts), chunk_lines=opts.chunk_lines, chunk_bytes=opts.chunk_bytes, policy=policy,
         )
     else:
         chunks = pipeline | "ReadPubSub" >> ReadPubSubChunks(
@@ -155,6 +157,15 @@ def staging_root(opts: RunOptions) -> str:
         if temp:
             return temp.rstrip("/") + "/haulage-staging"
     return default_staging_root()
+
+
+def ledger_ref(opts: RunOptions) -> Optional[LedgerRef]:
+    """The ledger of the run's output (None for legacy streaming inserts, which keep none)."""
+    if opts.bigquery_dataset is None:
+        return LedgerRef(output_dir=opts.output_dir)
+    if opts.bigquery_method == LOAD_JOBS:
+        return LedgerRef(dataset=opts.bigquery_dataset)
+    return None
 
 
 def new_run_id() -> str:
@@ -227,6 +238,10 @@ def run(opts: RunOptions) -> RunSummary | None:
             return None
         else:
             result.wait_until_finish()
+    except Exception as exc:
+        if interrupted(exc):  # Ctrl-C inside a DoFn reaches here wrapped by Beam
+            raise KeyboardInterrupt from exc
+        raise
     finally:
         output.finish()
     return summary_from_result(result, time.monotonic() - started, len(files) if files else None)
@@ -247,6 +262,17 @@ class StreamProgress:
         if now != self._last and any(now):
             _LOG.info("%s messages read; %s lines parsed; written: %s rows, %s dead letters", *(f"{n:,}" for n in now))
         self._last = now
+
+
+def interrupted(exc: BaseException) -> bool:
+    """Was this failure a KeyboardInterrupt, however wrapped?"""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, KeyboardInterrupt) or str(exc).startswith("KeyboardInterrupt"):
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
 
 
 def _run_files(opts: RunOptions, files: list[InputFile], output: PreparedOutput, worker: str) -> dict[str, int]:

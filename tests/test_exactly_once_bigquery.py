@@ -151,8 +151,10 @@ def test_transient_errors_are_retried_never_dead_lettered(bigquery, gcs_emulator
     dataset = new_dataset(bigquery)
     with fault_proxy(bigquery.url) as proxy:
         proxy.add(
-            # the legacy path's insertAll (streaming inserts), including its one-by-one pass
-            Rule("error:500:backendError", "POST", r"/insertAll", times=4),
+            # streaming inserts (the old default): a request refused as a whole sends the sink row by row,
+            # and there BigQuery is briefly unavailable
+            Rule("error:400:invalid", "POST", r"/insertAll", times=1),
+            Rule("error:500:backendError", "POST", r"/insertAll", times=3),
             Rule("error:503:backendError", "POST", r"/projects/[^/]+/jobs(\?|$)", times=2),
             Rule("lost:503:backendError", "POST", r"/projects/[^/]+/jobs(\?|$)", body='"load"', times=1),
             Rule("error:429:rateLimitExceeded", "POST", r"/projects/[^/]+/jobs(\?|$)", body='"query"', times=1, skip=1),
@@ -171,3 +173,116 @@ def test_transient_errors_are_retried_never_dead_lettered(bigquery, gcs_emulator
     eo.compare("BigQuery: transient errors", f"{len(injected)} injected: " + ", ".join(
         sorted({a.split(':')[0] + ':' + a.split(':')[1] if ':' in a else a for a, _, _ in injected})),
         eo.bigquery_holdings(client, dataset), reference)
+
+
+def test_legacy_streaming_inserts_retry_transient_errors_too(bigquery, google_credentials, gcs_emulator, archive,
+                                                             reference):
+    """Asked for explicitly, the legacy insertAll path retries server errors and
+    throttling, including in its row-by-row pass, instead of dead-lettering rows."""
+    client = bigquery.client()
+    dataset = new_dataset(bigquery)
+    with fault_proxy(bigquery.url) as proxy:
+        proxy.add(
+            Rule("error:400:invalid", "POST", r"/insertAll", times=1),  # refused as a whole: row by row
+            Rule("error:503:backendError", "POST", r"/insertAll", times=2),
+            Rule("error:500:internalError", "POST", r"/insertAll", times=1),
+            Rule("reset", "POST", r"/insertAll", times=1),
+        )
+        env = env_for(bigquery, gcs_emulator, google_credentials, proxy.url)
+        with emulators.patched_env({"HAULAGE_RETRY_INITIAL": "0.05"}), environment(env):
+            result = pc.run_cli(["run", "--input", str(archive.root / "*" / "*.gz"), "--bigquery-dataset",
+                                 f"test-project:{dataset}", "--bigquery-method", "streaming-inserts", "--quiet"])
+        injected = list(proxy.injected)
+    assert result.code == 0, result.stdout + result.stderr
+    assert len(injected) == 5, injected
+    assert "bigquery-rejected" not in result.summary().reasons, result.summary().reasons
+    eo.compare("BigQuery (streaming inserts): transient errors", f"{len(injected)} injected into insertAll",
+               eo.bigquery_holdings(client, dataset), reference)
+
+
+# --------------------------------------------------------------------------
+# replays
+
+
+def replay(env, dataset: str, *argv: str) -> pc.CliResult:
+    with environment(env):
+        return pc.run_cli(["replay", *argv, "--bigquery-dataset", f"test-project:{dataset}", "--quiet"])
+
+
+def test_merge_with_a_range_touches_only_that_range(bigquery, gcs_emulator, google_credentials, archive, reference):
+    """``replay --merge --from D --to D``: the replayed files' rows on other days stay."""
+    dataset = new_dataset(bigquery)
+    env = env_for(bigquery, gcs_emulator, google_credentials)
+    pattern = str(archive.root / "*" / "*.gz")
+    assert replay(env, dataset, "--input", pattern).code == 0
+    merged = replay(env, dataset, "--input", pattern, "--merge", "--from", "2026-10-01", "--to", "2026-10-01")
+    assert merged.code == 0, merged.stderr
+    eo.compare("BigQuery: replay --merge of one day", "merge limited to 2026-10-01 over files of 2 days",
+               eo.bigquery_holdings(bigquery.client(), dataset), reference, by_source=False)
+
+
+def test_replays_never_share_staging(bigquery, gcs_emulator, google_credentials, archive, reference, tmp_path,
+                                     monkeypatch):
+    """A replay that died after staging leaves its files; the next replay with
+    the same ``--staging-dir`` must not load them along with its own."""
+    from haulage.pipeline import replay as replay_module
+
+    dataset = new_dataset(bigquery)
+    env = env_for(bigquery, gcs_emulator, google_credentials)
+    staging = str(tmp_path / "staging")
+    pattern = str(archive.root / "*" / "*.gz")
+    real_commit = replay_module.BigQueryDayStore.commit
+
+    def dies(self, *args, **kwargs):
+        raise RuntimeError("replay killed after staging (test)")
+
+    monkeypatch.setattr(replay_module.BigQueryDayStore, "commit", dies)
+    with pytest.raises(RuntimeError):
+        replay(env, dataset, "--input", pattern, "--staging-dir", staging)
+    monkeypatch.setattr(replay_module.BigQueryDayStore, "commit", real_commit)
+    assert replay(env, dataset, "--input", pattern, "--staging-dir", staging).code == 0
+    eo.compare("BigQuery: --staging-dir reused", "a replay died after staging, then the same replay",
+               eo.bigquery_holdings(bigquery.client(), dataset), reference, by_source=False)
+
+
+def test_concurrent_replays_take_turns(bigquery, gcs_emulator, google_credentials, archive, reference, tmp_path):
+    """Two replays of one dataset at once: the second is refused while the first
+    commits (before: it deleted the first one's staging tables), and run again
+    afterwards; both days end exact."""
+    client = bigquery.client()
+    dataset = new_dataset(bigquery)
+    env = env_for(bigquery, gcs_emulator, google_credentials)
+    with fault_proxy(bigquery.url) as proxy:
+        # hold the first replay's commit (its MERGE into a data table) until released
+        proxy.add(Rule("hold", "POST", r"/projects/[^/]+/jobs(\?|$)", body=r"MERGE `[^`]*\.file_downloads`", times=1))
+        first_env = {**os.environ, **env_for(bigquery, gcs_emulator, google_credentials, proxy.url)}
+        first = killable.start_haulage(
+            ["replay", "--input", str(archive.root / "2026-10-01" / "*.gz"), "--from", "2026-10-01", "--to",
+             "2026-10-01", "--bigquery-dataset", f"test-project:{dataset}", "--quiet"], first_env,
+            log=str(tmp_path / "first.log"))
+        assert proxy.held.wait(120), (tmp_path / "first.log").read_text()[-2000:]
+        second_argv = ("--input", str(archive.root / "2026-10-02" / "*.gz"), "--from", "2026-10-02", "--to", "2026-10-02")
+        second = replay(env, dataset, *second_argv)
+        proxy.release()
+        first.join(120)
+    assert first.exitcode == 0, (tmp_path / "first.log").read_text()[-3000:]
+    if second.code != 0:  # refused while the first held the lock: run it again now
+        assert "another replay holds" in second.stderr, second.stderr
+        assert replay(env, dataset, *second_argv).code == 0
+    eo.compare("BigQuery: two replays at once", "a second replay while the first commits",
+               eo.bigquery_holdings(client, dataset), reference, by_source=False)
+
+
+def test_run_after_replay_and_replay_after_run(bigquery, gcs_emulator, google_credentials, archive, reference):
+    dataset = new_dataset(bigquery)
+    env = env_for(bigquery, gcs_emulator, google_credentials)
+    staging = f"gs://{gcs_emulator.bucket}/staging-mix-{dataset}"
+    pattern = str(archive.root / "*" / "*.gz")
+    run(env, dataset, staging, str(archive.root / "2026-10-01" / "*.gz"))
+    assert replay(env, dataset, "--input", pattern).code == 0
+    after = run(env, dataset, staging, pattern)
+    assert eo.summary_counts(after.stdout) == {"files": 4}, after.stdout
+    assert replay(env, dataset, "--input", pattern, "--merge", "--from", "2026-10-02", "--to", "2026-10-02").code == 0
+    run(env, dataset, staging, pattern)
+    eo.compare("BigQuery: run after replay, replay after run", "run, replay, run, replay --merge of a day, run",
+               eo.bigquery_holdings(bigquery.client(), dataset), reference, by_source=False)

@@ -234,11 +234,13 @@ def _committed_view(out: Path) -> eo.Holdings:
 def test_run_after_replay_and_replay_after_run(archive, reference, tmp_path):
     out = tmp_path / "out"
     pattern = str(archive.root / "*" / "*.gz")
+    run("--input", str(archive.root / "2026-10-01" / "*.gz"), "--output-dir", str(out))
     assert pc.run_cli(["replay", "--input", pattern, "--output-dir", str(out), "--quiet"]).code == 0
     after_replay = run("--input", pattern, "--output-dir", str(out))
     assert eo.summary_counts(after_replay.stdout) == {"files": 4}, after_replay.stdout
-    assert pc.run_cli(["replay", "--input", pattern, "--output-dir", str(out), "--quiet"]).code == 0
+    assert pc.run_cli(["replay", "--input", pattern, "--output-dir", str(out), "--quiet", "--merge",
+                       "--from", "2026-10-02", "--to", "2026-10-02"]).code == 0
     run("--input", pattern, "--output-dir", str(out))
     # a replay's dead letters name the replay in their source: count them
-    eo.compare("run after replay, replay after run", "replay, run, replay, run", eo.parquet_holdings(out), reference,
-               by_source=False)
+    eo.compare("run after replay, replay after run", "run, replay, run, replay --merge of a day, run",
+               eo.parquet_holdings(out), reference, by_source=False)

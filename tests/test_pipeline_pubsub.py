@@ -281,8 +281,9 @@ def test_stop_mid_stream_and_start_again_loses_and_repeats_nothing(graph, pubsub
         spy.assert_nothing_left(subscription)
 
 
-def test_topic_mode_reads_through_a_temporary_subscription(graph, pubsub_emulator, tmp_path):
-    """``--topic``: a subscription is made at start, read, and deleted at the end."""
+def test_topic_mode(graph, pubsub_emulator, tmp_path):
+    """``--topic``: the windowed pull reads through ``<topic>-haulage``, made on first use and kept (what a
+    stopped run did not acknowledge waits there); Beam's read through a subscription of its own, deleted at the end."""
     from google.cloud import pubsub_v1
 
     with emulators.patched_env(pubsub_emulator.env()):
@@ -312,8 +313,11 @@ def test_topic_mode_reads_through_a_temporary_subscription(graph, pubsub_emulato
             assert output.per_day(table) == expected, table
         dead = output.rows["unprocessed"]
         assert len(dead) == sum(1 for _, e in items if e.table == "unprocessed") > 0
+        kept = topic.replace("/topics/", "/subscriptions/") + "-haulage"
+        subscriptions = list(publisher.list_topic_subscriptions(request={"topic": topic}))
         if graph == st.WINDOWED_PULL:  # read through haulage's own subscription, named in the dead letters
-            assert all("-haulage-" in row["source"] for row in dead)
-        else:  # Beam's read makes its own subscription; dead letters name the topic
+            assert all(row["source"].startswith(kept + "#") for row in dead)
+            assert subscriptions == [kept], "the subscription must stay"
+        else:  # Beam's read makes its own subscription and deletes it; dead letters name the topic
             assert all(row["source"].startswith(topic + "#") for row in dead)
-        assert not list(publisher.list_topic_subscriptions(request={"topic": topic})), "temporary subscription left behind"
+            assert subscriptions == [], "Beam's temporary subscription left behind"

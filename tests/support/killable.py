@@ -54,12 +54,18 @@ def _child(argv: Sequence[str], env: Mapping[str, str], cwd: Optional[str], log:
     os._exit(code or 0)
 
 
+def start_haulage(argv: Sequence[str], env: Mapping[str, str], *, cwd: Optional[str] = None,
+                  log: Optional[str] = None):
+    """``haulage ARGV`` in a forked child, not waited for (a ``multiprocessing.Process``)."""
+    process = _context().Process(target=_child, args=(list(argv), dict(env), cwd, log))
+    process.start()
+    return process
+
+
 def run_haulage(argv: Sequence[str], env: Mapping[str, str], *, cwd: Optional[str] = None,
                 log: Optional[str] = None, timeout: float = 180.0) -> int:
     """``haulage ARGV`` in a forked child; its exit code (``-9`` when SIGKILLed)."""
-    context = _context()
-    process = context.Process(target=_child, args=(list(argv), dict(env), cwd, log))
-    process.start()
+    process = start_haulage(argv, env, cwd=cwd, log=log)
     process.join(timeout)
     if process.is_alive():
         process.kill()

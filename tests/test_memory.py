@@ -44,7 +44,7 @@ LINES_PER_MESSAGE = 1000
 TOTAL = MESSAGES * LINES_PER_MESSAGE
 PEAK_RSS_BOUND = 450 << 20  # bytes; measured 282-306 MiB (1,000 lines: ≈ 209 MiB), see the README
 
-_WINDOW = re.compile(r"window: (\d+) messages written and acknowledged")
+_WINDOW = re.compile(r"window: (\d+) messages committed and acknowledged")
 _PROGRESS = re.compile(r"([\d,]+) messages read; ([\d,]+) lines parsed; written: ([\d,]+) rows, ([\d,]+) dead letters")
 
 

@@ -10,8 +10,10 @@ HAULAGE := $(VENV)/bin/haulage
 STAMP := $(VENV)/.haulage-installed
 OUTPUT_DIR ?= haulage-out
 PYTEST_ARGS ?=
+FUZZ_SECONDS ?= 300
+FUZZ_DIR ?= .fuzz
 
-.PHONY: setup browser run test explore bench agents-stress memory-stress clean
+.PHONY: setup browser run test explore bench fuzz agents-stress memory-stress clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -44,7 +46,8 @@ browser:
 	  fi; }
 
 test: setup browser
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest -m "not isolated" $(PYTEST_ARGS)
+	$(PY) -m pytest -m isolated $(PYTEST_ARGS)
 
 # The property tests with fresh random examples (make test draws the same ones
 # every run); a failure found here becomes an @example in its test.
@@ -54,6 +57,15 @@ explore: setup
 bench: setup
 	$(PY) benchmarks/parse_bench.py
 	$(PY) benchmarks/pipeline_bench.py
+
+# Coverage-guided fuzzing of framing + the line parser (tests/fuzz/fuzz_framing.py) for
+# FUZZ_SECONDS; seeds come from fixtures/, the growing corpus stays in $(FUZZ_DIR)/corpus,
+# failing inputs land in $(FUZZ_DIR)/artifacts/ (copy them to tests/fuzz/regressions/).
+fuzz: setup
+	mkdir -p $(FUZZ_DIR)/corpus $(FUZZ_DIR)/artifacts
+	$(PY) tests/fuzz/fuzz_framing.py --write-seeds $(FUZZ_DIR)/seeds
+	$(PY) tests/fuzz/fuzz_framing.py -max_total_time=$(FUZZ_SECONDS) -max_len=20000 -timeout=30 \
+		-rss_limit_mb=2048 -print_final_stats=1 -artifact_prefix=$(FUZZ_DIR)/artifacts/ $(FUZZ_DIR)/corpus $(FUZZ_DIR)/seeds
 
 # Adversarial user agents through every family parser, without the length cap,
 # up to 64 KiB each; and the old backtracking patterns on issue 10's agents.
@@ -66,4 +78,4 @@ memory-stress: setup
 	HAULAGE_STRESS=1 $(PY) -m pytest -s tests/test_memory.py
 
 clean:
-	rm -rf $(VENV) $(OUTPUT_DIR) .pytest_cache .hypothesis build *.egg-info
+	rm -rf $(VENV) $(OUTPUT_DIR) .pytest_cache .hypothesis build *.egg-info $(FUZZ_DIR)

@@ -1,6 +1,7 @@
 """``haulage run`` end to end (gzip files → Parquet), as ratios to PyPI's parser on the same lines.
 
     python benchmarks/pipeline_bench.py [--lines 1000000] [--files 16] [--workers default 1 2] [--repeat 1]
+                                        [--sink parquet|bigquery]
 
 Generates gzip log files (``benchmarks/corpus.py``, ≥ 5 % distinct agents by
 default), then runs ``haulage run --input … --output-dir …`` as a subprocess
@@ -45,13 +46,18 @@ def inflate_all_cores(paths: list[str], processes: int) -> float:
         return time.perf_counter() - started
 
 
-def run_haulage(pattern: str, out: str, workers: str) -> tuple[float, float, str]:
-    """``(wall seconds, CPU seconds of haulage and its workers, first summary line)``."""
-    command = [str(Path(sys.executable).with_name("haulage")), "run", "--input", pattern, "--output-dir", out, "--quiet"]
+def run_haulage(pattern: str, out: str, workers: str, sink: list[str] | None = None,
+                env: dict | None = None) -> tuple[float, float, str]:
+    """``(wall seconds, CPU seconds of haulage and its workers, first summary line)``.
+
+    ``sink`` replaces ``--output-dir out`` (e.g. ``--bigquery-dataset …``).
+    """
+    command = [str(Path(sys.executable).with_name("haulage")), "run", "--input", pattern,
+               *(sink or ["--output-dir", out]), "--quiet"]
     if workers != "default":
         command += ["--workers", workers]
     started, cpu_before = time.perf_counter(), child_cpu()
-    done = subprocess.run(command, capture_output=True, text=True)
+    done = subprocess.run(command, capture_output=True, text=True, env=env)
     elapsed, cpu = time.perf_counter() - started, child_cpu() - cpu_before
     if done.returncode != 0:
         raise SystemExit(f"haulage run failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
@@ -66,7 +72,36 @@ def main(argv: list[str] | None = None) -> int:
                     help="haulage run --workers settings to measure ('default' = option not given)")
     ap.add_argument("--repeat", type=int, default=1, help="runs per setting; the best is reported")
     ap.add_argument("--anchor-lines", type=int, default=DEFAULT_ANCHOR_LINES)
+    ap.add_argument("--sink", choices=("parquet", "bigquery"), default="parquet",
+                    help="bigquery: load jobs into a local bqemulator (started here; its own CPU is not counted, "
+                         "haulage's staging, uploads and job handling are)")
     args = ap.parse_args(argv)
+    if args.sink == "bigquery":
+        with _bigquery() as (sink, env):
+            return _measure(args, sink, env)
+    return _measure(args, None, None)
+
+
+def _bigquery():
+    """A bqemulator with haulage's tables; yields (haulage sink arguments, environment)."""
+    import contextlib
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+    from support import emulators  # the tests' emulator starter
+
+    from haulage.deploy.bigquery_setup import BigQueryRequest, ensure_bigquery
+
+    @contextlib.contextmanager
+    def started():
+        with emulators.bigquery_emulator() as emu, tempfile.TemporaryDirectory() as staging:
+            ensure_bigquery(emu.client(), BigQueryRequest(emu.project, "bench"))
+            yield (["--bigquery-dataset", f"{emu.project}:bench", "--staging-dir", staging],
+                   {**os.environ, **emu.env()})
+
+    return started()
+
+
+def _measure(args, sink: list[str] | None, env: dict | None) -> int:
 
     corpus = make_corpus(args.lines, args.seed, args.days, args.fresh_agents)
     lines = corpus.lines
@@ -97,10 +132,12 @@ def main(argv: list[str] | None = None) -> int:
             best, best_cpu = float("inf"), float("inf")
             for attempt in range(args.repeat):
                 out = os.path.join(tmp, f"out-{workers}-{attempt}")
-                elapsed, cpu, summary = run_haulage(os.path.join(inputs, "*.gz"), out, workers)
+                if sink is not None:  # a fresh dataset state: the ledger would skip files already loaded
+                    _empty_bigquery(env)
+                elapsed, cpu, summary = run_haulage(os.path.join(inputs, "*.gz"), out, workers, sink, env)
                 best, best_cpu = min(best, elapsed), min(best_cpu, cpu)
             rates[workers] = n / best
-            print(f"haulage run, workers={workers:<8} end to end   : {rates[workers]:>10,.0f} lines/s  "
+            print(f"haulage run → {args.sink}, workers={workers:<8} end to end   : {rates[workers]:>10,.0f} lines/s  "
                   f"{rates[workers] / pypi:>7,.1f}× PyPI  inflate-alone/this {inflate / rates[workers]:4.1f}  "
                   f"({best:.1f} s wall, start-up included; {best_cpu:.1f} CPU s = {n / best_cpu:,.0f} lines per CPU-second, "
                   f"{n / best_cpu / pypi:,.1f}× PyPI per core)")
@@ -110,6 +147,17 @@ def main(argv: list[str] | None = None) -> int:
                 if workers not in ("1", "default"):
                     print(f"scaling: workers={workers} / workers=1 = {rate / rates['1']:.2f}")
     return 0
+
+
+def _empty_bigquery(env: dict) -> None:
+    from google.api_core.client_options import ClientOptions
+    from google.auth.credentials import AnonymousCredentials
+    from google.cloud import bigquery
+
+    client = bigquery.Client(project="test-project", credentials=AnonymousCredentials(),
+                             client_options=ClientOptions(api_endpoint=env["BIGQUERY_EMULATOR_HOST"]))
+    for table in ("file_downloads", "simple_requests", "unprocessed", "_haulage_ledger"):
+        client.query(f"DELETE FROM `bench.{table}` WHERE TRUE").result()
 
 
 if __name__ == "__main__":

@@ -1,178 +1,558 @@
-"""Byte streams (plain or gzip) to numbered lines, surviving damaged archives.
+"""Byte streams (plain or gzip) to numbered lines, for any input, damaged or not.
 
-Why not ``gzip.open(...)`` and ``for line in f``: when a gzip member is corrupt
-or cut short, :mod:`gzip` raises and the bytes it had already inflated for the
-current line are gone. Here inflation is driven by hand with :mod:`zlib`, so
-every complete line before the damage is yielded, the incomplete tail is kept,
-and the damage becomes one :class:`FileFault` instead of an exception.
-Multi-member gzip (concatenated log files) is read whole.
+Why not ``gzip.open(...)`` and ``for line in f``: :mod:`gzip` raises at the
+first damaged byte, drops what it had inflated for the current line and
+cannot go on to the intact members after the damage. Here inflation is driven
+by hand with :mod:`zlib` and every rule below holds whatever the bytes are.
+
+Rules (the contract is in docs/parsers-api.md, "Readers"):
+
+* **Lines** end at ``\\n``; the bytes are passed on unchanged (a ``\\r`` before
+  the ``\\n`` stays, the line parser strips it). Bytes after the last newline
+  are a last line.
+* **gzip** is recognised by its magic bytes (``1f 8b``), or by a ``.gz`` /
+  ``.gzip`` name. A gzip file is a sequence of members; the plaintexts of
+  consecutive intact members form one text, so a line may span members.
+* **Damage** — a member that zlib rejects (bad header, bad data, wrong CRC or
+  length), a member cut short by the end of the file, or bytes between
+  members that are not a member — becomes exactly one :class:`FileFault`.
+  Lines inflated from a damaged member before zlib detected the damage are
+  kept (zlib detects a changed byte at the latest at the member's CRC, so for
+  a changed data byte these include the changed line). The fault keeps the
+  cut line (``partial``) and the first :data:`MAX_FAULT_RAW_BYTES` raw bytes
+  of the damaged region (``raw``). Reading resumes at the first gzip member
+  header after the region's start that inflates cleanly (see
+  :func:`_candidate_is_member`); text after a fault starts a new line.
+  NUL bytes after the last member (tape padding) are ignored.
+* **Positions**: every line and every fault takes the next position, from 1,
+  so positions are contiguous and the same bytes always get the same
+  positions, however the stream returns them and however the input is split
+  into members.
+* **Long lines**: a line of more than :data:`MAX_LINE_BYTES` bytes is passed
+  on as its first ``MAX_LINE_BYTES + 1`` bytes — one line at its own
+  position, longer than the limit, so the line parser dead-letters it as
+  ``line-too-long`` — and the rest of it is skipped without being kept.
+
+Memory is bounded whatever the input: about ``READ_SIZE`` + 2 ×
+``RESYNC_WINDOW`` raw bytes, ``INFLATE_STEP`` bytes of plaintext per step,
+and one line of at most ``MAX_LINE_BYTES + 1`` bytes.
 """
 
 from __future__ import annotations
 
 import zlib
 from dataclasses import dataclass
-from typing import BinaryIO, Iterator, Union
+from typing import BinaryIO, Iterator, Optional, Union
+
+__all__ = [
+    "FileFault",
+    "LineBatch",
+    "iter_line_batches",
+    "iter_lines",
+    "GZIP_MAGIC",
+    "MAX_LINE_BYTES",
+    "MAX_FAULT_RAW_BYTES",
+    "READ_SIZE",
+    "INFLATE_STEP",
+]
 
 GZIP_MAGIC = b"\x1f\x8b"
+MEMBER_HEADER = GZIP_MAGIC + b"\x08"
+"""Magic plus compression method 8 (deflate, the only one defined): what resynchronisation looks for."""
+
 READ_SIZE = 1 << 20
-# Upper bound on bytes inflated per zlib call, so a small corrupt or malicious
-# member cannot expand into gigabytes in one step.
-INFLATE_STEP = 8 << 20
-# A "line" longer than this is cut here while framing (it is a dead letter
-# anyway, see LineParser's line-too-long); keeps memory bounded on files
-# without newlines.
-MAX_FRAMED_LINE = 16 << 20
+"""Raw bytes asked of the stream per read."""
+
+INFLATE_STEP = 1 << 20
+"""Most plaintext bytes inflated per zlib call, so that a tiny member that
+expands to gigabytes is handled a step at a time."""
+
+MAX_LINE_BYTES = 65536
+"""Longest line accepted, in bytes without the ``\\n``; real lines are under 2 KB."""
+
+MAX_FAULT_RAW_BYTES = 65536
+"""A fault keeps at most this many raw bytes of the damaged region, from its start."""
+
+RESYNC_WINDOW = 1 << 20
+"""How far back, before the point where zlib noticed the damage, the next member
+header is looked for (a damaged member can be inflated past its own end)."""
+
+REWIND_ALLOWANCE = 64 << 20
+"""Looking back re-reads bytes already inflated. In total that may cost at most
+this plus twice the bytes inflated so far; past that (only crafted input gets
+there, e.g. members nested in members) the search starts where the damage was
+noticed, so the work stays linear in the file's size."""
+
+VERIFY_OUTPUT = 64 << 10
+VERIFY_INPUT = 256 << 10
+"""A header found by scanning is accepted once it inflates this much plaintext,
+or this much input, without error (or ends cleanly, or reaches the end of the file)."""
+
+MAX_HEADER_TEXT = 1024
+"""A found header whose extra field is longer, or whose file name or comment does
+not end within this many bytes, is not accepted (so that a false header costs
+little, however many there are)."""
+
+_MAX_EXPANSION = 1100
+"""More than deflate's largest expansion (1032:1) plus a pending match."""
+
+BATCH_BYTES = 256 << 10
+"""Lines are handed on in batches of about this many bytes."""
 
 
 @dataclass(frozen=True, slots=True)
 class FileFault:
-    """A problem with a whole file rather than with one line.
+    """A damaged region of a file (or the whole file) rather than one line.
 
-    ``position`` is the line number the fault stands in for (one past the last
-    complete line) and ``partial`` holds the bytes after the last newline that
-    could still be read, so nothing read is dropped.
+    ``position`` is the position the fault takes in the file's sequence of
+    lines and faults. ``partial`` holds the bytes of the line the damage cut
+    (after the last newline, at most ``MAX_LINE_BYTES + 1``) and ``raw`` the
+    first :data:`MAX_FAULT_RAW_BYTES` raw bytes of the damaged region, so
+    nothing read is dropped without a trace.
     """
 
     reason: str
     detail: str
     position: int
     partial: bytes = b""
+    raw: bytes = b""
 
 
 LineBatch = tuple[int, list[bytes]]
 """``(position of the first line, lines)``; positions are 1-based and consecutive."""
 
 
-class _Damage(Exception):
-    def __init__(self, reason: str, detail: str) -> None:
-        super().__init__(detail)
-        self.reason = reason
-        self.detail = detail
+class _Unreadable(Exception):
+    """The stream itself failed; nothing after this can be read."""
 
 
-def _plain_chunks(first: bytes, stream: BinaryIO) -> Iterator[bytes]:
+@dataclass(frozen=True, slots=True)
+class _Break:
+    """A damaged region, as found by the decoder (framing adds its position)."""
+
+    reason: str
+    detail: str
+    raw: bytes
+
+
+class _Reader:
+    """``stream.read`` that says end-of-file once and turns failures into :class:`_Unreadable`."""
+
+    def __init__(self, stream: BinaryIO, read_size: int) -> None:
+        self._stream = stream
+        self._read_size = read_size
+        self.at_eof = False
+
+    def read(self) -> bytes:
+        if self.at_eof:
+            return b""
+        try:
+            data = self._stream.read(self._read_size)
+        except Exception as exc:  # OSError locally; the gs:// client raises its own types
+            raise _Unreadable(f"read failed: {exc}") from None
+        if not data:
+            self.at_eof = True
+            return b""
+        return bytes(data)
+
+
+def _inflate_before_error(checkpoint: "zlib._Decompress", data: "bytes | memoryview", cap: int) -> tuple[bytes, int]:
+    """What ``checkpoint`` inflates from ``data`` before the byte where zlib fails, and how many bytes that took.
+
+    zlib returns nothing from a call that fails, so the longest prefix of
+    ``data`` that does not fail is found by bisection (failing is monotone in
+    the prefix length) and inflated again. The result depends only on the
+    bytes, not on how they were fed, which keeps positions after a damaged
+    member the same for any read or step size.
+    """
+    good, bad = 0, len(data)
+    while bad - good > 1:
+        middle = (good + bad) // 2
+        try:
+            checkpoint.copy().decompress(data[:middle], cap)
+        except zlib.error:
+            bad = middle
+        else:
+            good = middle
+    try:
+        return checkpoint.copy().decompress(data[:good], cap), good
+    except zlib.error:  # good == 0 and even no input fails: nothing to recover
+        return b"", 0
+
+
+_GARBAGE, _CORRUPT, _UNFINISHED = "garbage", "corrupt", "unfinished"
+"""Kinds of damaged region: bytes that are not a member, a member zlib rejects,
+a member still open at the end of the file."""
+
+
+class _GzipDecoder:
+    """Raw gzip bytes to plaintext pieces and :class:`_Break` markers.
+
+    The raw bytes live in one buffer ``buf`` that starts at file offset
+    ``base``; ``cursor`` is the offset of the next byte to inflate and
+    ``region`` the start of the current member (or damaged region). Bytes
+    more than :data:`RESYNC_WINDOW` before the cursor are dropped; the first
+    bytes of the region are copied to ``head`` first, for its fault.
+    """
+
+    def __init__(self, reader: _Reader, first: bytes, name: str, step: int) -> None:
+        self.reader = reader
+        self.name = name
+        self.step = step
+        self.buf = bytearray(first)
+        self.base = 0
+        self.cursor = 0
+        self.region = 0
+        self.head: Optional[bytes] = None
+        self.furthest = 0  # the furthest offset zlib inflated without error
+        self.rewound = 0  # bytes re-read by looking back after damage
+
+    # ------------------------------------------------------------------ buffer
+
+    @property
+    def end(self) -> int:
+        return self.base + len(self.buf)
+
+    def _read_more(self) -> bool:
+        data = self.reader.read()
+        if not data:
+            return False
+        self.buf += data
+        return True
+
+    def _fill(self, upto: int) -> None:
+        """Read until the buffer reaches file offset ``upto`` or the file ends."""
+        while self.end < upto and self._read_more():
+            pass
+
+    def _drop_before(self, offset: int) -> None:
+        """Forget raw bytes before ``offset`` (amortised), keeping the region's head."""
+        if offset - self.base < RESYNC_WINDOW:
+            return
+        if self.head is None and self.region < offset:
+            start = self.region - self.base
+            self.head = bytes(self.buf[start : start + MAX_FAULT_RAW_BYTES])
+        del self.buf[: offset - self.base]
+        self.base = offset
+
+    def _start_region(self, offset: int) -> None:
+        self.region = offset
+        self.head = None
+
+    def _region_raw(self, stop: int) -> bytes:
+        """The first raw bytes of the current region, up to file offset ``stop``."""
+        limit = min(stop - self.region, MAX_FAULT_RAW_BYTES)
+        if self.head is not None:
+            return self.head[:limit]
+        start = self.region - self.base
+        return bytes(self.buf[start : start + limit])
+
+    # ------------------------------------------------------------------ decoding
+
+    def pieces(self) -> Iterator[Union[bytes, _Break]]:
+        while True:
+            self._fill(self.cursor + 2)
+            if self.cursor == self.end:
+                return
+            self._start_region(self.cursor)
+            lead = bytes(self.buf[self.cursor - self.base : self.cursor - self.base + 2])
+            if GZIP_MAGIC.startswith(lead):
+                damage = yield from self._member()
+                if damage is None:
+                    continue
+                kind, why = damage
+            elif lead[:1] == b"\x00" and self._only_nul_to_end():
+                return
+            else:
+                kind, why = _GARBAGE, ""
+            resumed = yield from self._resync(kind, why)
+            if not resumed:
+                return
+
+    def _member(self) -> Iterator[bytes]:
+        """Inflate the member at the cursor; return None when it ends cleanly, else (kind, why)."""
+        inflater = zlib.decompressobj(wbits=31)
+        step = self.step
+        while True:
+            if self.cursor == self.end and not self._read_more():
+                tail = inflater.decompress(b"", step)  # output zlib still holds (the rest of a match)
+                while tail:
+                    yield tail
+                    tail = inflater.decompress(b"", step)
+                return _UNFINISHED, "it does not end before the end of the file"
+            checkpoint = inflater.copy()
+            failure = None
+            with memoryview(self.buf) as whole, whole[self.cursor - self.base :] as data:
+                fed = len(data)
+                try:
+                    out = inflater.decompress(data, step)
+                except zlib.error as exc:
+                    out, good = _inflate_before_error(checkpoint, data, step)
+                    failure = str(exc)
+            if failure is not None:
+                self.furthest = max(self.furthest, self.cursor + good)
+                if out:
+                    yield out
+                return _CORRUPT, failure
+            left = inflater.unused_data if inflater.eof else inflater.unconsumed_tail
+            if not out and fed == len(left) and not inflater.eof:
+                return _CORRUPT, "zlib made no progress"  # never seen; guards against a loop
+            self.cursor += fed - len(left)
+            self.furthest = max(self.furthest, self.cursor)
+            if out:
+                yield out
+            if inflater.eof:
+                return None
+            self._drop_before(self.cursor - RESYNC_WINDOW)
+
+    def _only_nul_to_end(self) -> bool:
+        """Whether everything from the cursor to the end of the file is NUL bytes."""
+        offset = self.cursor
+        while True:
+            rest = self.buf[offset - self.base :]
+            if rest.strip(b"\x00"):
+                return False
+            offset = self.end
+            self._drop_before(offset - RESYNC_WINDOW)
+            if not self._read_more():
+                self.cursor = self.end
+                return True
+
+    def _resync(self, kind: str, why: str) -> Iterator[_Break]:
+        """Yield the fault of the damaged region that starts at ``region``; find where reading resumes.
+
+        The next member header is looked for from just after the region's
+        start (a damaged member may have been inflated into the members after
+        it), as far back as the buffer reaches. Returns True with the cursor
+        on that member, or False when the region runs to the end of the file.
+        """
+        region = self.region
+        scan = region + 1
+        rewind = max(0, self.furthest - scan)
+        if self.rewound + rewind > REWIND_ALLOWANCE + 2 * self.furthest:
+            scan = self.furthest  # crafted input: do not look back again
+        else:
+            self.rewound += rewind
+        scan = max(scan, self.base)
+        resume = None
+        while resume is None:
+            hit = self.buf.find(MEMBER_HEADER, scan - self.base)
+            if hit >= 0:
+                candidate = self.base + hit
+                if self._candidate_is_member(candidate):
+                    resume = candidate
+                else:
+                    scan = candidate + 1
+                continue
+            scan = max(scan, self.end - (len(MEMBER_HEADER) - 1))
+            self._drop_before(scan)
+            if not self._read_more():
+                break
+        stop = self.end if resume is None else resume
+        where = f"to the next member at byte {resume}" if resume is not None else f"to the end of the file (byte {stop})"
+        if kind == _GARBAGE:
+            reason, detail = "bad-gzip", f"{stop - region} bytes at byte {region} are not a gzip member; skipped {where}"
+        elif kind == _UNFINISHED and resume is None:
+            reason, detail = "truncated-gzip", f"gzip member at byte {region} is cut short by the end of the file (byte {stop})"
+        else:
+            reason, detail = "bad-gzip", f"corrupt gzip member at byte {region} ({why}); skipped {where}"
+        yield _Break(reason, f"{self.name}: {detail}", self._region_raw(stop))
+        if resume is None:
+            self.cursor = self.end
+            return False
+        self.cursor = resume
+        return True
+
+    def _candidate_is_member(self, start: int) -> bool:
+        """Whether a member header found by scanning starts a real member.
+
+        Accepted when its header is plausible (:meth:`_header_end`)
+        and zlib inflates from it, without error, :data:`VERIFY_OUTPUT` bytes
+        of plaintext, or :data:`VERIFY_INPUT` bytes of input, or the whole
+        member, or some plaintext and then the end of the file. Compressed
+        data contains ``1f 8b 08`` by chance about once per 16 MiB; such false
+        headers fail within a few bytes, so input is fed in growing slices
+        and a slice too small to reach ``VERIFY_OUTPUT`` needs no exact count
+        (deflate expands at most 1032 times). The answer depends only on the
+        bytes.
+        """
+        header_end = self._header_end(start)
+        if header_end is None:
+            return False
+        inflater = zlib.decompressobj(wbits=31)
+        offset = start
+        produced = 0
+        size = header_end - start + 32
+        while True:
+            limit = start + VERIFY_INPUT
+            if offset >= limit:
+                return True
+            if offset == self.end and not self._read_more():
+                return produced > 0
+            budget = VERIFY_OUTPUT - produced
+            stop = min(self.end, limit, offset + size)
+            size *= 4
+            exact = produced + _MAX_EXPANSION * (stop - max(offset, header_end)) >= VERIFY_OUTPUT  # a header inflates to nothing
+            checkpoint = inflater.copy() if exact else None
+            with memoryview(self.buf) as whole, whole[offset - self.base : stop - self.base] as data:
+                fed = len(data)
+                try:
+                    out = inflater.decompress(data, budget)
+                except zlib.error:
+                    if checkpoint is None:
+                        return False
+                    return produced + len(_inflate_before_error(checkpoint, data, budget)[0]) >= VERIFY_OUTPUT
+            produced += len(out)
+            if inflater.eof or produced >= VERIFY_OUTPUT:
+                return True
+            offset += fed - len(inflater.unconsumed_tail)
+
+    def _header_end(self, start: int) -> Optional[int]:
+        """Where the gzip header at ``start`` ends, if it is plausible; else None.
+
+        The RFC 1952 header checks zlib would make, with bounds on the optional fields:
+
+        Reserved flag bits must be clear; the extra field must be at most
+        :data:`MAX_HEADER_TEXT` bytes and a name or comment must end within
+        that many (zlib would read on, however far, for every false header);
+        the header must end before the file does.
+        """
+        self._fill(start + 12)
+        fixed = bytes(self.buf[start - self.base : start - self.base + 12])
+        if len(fixed) < 10 or fixed[3] & 0xE0:
+            return None
+        flags = fixed[3]
+        offset = start + 10
+        if flags & 0x04:  # FEXTRA: two length bytes, then that many
+            if len(fixed) < 12:
+                return None
+            extra = int.from_bytes(fixed[10:12], "little")
+            if extra > MAX_HEADER_TEXT:
+                return None
+            offset += 2 + extra
+        for flag in (0x08, 0x10):  # FNAME, FCOMMENT: text up to a NUL
+            if flags & flag:
+                self._fill(offset + MAX_HEADER_TEXT)
+                nul = self.buf.find(b"\x00", offset - self.base, offset + MAX_HEADER_TEXT - self.base)
+                if nul < 0:
+                    return None
+                offset = self.base + nul + 1
+        if flags & 0x02:  # FHCRC
+            offset += 2
+        self._fill(offset + 1)
+        return offset if offset < self.end else None
+
+
+def _plain_pieces(reader: _Reader, first: bytes) -> Iterator[bytes]:
     yield first
     while True:
-        try:
-            data = stream.read(READ_SIZE)
-        except OSError as exc:
-            raise _Damage("unreadable-file", f"read failed: {exc}") from None
+        data = reader.read()
         if not data:
             return
         yield data
 
 
-def _gunzip_chunks(first: bytes, stream: BinaryIO) -> Iterator[bytes]:
-    inflater = zlib.decompressobj(wbits=31)
-    member_started = False
-    pending = first
-    while True:
-        if not pending:
-            try:
-                pending = stream.read(READ_SIZE)
-            except OSError as exc:
-                raise _Damage("unreadable-file", f"read failed: {exc}") from None
-            if not pending:
-                break
-        member_started = True
-        checkpoint = inflater.copy()
-        try:
-            out = inflater.decompress(pending, INFLATE_STEP)
-        except zlib.error as exc:
-            # zlib returns nothing from a call that fails; replay the same
-            # input in small slices from the checkpoint to recover what
-            # precedes the damage, then report it.
-            yield from _inflate_until_damage(checkpoint, pending)
-            raise _Damage("bad-gzip", f"corrupt gzip data: {exc}") from None
-        pending = inflater.unconsumed_tail
-        if out:
-            yield out
-        if inflater.eof:
-            rest = inflater.unused_data + pending
-            if rest and not rest.strip(b"\x00"):
-                rest = b""  # zero padding after the last member is harmless
-            inflater = zlib.decompressobj(wbits=31)
-            member_started = False
-            pending = rest
-    if member_started and not inflater.eof:
-        raise _Damage("truncated-gzip", "gzip stream ends before its end-of-member marker")
+def _cut(line: bytes, max_line: int) -> bytes:
+    return line if len(line) <= max_line else line[: max_line + 1]
 
 
-def _inflate_until_damage(inflater: "zlib._Decompress", data: bytes) -> Iterator[bytes]:
-    step = 512
-    for start in range(0, len(data), step):
-        try:
-            out = inflater.decompress(data[start : start + step])
-        except zlib.error:
-            return
-        if out:
-            yield out
-        if inflater.eof:
-            return
-
-
-def iter_line_batches(stream: BinaryIO, name: str = "") -> Iterator[Union[LineBatch, FileFault]]:
-    """Yield batches of raw lines (without ``\\n``) and at most one FileFault, last.
-
-    Compression is detected from the magic bytes, not from the name; a file
-    whose name ends in ``.gz`` but does not start like gzip is reported as
-    ``bad-gzip`` rather than read as text (it is usually binary garbage).
-    """
+def _frame(
+    pieces: Iterator[Union[bytes, _Break]], name: str, max_line: int
+) -> Iterator[Union[LineBatch, FileFault]]:
+    """Plaintext pieces and breaks → line batches and faults with positions (see the module rules)."""
+    position = 1
+    lines: list[bytes] = []
+    pending_bytes = 0
+    tail = b""  # the line being assembled, at most max_line + 1 bytes
+    skipping = False  # tail is already over the limit; the rest of the line is dropped
+    emitted = False
     try:
-        first = stream.read(READ_SIZE)
-    except OSError as exc:
-        yield FileFault("unreadable-file", f"{name}: read failed: {exc}", 1)
+        for piece in pieces:
+            if type(piece) is _Break:
+                if lines:
+                    yield position, lines
+                    position += len(lines)
+                    lines, pending_bytes = [], 0
+                yield FileFault(piece.reason, piece.detail, position, tail, piece.raw)
+                position += 1
+                tail, skipping, emitted = b"", False, True
+                continue
+            if skipping:
+                newline = piece.find(b"\n")
+                if newline < 0:
+                    continue
+                lines.append(tail)
+                piece = piece[newline + 1 :]
+                tail, skipping = b"", False
+            parts = piece.split(b"\n")
+            if tail:
+                parts[0] = tail + parts[0]
+            tail = parts.pop()
+            if len(tail) > max_line:
+                tail, skipping = tail[: max_line + 1], True
+            if parts:
+                if max(map(len, parts)) > max_line:
+                    parts = [_cut(part, max_line) for part in parts]
+                lines += parts
+            pending_bytes += len(piece)
+            if pending_bytes >= BATCH_BYTES and lines:
+                yield position, lines
+                position += len(lines)
+                lines, pending_bytes, emitted = [], 0, True
+    except _Unreadable as exc:
+        if lines:
+            yield position, lines
+            position += len(lines)
+        yield FileFault("unreadable-file", f"{name}: {exc}", position, tail)
+        return
+    if tail or skipping:
+        lines.append(tail)
+    if lines:
+        yield position, lines
+    elif not emitted:
+        yield FileFault("empty-file", f"{name}: no lines after decompression", 1)
+
+
+def iter_line_batches(
+    stream: BinaryIO,
+    name: str = "",
+    *,
+    max_line: int = MAX_LINE_BYTES,
+    read_size: int = READ_SIZE,
+    inflate_step: int = INFLATE_STEP,
+) -> Iterator[Union[LineBatch, FileFault]]:
+    """Yield batches of raw lines (without ``\\n``) and faults, in file order.
+
+    Faults come where the damage is, and reading goes on after them (see the
+    module docstring for every rule). An unreadable stream ends with an
+    ``unreadable-file`` fault; a file without any line or fault gives one
+    ``empty-file`` fault. ``max_line``, ``read_size`` and ``inflate_step``
+    exist for tests; the results do not depend on the last two.
+    """
+    reader = _Reader(stream, read_size)
+    first = b""
+    try:
+        while len(first) < 2:
+            data = reader.read()
+            if not data:
+                break
+            first += data
+    except _Unreadable as exc:
+        yield FileFault("unreadable-file", f"{name}: {exc}", 1, first)
         return
     if not first:
         yield FileFault("empty-file", f"{name}: file is empty", 1)
         return
-    if first[:2] == GZIP_MAGIC:
-        chunks = _gunzip_chunks(first, stream)
-    elif name.endswith((".gz", ".gzip")):
-        yield FileFault("bad-gzip", f"{name}: not a gzip file (starts with {first[:8]!r})", 1)
-        return
+    if first[:2] == GZIP_MAGIC or name.endswith((".gz", ".gzip")):
+        pieces: Iterator[Union[bytes, _Break]] = _GzipDecoder(reader, first, name, inflate_step).pieces()
     else:
-        chunks = _plain_chunks(first, stream)
-
-    next_position = 1
-    tail = b""
-    try:
-        for chunk in chunks:
-            if tail:
-                chunk = tail + chunk
-            lines = chunk.split(b"\n")
-            tail = lines.pop()
-            if len(tail) > MAX_FRAMED_LINE:
-                lines.append(tail[:MAX_FRAMED_LINE])
-                tail = b""  # the rest of an absurd line is skipped up to its newline
-                chunks = _skip_to_newline(chunks, lines)
-            if lines:
-                yield next_position, lines
-                next_position += len(lines)
-    except _Damage as damage:
-        yield FileFault(damage.reason, f"{name}: {damage.detail}", next_position, tail)
-        return
-    if tail:
-        yield next_position, [tail]
-        next_position += 1
-    if next_position == 1:
-        yield FileFault("empty-file", f"{name}: no lines after decompression", 1)
+        pieces = _plain_pieces(reader, first)
+    yield from _frame(pieces, name, max_line)
 
 
-def _skip_to_newline(chunks: Iterator[bytes], lines: list[bytes]) -> Iterator[bytes]:
-    """Continue ``chunks`` from just after the next newline."""
-    for chunk in chunks:
-        cut = chunk.find(b"\n")
-        if cut >= 0:
-            yield chunk[cut + 1 :]
-            break
-    yield from chunks
-
-
-def iter_lines(stream: BinaryIO, name: str = "") -> Iterator[Union[tuple[int, bytes], FileFault]]:
-    """Line-at-a-time view of :func:`iter_line_batches`."""
-    for item in iter_line_batches(stream, name):
+def iter_lines(stream: BinaryIO, name: str = "", **options: int) -> Iterator[Union[tuple[int, bytes], FileFault]]:
+    """Line-at-a-time view of :func:`iter_line_batches`: ``(position, line)`` or a fault."""
+    for item in iter_line_batches(stream, name, **options):
         if isinstance(item, FileFault):
             yield item
         else:

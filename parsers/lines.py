@@ -14,15 +14,12 @@ from dataclasses import dataclass
 from typing import Any, Iterable, NamedTuple, Optional, Union
 
 from .agents import DEFAULT_AGENT_CACHE_SIZE, AgentCache, AgentResult
-from .framing import FileFault
+from .framing import MAX_FAULT_RAW_BYTES, MAX_LINE_BYTES, FileFault
 from .grammar import DOWNLOAD, SIMPLE, Rejected, split_line
 from .timestamps import BadTimestamp, TimestampCache, iso_from_epoch
 
 UNPROCESSED = "unprocessed"
 TABLES = (DOWNLOAD, SIMPLE, UNPROCESSED)
-
-MAX_LINE_BYTES = 65536
-"""Longest line accepted; real lines are under 2 KB, so anything longer is damage."""
 
 PACKAGE_TYPES = frozenset(
     {"sdist", "bdist_wheel", "bdist_egg", "bdist_wininst", "bdist_msi", "bdist_rpm", "bdist_dmg", "bdist_dumb"}
@@ -115,9 +112,19 @@ def dead_letter(source: str, line: str, reason: str, detail: str, received_at: O
 
 
 def fault_dead_letter(origin: Origin, fault: FileFault, received_at: Optional[str] = None) -> Record:
-    """The dead letter of a damaged or empty file, carrying the bytes of its cut line."""
+    """The dead letter of a damaged region or an empty file.
+
+    ``line`` is the cut line (its first ``MAX_LINE_BYTES``, escaped like any
+    line) followed by the region's first ``MAX_FAULT_RAW_BYTES`` raw bytes with
+    every byte outside printable ASCII, and the backslash, written ``\\xNN``
+    (compressed data is binary); the detail says how many bytes of each.
+    """
+    partial, raw = fault.partial[:MAX_LINE_BYTES], fault.raw[:MAX_FAULT_RAW_BYTES]
+    detail = fault.detail
+    if raw:
+        detail += f"; line holds the cut line ({len(partial)} bytes) then the region's first {len(raw)} raw bytes"
     return dead_letter(
-        f"{origin.label}:{fault.position}", decode_escaped(fault.partial[:MAX_LINE_BYTES]), fault.reason, fault.detail, received_at
+        f"{origin.label}:{fault.position}", decode_escaped(partial) + escape_binary(raw), fault.reason, detail, received_at
     )
 
 
@@ -125,6 +132,14 @@ def _now_iso() -> str:
     import time
 
     return iso_from_epoch(int(time.time()))
+
+
+_BINARY_ESCAPES = tuple(chr(b) if 0x20 <= b < 0x7F and b != 0x5C else f"\\x{b:02x}" for b in range(256))
+
+
+def escape_binary(raw: bytes) -> str:
+    """Binary bytes as ASCII text: printable ASCII as is, every other byte (and ``\\``) as ``\\xNN``."""
+    return "".join(map(_BINARY_ESCAPES.__getitem__, raw))
 
 
 def decode_escaped(raw: bytes) -> str:
@@ -174,6 +189,8 @@ class LineParser:
         self, raw: Union[bytes, str], origin: Origin, position: int, received_at: Optional[str] = None
     ) -> Record:
         if type(raw) is bytes:
+            if len(raw) > MAX_LINE_BYTES:
+                return self._too_long(raw, origin, position, received_at)
             try:
                 text = raw.decode("utf-8")
             except UnicodeDecodeError as exc:
@@ -181,13 +198,11 @@ class LineParser:
         else:
             text = raw
             try:
-                text.encode("utf-8")
+                encoded = text.encode("utf-8")
             except UnicodeEncodeError as exc:  # lone surrogates in a str
                 return self._reject(text, origin, position, received_at, "bad-utf8", f"unencodable character at {exc.start}")
-        if len(text) > MAX_LINE_BYTES:
-            return self._reject(
-                raw, origin, position, received_at, "line-too-long", f"{len(raw)} bytes (limit {MAX_LINE_BYTES}); stored line truncated"
-            )
+            if len(encoded) > MAX_LINE_BYTES:
+                return self._too_long(encoded, origin, position, received_at)
         text = text.rstrip("\r\n")
         if not text:
             return self._reject(raw, origin, position, received_at, "empty-line", "line is empty")
@@ -298,6 +313,12 @@ class LineParser:
             self._simple_projects.clear()
         self._simple_projects[url] = project
         return project
+
+    def _too_long(self, raw: bytes, origin: Origin, position: int, received_at: Optional[str]) -> Record:
+        return self._reject(
+            raw, origin, position, received_at, "line-too-long",
+            f"longer than {MAX_LINE_BYTES} bytes; stored line cut to its first {MAX_LINE_BYTES} bytes",
+        )
 
     @staticmethod
     def _reject(

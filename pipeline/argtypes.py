@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import re
 
 
 def _int_at_least(text: str, minimum: int) -> int:
@@ -40,16 +39,3 @@ def positive_float(text: str) -> float:
     if value <= 0:
         raise argparse.ArgumentTypeError(f"must be more than 0, got {text}")
     return value
-
-
-
-_BYTE_SIZE = re.compile(r"^\s*([0-9]+)\s*(|k|kib|m|mib|g|gib)\s*$", re.IGNORECASE)
-_BYTE_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
-
-
-def byte_size(text: str) -> int:
-    """A positive number of bytes: ``33554432``, ``32M`` or ``32MiB`` (binary units: k, M, G)."""
-    match = _BYTE_SIZE.match(text)
-    if match is None or int(match[1]) == 0:
-        raise argparse.ArgumentTypeError(f"expected a positive size in bytes such as 33554432, 32M or 32MiB, got {text!r}")
-    return int(match[1]) * _BYTE_UNITS[match[2][:1].lower()]

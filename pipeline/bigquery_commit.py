@@ -60,7 +60,7 @@ from .arrow_rows import rows_to_arrow
 from .bigquery_jobs import LoadRejected, job_id, retry_transient, run_load_job
 from .bigquery_ledger import BigQueryLedger
 from .datasets import DatasetRef, bigquery_client
-from .elements import SourceUnit, TableDay
+from .elements import MESSAGE, SourceUnit, TableDay
 from .parquet_commit import (
     CommitOutcome,
     ParquetDataset,
@@ -70,6 +70,7 @@ from .parquet_commit import (
     _read_bytes,
     _write_durable,
     commit_id_for,
+    without_units,
 )
 
 __all__ = ["STEPS", "BigQueryCommitter", "LoadOutcome", "default_staging_root"]
@@ -116,9 +117,13 @@ def _unit(record: dict[str, Any]) -> SourceUnit:
 class BigQueryCommitter:
     """Stages groups and loads them into one BigQuery dataset (see the module docstring)."""
 
-    def __init__(self, dataset: DatasetRef, staging_root: str, run_id: str) -> None:
+    def __init__(self, dataset: DatasetRef, staging_root: str, run_id: str, list_messages: bool = True) -> None:
         self.dataset = dataset
         self.run_id = run_id
+        # Line delivery on Dataflow brings billions of messages a day: listing each in the ledger
+        # would make it as big as the data. There Dataflow's exactly-once mode keeps a message from
+        # being processed twice; locally (windowed pulls) messages are listed, so redeliveries are seen.
+        self.list_messages = list_messages
         root = staging_root.rstrip("/")
         # Day folders without "=": bqemulator reads gs:// Parquet with DuckDB's Hive partitioning,
         # which adds a column for every key=value folder (BigQuery does so only when asked).
@@ -151,7 +156,8 @@ class BigQueryCommitter:
         self.staging.release_staging(self.run_id)
 
     def new_group(self) -> StagedGroup:
-        return StagedGroup(self.staging, self.run_id)
+        # on Cloud Storage, files are committed where they are written (no copy-and-delete renames)
+        return StagedGroup(self.staging, self.run_id, direct=not self.staging.local)
 
     # -- staging
     def stage(self, group: StagedGroup) -> CommitOutcome:
@@ -209,22 +215,31 @@ class BigQueryCommitter:
     def _load_batch(self, name: str, batch: str, commits: Sequence[str]) -> LoadOutcome:
         markers = self.staging.markers()
         present = [c for c in commits if c in markers]
-        units = {u["unit_id"]: _unit(u) for c in present for u in markers[c]["units"]}
+        units: dict[str, SourceUnit] = {}
         outcome = LoadOutcome()
+        for commit in present:  # a unit staged by two bundles of the batch (a notification delivered twice)
+            again = [_unit(u) for u in markers[commit]["units"] if u["unit_id"] in units]
+            if again:
+                self._drop_units([commit], markers, again)
+                outcome.skipped_units.extend(again)
+            units.update((u["unit_id"], _unit(u)) for u in markers[commit]["units"] if u["unit_id"] not in units)
         if present:
-            listed = self.ledger.committed(units)
+            listed = self.ledger.committed(u for u, unit in units.items() if self._listed(unit))
             if any(batch in commits_ for commits_ in listed.values()):
                 # step 4 was done before a crash: everything of this batch is in
                 _LOG.info("load batch %s: already complete", batch)
             else:
                 skipped = set(listed)
                 if skipped:
-                    outcome.skipped_units = [units[u] for u in sorted(skipped)]
+                    outcome.skipped_units.extend(units[u] for u in sorted(skipped))
                     self._drop_units(present, markers, [units[u] for u in skipped])
                 fresh = [units[u] for u in sorted(set(units) - skipped)]
                 if fresh:
                     outcome.merge(self._load_tables(batch, present, markers))
-                    self.ledger.append(job_id("haulage", self.dataset.dataset, "ledger", batch), fresh, batch, self.run_id)
+                    listed_now = [u for u in fresh if self._listed(u)]
+                    if listed_now:
+                        self.ledger.append(job_id("haulage", self.dataset.dataset, "ledger", batch), listed_now, batch,
+                                           self.run_id)
                     failpoints.reached("bigquery:ledger-loaded")
         for commit in present:
             self._forget(commit, markers[commit])
@@ -232,25 +247,35 @@ class BigQueryCommitter:
         failpoints.reached("bigquery:cleaned")
         return outcome
 
+    def _listed(self, unit: SourceUnit) -> bool:
+        return self.list_messages or unit.kind != MESSAGE
+
     def _files(self, commits: Sequence[str], markers: dict[str, Any], table: str) -> list[tuple[str, int]]:
         return [(self.staging.path(f["path"]), f["rows"]) for c in commits for f in markers[c]["files"] if f["table"] == table]
 
     def _load_tables(self, batch: str, commits: Sequence[str], markers: dict[str, Any]) -> LoadOutcome:
-        outcome = LoadOutcome()
+        files = {t: [p for p, rows in self._files(commits, markers, t) if rows] for t in LOAD_ORDER}
+        rows: dict[TableDay, int] = {}
+        for table in LOAD_ORDER:
+            for path, n in self._files(commits, markers, table):
+                key = (table, self.staging.day_of(path))
+                rows[key] = rows.get(key, 0) + n
+        return self.load_files(batch, files, rows)
+
+    def load_files(self, batch: str, files: dict[str, list[str]], rows: dict[TableDay, int]) -> LoadOutcome:
+        """One load job per table of ``files`` (rows per day given), refused rows to ``unprocessed``."""
+        outcome = LoadOutcome(rows=dict(rows))
         rejected_rows: list[dict[str, Any]] = []
         for table in LOAD_ORDER:
-            files = [path for path, rows in self._files(commits, markers, table) if rows]
+            paths = files.get(table, [])
             extra = rows_to_arrow(UNPROCESSED, rejected_rows) if table == UNPROCESSED and rejected_rows else None
-            if not files and extra is None:
+            if not paths and extra is None:
                 continue
             base = job_id("haulage", self.dataset.dataset, table, batch)
             if table == UNPROCESSED:
-                self._load(table, base, files, extra)
+                self._load(table, base, paths, extra)
             else:
-                rejected_rows.extend(self._load_or_split(table, base, files))
-            for path, rows in self._files(commits, markers, table):
-                day = self.staging.day_of(path)
-                outcome.rows[(table, day)] = outcome.rows.get((table, day), 0) + rows
+                rejected_rows.extend(self._load_or_split(table, base, paths))
             failpoints.reached("bigquery:table-loaded")
         for row in rejected_rows:
             original = orjson.loads(row["line"])
@@ -348,17 +373,11 @@ class BigQueryCommitter:
 
     def _drop_units(self, commits: Sequence[str], markers: dict[str, Any], units: Sequence[SourceUnit]) -> None:
         """Remove the rows of already-listed units from the staged files (in place)."""
-        keys = pa.array(sorted(u.unit_id for u in units), pa.string())
-        labels = {u.label for u in units}
         for commit in commits:
             for f in markers[commit]["files"]:
                 path = self.staging.path(f["path"])
                 data = pq.read_table(path) if self.staging.local else pq.read_table(pa.BufferReader(_read_bytes(path)))
-                if f["table"] == UNPROCESSED:
-                    mask = pa.array([s.rpartition(":")[0] not in labels for s in data.column("source").to_pylist()])
-                else:
-                    mask = pc.invert(pc.is_in(pc.utf8_slice_codeunits(data.column("event_id"), 0, 16), value_set=keys))
-                kept = data.filter(mask)
+                kept = without_units(f["table"], data, units)
                 f["rows"] = kept.num_rows
                 _write_durable(path, _parquet_bytes(kept, f["table"]))
 

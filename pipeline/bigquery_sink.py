@@ -6,10 +6,11 @@
   jobs with deterministic ids, each unit listed in the dataset's ledger in
   the same load batch (:mod:`bigquery_commit`). Free, exactly once, and a
   unit already in the ledger is skipped. Local runs load every bundle (batch)
-  or every window (streaming: before the window is acknowledged); on a
-  remote runner every bundle is staged and the staged bundles are loaded
-  together once per ``load_interval`` seconds (streaming) or at the end
-  (batch), which keeps the load jobs far inside BigQuery's daily quota.
+  or every window (streaming: before the window is acknowledged). On a
+  remote runner, streaming: every bundle's rows are kept by the runner
+  (:mod:`bigquery_batches`) and loaded together once per ``load_interval``
+  seconds; batch: every bundle is staged as files and all are loaded at the
+  end. Either keeps the load jobs far inside BigQuery's daily quota.
 * ``streaming-inserts`` — the legacy ``tabledata.insertAll`` API, only when
   asked for: billed per row (1 KB minimum), best-effort de-duplication by
   insert id (the event id) only, no ledger. Transient failures are retried
@@ -35,16 +36,17 @@ from haulage.parsers.arrow_rows import arrow_to_rows
 from haulage.parsers.lines import dead_letter, event_key
 from haulage.parsers.timestamps import iso_from_epoch
 
+from .bigquery_batches import BatchLoader, StagedBundle, stage_bundle
 from .bigquery_commit import BigQueryCommitter, LoadOutcome, default_staging_root
 from .bigquery_jobs import retry_transient
 from .datasets import DatasetRef, bigquery_client
 from .elements import ParsedChunk
 from .metrics import Counters
-from .parquet_commit import CommitOutcome, StagedGroup
+from .parquet_commit import CommitOutcome, IncompleteUnitError, StagedGroup
 from .progress import note_day
 
 __all__ = ["LOAD_JOBS", "METHODS", "STREAMING_INSERTS", "InsertRowsFn", "LoadBatchesFn", "LoadGroupsFn",
-           "StageGroupsFn", "WriteBigQuery", "count_load"]
+           "LoadStagedFn", "StageFilesFn", "StageGroupsFn", "WriteBigQuery", "count_load"]
 
 MAX_ROWS_PER_REQUEST = 500
 
@@ -233,8 +235,62 @@ class LoadGroupsFn(_GroupsFn):
         count_load(self._counters, staged, loaded)
 
 
-class StageGroupsFn(_GroupsFn):
-    """Remote runs: stage every bundle; emit the staged commit's id for the batched load."""
+class StageGroupsFn(beam.DoFn):
+    """Remote runs: each bundle's rows become one :class:`StagedBundle`, kept by the runner until loaded."""
+
+    def __init__(self, dataset: DatasetRef, staging_root: str, run_id: str, each_element: bool = False) -> None:
+        self._dataset = dataset
+
+    def setup(self) -> None:
+        self._counters = Counters()
+
+    def start_bundle(self) -> None:
+        self._parts: dict[str, list[Any]] = {}
+        self._units: dict[str, Any] = {}
+        self._sources: set[str] = set()
+
+    def process(self, chunk: ParsedChunk) -> Iterator[Any]:
+        for (table, day), rows in chunk.tables.items():
+            if table != UNPROCESSED:
+                note_day(day)
+            self._parts.setdefault(table, []).append(rows)
+        for unit in chunk.units:
+            self._units.setdefault(unit.unit_id, unit)
+        self._sources |= chunk.sources
+        return iter(())
+
+    def finish_bundle(self) -> Iterator[Any]:
+        if not (self._units or self._sources):
+            return
+        incomplete = self._sources - set(self._units)
+        if incomplete:
+            raise IncompleteUnitError(
+                f"{len(incomplete)} source(s) reached the sink without their last part (e.g. {sorted(incomplete)[0]}): "
+                "the reader and the sink must run in the same bundle")
+        yield WindowedValue(stage_bundle(self._parts, list(self._units.values())), Timestamp.now(), [GlobalWindow()])
+
+
+class LoadBatchesFn(beam.DoFn):
+    """Loads all staged bundles of a pane as one batch (one load job per table)."""
+
+    def __init__(self, dataset: DatasetRef, staging_root: str, run_id: str) -> None:
+        self._dataset = dataset
+        self._staging_root = staging_root
+        self._run_id = run_id
+
+    def setup(self) -> None:
+        # remote runners: messages are not listed in the ledger (see BigQueryCommitter)
+        self._loader = BatchLoader(BigQueryCommitter(self._dataset, self._staging_root, self._run_id, list_messages=False))
+        self._counters = Counters()
+
+    def process(self, keyed: tuple[Any, Iterable[StagedBundle]]) -> Iterator[Any]:
+        loaded = self._loader.load(keyed[1])
+        count_load(self._counters, CommitOutcome(None, {}, []), loaded)
+        return iter(())
+
+
+class StageFilesFn(_GroupsFn):
+    """Remote batch runs: stage every bundle as files (a staging commit); emit the commit's id."""
 
     def process(self, chunk: ParsedChunk) -> Iterator[Any]:
         self._add(chunk)
@@ -249,8 +305,8 @@ class StageGroupsFn(_GroupsFn):
             yield WindowedValue(staged.commit, Timestamp.now(), [GlobalWindow()])
 
 
-class LoadBatchesFn(beam.DoFn):
-    """Loads all staged commits of a pane as one batch (one load job per table)."""
+class LoadStagedFn(beam.DoFn):
+    """Remote batch runs: load every staged commit at the end, 10,000 files per load job."""
 
     def __init__(self, dataset: DatasetRef, staging_root: str, run_id: str) -> None:
         self._dataset = dataset
@@ -258,7 +314,7 @@ class LoadBatchesFn(beam.DoFn):
         self._run_id = run_id
 
     def setup(self) -> None:
-        self._committer = BigQueryCommitter(self._dataset, self._staging_root, self._run_id)
+        self._committer = BigQueryCommitter(self._dataset, self._staging_root, self._run_id, list_messages=False)
         self._counters = Counters()
 
     def process(self, keyed: tuple[Any, Iterable[str]]) -> Iterator[Any]:
@@ -316,19 +372,28 @@ class WriteBigQuery(beam.PTransform):
         if self._mode != self.BATCHED:
             each = self._mode == self.EACH_ELEMENT
             return parsed | "StageAndLoad" >> beam.ParDo(LoadGroupsFn(self._dataset, self._staging, self._run_id, each))
-        staged = parsed | "StageBundles" >> beam.ParDo(StageGroupsFn(self._dataset, self._staging, self._run_id, False))
-        if self._streaming:
-            # a pane every load interval, and a last one when the watermark passes the end
-            # of the window — a drain: Dataflow would emit it anyway, Beam's Python direct
-            # runner only when the trigger asks for it (it ignores closing behaviour)
-            staged = staged | "EveryLoadInterval" >> beam.WindowInto(
+        if not self._streaming:
+            # a batch job's output can be far bigger than memory: bundles are staged as files and
+            # loaded together at the end, 10,000 files per load job
+            return (
+                parsed
+                | "StageBundles" >> beam.ParDo(StageFilesFn(self._dataset, self._staging, self._run_id, False))
+                | "OneLoader" >> beam.Map(lambda commit: (None, commit))
+                | "CollectStaged" >> beam.GroupByKey()
+                | "LoadBatches" >> beam.ParDo(LoadStagedFn(self._dataset, self._staging, self._run_id))
+            )
+        # a pane every load interval, and a last one when the watermark passes the end of the
+        # window — a drain: Dataflow would emit it anyway, Beam's Python direct runner only when
+        # the trigger asks for it (it ignores closing behaviour)
+        return (
+            parsed
+            | "StageBundles" >> beam.ParDo(StageGroupsFn(self._dataset, self._staging, self._run_id, False))
+            | "EveryLoadInterval" >> beam.WindowInto(
                 GlobalWindows(),
                 trigger=Repeatedly(AfterAny(AfterProcessingTime(int(round(self._load_interval))), AfterWatermark())),
                 accumulation_mode=AccumulationMode.DISCARDING,
             )
-        return (
-            staged
-            | "OneLoader" >> beam.Map(lambda commit: (None, commit))
+            | "OneLoader" >> beam.Map(lambda bundle: (None, bundle))
             | "CollectStaged" >> beam.GroupByKey()
             | "LoadBatches" >> beam.ParDo(LoadBatchesFn(self._dataset, self._staging, self._run_id))
         )

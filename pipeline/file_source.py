@@ -2,7 +2,9 @@
 
 Files are listed in the driver, spread over workers with a Reshuffle, and each
 is read as a stream (never whole into memory). A damaged or empty file
-yields what could be read plus one fault: it never fails the run.
+yields every line that could be read and one fault per damaged region (see
+parsers/framing.py): it never fails the run. Chunks are bounded by lines and
+by bytes.
 """
 
 from __future__ import annotations
@@ -69,6 +71,10 @@ def open_binary(path: str) -> BinaryIO:
     return FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED)
 
 
+DEFAULT_CHUNK_BYTES = 4 << 20
+"""Raw line bytes per chunk: with ``--chunk-lines`` the bound on what one unit of work holds."""
+
+
 def unreadable_chunk(path: str, received_at: str, exc: BaseException, label_prefix: str = "") -> Chunk:
     """The one-fault chunk of a file that cannot be opened.
 
@@ -82,10 +88,20 @@ def unreadable_chunk(path: str, received_at: str, exc: BaseException, label_pref
     return Chunk([LineBatch(origin, 1, [], received_at, FileFault("unreadable-file", detail, 1), unit)])
 
 
-def read_chunks(path: str, received_at: str, chunk_lines: int, origin: Origin, size: int) -> Iterator[Chunk]:
-    """A file as chunks of about ``chunk_lines`` lines; its fault and its unit ride on the last chunk."""
+def read_chunks(
+    path: str, received_at: str, chunk_lines: int, origin: Origin, size: int, chunk_bytes: int = DEFAULT_CHUNK_BYTES
+) -> Iterator[Chunk]:
+    """A file as chunks of at most ``chunk_lines`` lines and about ``chunk_bytes`` bytes of lines.
+
+    A chunk is closed as soon as either bound is reached (a chunk holds at
+    least one line, so a single line is never split; framing bounds a line
+    at 64 KiB). Faults ride on the chunk where they occur, in file order,
+    and reading goes on after them (see parsers/framing.py); the file's
+    unit rides on the last chunk.
+    """
     pending = Chunk()
-    pending_lines = total_lines = faults = 0
+    room_lines, room_bytes = chunk_lines, chunk_bytes
+    total_lines = faults = 0
     try:
         stream = open_binary(path)
     except Exception as exc:
@@ -95,19 +111,44 @@ def read_chunks(path: str, received_at: str, chunk_lines: int, origin: Origin, s
         for item in iter_line_batches(stream, path):
             if isinstance(item, FileFault):
                 pending.append(LineBatch(origin, item.position, [], received_at, item))
+                room_bytes -= len(item.partial) + len(item.raw)
                 faults += 1
-                break
-            first_position, lines = item
-            pending.append(LineBatch(origin, first_position, lines, received_at))
-            pending_lines += len(lines)
-            total_lines += len(lines)
-            if pending_lines >= chunk_lines:
+            else:
+                position, lines = item
+                total_lines += len(lines)
+                while lines:
+                    take, taken_bytes = _lines_that_fit(lines, room_lines, room_bytes)
+                    part = lines if take == len(lines) else lines[:take]
+                    pending.append(LineBatch(origin, position, part, received_at))
+                    room_lines -= take
+                    room_bytes -= taken_bytes
+                    position += take
+                    lines = lines[take:] if take < len(lines) else []
+                    if room_lines <= 0 or room_bytes <= 0:
+                        yield pending
+                        pending, room_lines, room_bytes = Chunk(), chunk_lines, chunk_bytes
+                continue
+            if room_bytes <= 0:
                 yield pending
-                pending, pending_lines = Chunk(), 0
+                pending, room_lines, room_bytes = Chunk(), chunk_lines, chunk_bytes
     if not pending:
-        pending.append(LineBatch(origin, total_lines + 1, [], received_at))
+        pending.append(LineBatch(origin, total_lines + faults + 1, [], received_at))
     pending[-1].finished = SourceUnit(origin.key, FILE, origin.label, size, total_lines, faults)
     yield pending
+
+
+def _lines_that_fit(lines: list[bytes], room_lines: int, room_bytes: int) -> tuple[int, int]:
+    """How many of ``lines`` (from the first) fit the room left, at least one; and their bytes."""
+    take = min(len(lines), room_lines)
+    size = sum(map(len, lines[:take])) if take < len(lines) else sum(map(len, lines))
+    if size <= room_bytes:
+        return take, size
+    used = 0
+    for count, line in enumerate(lines[:take]):
+        if count and used + len(line) > room_bytes:
+            return count, used
+        used += len(line)
+    return take, used
 
 
 def read_file(
@@ -117,6 +158,7 @@ def read_file(
     size: Optional[int] = None,
     label_prefix: str = "",
     skip: Optional[Callable[[str], bool]] = None,
+    chunk_bytes: int = DEFAULT_CHUNK_BYTES,
 ) -> Iterator[Chunk]:
     """A file named by its content (:func:`source_identity.file_origin`) as chunks.
 
@@ -130,7 +172,21 @@ def read_file(
         return
     if skip is not None and skip(origin.key):
         return
-    yield from read_chunks(path, received_at, chunk_lines, origin, size)
+    yield from read_chunks(path, received_at, chunk_lines, origin, size, chunk_bytes)
+
+
+def _lines_that_fit(lines: list[bytes], room_lines: int, room_bytes: int) -> tuple[int, int]:
+    """How many of ``lines`` (from the first) fit the room left, at least one; and their bytes."""
+    take = min(len(lines), room_lines)
+    size = sum(map(len, lines[:take])) if take < len(lines) else sum(map(len, lines))
+    if size <= room_bytes:
+        return take, size
+    used = 0
+    for count, line in enumerate(lines[:take]):
+        if count and used + len(line) > room_bytes:
+            return count, used
+        used += len(line)
+    return take, used
 
 
 class ReadFileFn(beam.DoFn):
@@ -151,8 +207,10 @@ class ReadFileFn(beam.DoFn):
         received_at: str,
         label_prefix: str = "",
         committed: Optional[frozenset[str]] = None,
+        chunk_bytes: int = DEFAULT_CHUNK_BYTES,
     ) -> None:
         self._label_prefix = label_prefix
+        self._chunk_bytes = chunk_bytes
         self._total_files = total_files
         self._total_bytes = total_bytes
         self._chunk_lines = chunk_lines
@@ -177,7 +235,9 @@ class ReadFileFn(beam.DoFn):
         return False
 
     def process(self, item: InputFile) -> Iterator[Chunk]:
-        for chunk in read_file(item.path, self._received_at, self._chunk_lines, item.size, self._label_prefix, self._skip):
+        for chunk in read_file(
+            item.path, self._received_at, self._chunk_lines, item.size, self._label_prefix, self._skip, self._chunk_bytes
+        ):
             yield chunk
             self._progress.add(lines=sum(len(b.lines) for b in chunk))
         self._files_read.inc()
@@ -192,7 +252,10 @@ class ReadFileFn(beam.DoFn):
 class ReadLogFiles(beam.PTransform):
     """Listed input files → chunks of raw lines, files spread across workers.
 
-    Files whose unit id is in ``committed`` (the output's ledger) are skipped.
+    A chunk holds at most ``chunk_lines`` lines and about ``chunk_bytes``
+    bytes of lines, so what a worker holds per chunk is bounded by bytes
+    whatever the lines look like. Files whose unit id is in ``committed``
+    (the output's ledger) are skipped.
     """
 
     def __init__(
@@ -201,10 +264,12 @@ class ReadLogFiles(beam.PTransform):
         chunk_lines: int = 20000,
         label_prefix: str = "",
         committed: Optional[frozenset[str]] = None,
+        chunk_bytes: int = DEFAULT_CHUNK_BYTES,
     ) -> None:
         super().__init__()
         self._files = list(files)
         self._chunk_lines = chunk_lines
+        self._chunk_bytes = chunk_bytes
         self._label_prefix = label_prefix
         self._committed = committed
 
@@ -215,5 +280,8 @@ class ReadLogFiles(beam.PTransform):
             pbegin
             | "ListFiles" >> beam.Create(self._files)
             | "SpreadFiles" >> beam.Reshuffle()
-            | "ReadFiles" >> beam.ParDo(ReadFileFn(len(self._files), total_bytes, self._chunk_lines, received_at, self._label_prefix, self._committed)).with_output_types(Chunk)
+            | "ReadFiles" >> beam.ParDo(ReadFileFn(
+                len(self._files), total_bytes, self._chunk_lines, received_at, self._label_prefix, self._committed,
+                self._chunk_bytes,
+            )).with_output_types(Chunk)
         )

@@ -15,7 +15,6 @@ from typing import Optional, Sequence
 
 from haulage.parsers.agents import DEFAULT_AGENT_CACHE_SIZE
 
-from .argtypes import byte_size as _byte_size
 from .argtypes import positive_float as _positive_float
 from .argtypes import positive_int as _positive_int
 from .datasets import DatasetRef, DatasetSpecError
@@ -27,7 +26,7 @@ MESSAGE_FORMATS = (LINES, GCS_NOTIFICATION)
 DEFAULT_OUTPUT_DIR = "./haulage-out"
 DEFAULT_WINDOW_SECONDS = 60.0
 DEFAULT_CHUNK_LINES = 20000
-DEFAULT_CHUNK_BYTES = 16 << 20
+DEFAULT_CHUNK_MIB = 4.0
 DEFAULT_LOAD_INTERVAL = 120.0
 BIGQUERY_METHODS = ("load-jobs", "streaming-inserts")
 # Beam runners that run the pipeline in this process. The first three mean
@@ -59,7 +58,7 @@ class RunOptions:
     window_seconds: float = DEFAULT_WINDOW_SECONDS
     agent_cache_size: int = DEFAULT_AGENT_CACHE_SIZE
     chunk_lines: int = DEFAULT_CHUNK_LINES
-    chunk_bytes: int = DEFAULT_CHUNK_BYTES
+    chunk_bytes: int = int(DEFAULT_CHUNK_MIB * (1 << 20))
     notification_allow: list[str] = field(default_factory=list)
     workers: Optional[int] = None  # local batch runs: worker processes; None = one per core
     quiet: bool = False
@@ -145,9 +144,10 @@ def add_tuning_arguments(parser: argparse.ArgumentParser, *, streaming: bool = T
                        help=f"distinct user agents kept parsed per worker (default {DEFAULT_AGENT_CACHE_SIZE})")
     group.add_argument("--chunk-lines", type=_positive_int, default=DEFAULT_CHUNK_LINES, metavar="N",
                        help=f"lines per unit of work (default {DEFAULT_CHUNK_LINES})")
-    group.add_argument("--chunk-bytes", type=_byte_size, default=DEFAULT_CHUNK_BYTES, metavar="SIZE",
-                       help=f"bytes of raw lines per unit of work, e.g. 16M (default {DEFAULT_CHUNK_BYTES >> 20}M); "
-                            "with --chunk-lines it bounds memory")
+    group.add_argument("--chunk-mib", type=_positive_float, default=DEFAULT_CHUNK_MIB, metavar="MIB",
+                       help="at most about this many MiB of lines per unit of work, whatever --chunk-lines says: "
+                            "file chunks, and in streaming message batches and windows "
+                            f"(default {DEFAULT_CHUNK_MIB:g})")
     group.add_argument("--workers", type=_positive_int, default=None, metavar="N",
                        help="local batch runs: worker processes, each with a share of the files (default: one per core)")
     group.add_argument("--quiet", action="store_true", help="no progress lines, only the summary")
@@ -217,7 +217,7 @@ def options_from_namespace(ns: argparse.Namespace, beam_args: Sequence[str]) -> 
         window_seconds=getattr(ns, "window_seconds", DEFAULT_WINDOW_SECONDS),
         agent_cache_size=ns.agent_cache_size,
         chunk_lines=ns.chunk_lines,
-        chunk_bytes=getattr(ns, "chunk_bytes", DEFAULT_CHUNK_BYTES),
+        chunk_bytes=max(1, int(ns.chunk_mib * (1 << 20))),
         workers=ns.workers,
         quiet=ns.quiet,
         beam_args=list(beam_args),

@@ -32,6 +32,8 @@ def add_parser(commands):
         description=(
             "Parse CDN log lines and write one JSON object per input line, in input order: "
             '{"table": "file_downloads"|"simple_requests"|"unprocessed", "row": {...}}. '
+            "A damaged region of a file (corrupt or cut gzip member, bytes that are not gzip) is one "
+            "unprocessed object too, and reading goes on after it. "
             "Exits 0 even when lines are bad; 1 when a file cannot be read completely."
         ),
     )
@@ -52,23 +54,26 @@ def _write_records(out: BinaryIO, records: Iterable) -> None:
     out.write(b"".join(dumps({"table": r.table, "row": r.row}) + b"\n" for r in records))
 
 
-def parse_stream(stream: BinaryIO, name: str, parser: ColumnarParser, out: BinaryIO, received_at: str) -> FileFault | None:
-    """Write one NDJSON object per line of ``stream``; return its file fault, if any.
+def parse_stream(stream: BinaryIO, name: str, parser: ColumnarParser, out: BinaryIO, received_at: str) -> list[FileFault]:
+    """Write one NDJSON object per line of ``stream`` and per damaged region; return the damage.
 
-    Each batch of lines the reader yields is parsed as one Arrow block and
-    written straight from the columns (:mod:`haulage.parsers.ndjson`): the
-    bytes are those the row parser's dicts would give through orjson.
+    So ``lines read + faults = objects written``; an empty file writes nothing
+    and is not damage. Each batch of lines the reader yields is parsed as one
+    Arrow block and written straight from the columns
+    (:mod:`haulage.parsers.ndjson`): the bytes are those the row parser's
+    dicts would give through orjson.
     """
     origin = Origin.for_file(name)
+    faults: list[FileFault] = []
     for item in gather_batches(iter_line_batches(stream, name)):
         if isinstance(item, FileFault):
-            if item.partial:
-                # the bytes of the cut line were read: they are an input line too
+            if item.reason != "empty-file":
                 _write_records(out, [fault_dead_letter(origin, item, received_at)])
-            return item if item.reason != "empty-file" else None
+                faults.append(item)
+            continue
         first_position, lines = item
         out.write(block_ndjson(parser.parse_lines(lines, origin, first_position, received_at)))
-    return None
+    return faults
 
 
 def run_parse(files: list[str], agent_cache_size: int) -> int:
@@ -81,19 +86,16 @@ def run_parse(files: list[str], agent_cache_size: int) -> int:
     for name in files or [STDIN_NAME]:
         try:
             if name == STDIN_NAME:
-                fault = parse_stream(sys.stdin.buffer, "<stdin>", parser, out, received_at)
+                faults = parse_stream(sys.stdin.buffer, "<stdin>", parser, out, received_at)
             else:
                 with open(name, "rb") as stream:
-                    fault = parse_stream(stream, name, parser, out, received_at)
+                    faults = parse_stream(stream, name, parser, out, received_at)
         except OSError as exc:
             print(f"haulage parse: cannot read {name}: {exc.strerror or exc}", file=sys.stderr)
             failed += 1
             continue
-        if fault is not None:
-            print(
-                f"haulage parse: {fault.detail} ({fault.reason}); lines before line {fault.position} were parsed",
-                file=sys.stderr,
-            )
-            failed += 1
+        for fault in faults:
+            print(f"haulage parse: {fault.detail} ({fault.reason}); dead letter at line {fault.position}", file=sys.stderr)
+        failed += bool(faults)
     out.flush()
     return 1 if failed else 0

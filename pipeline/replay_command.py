@@ -122,7 +122,7 @@ def run_replay(opts: RunOptions, day_range: Optional[tuple[str, str]], merge: bo
         pipeline = beam.Pipeline(runner=local_runner(options) if opts.local else None, options=options)
         (
             pipeline
-            | "ReadLogFiles" >> ReadLogFiles(files, opts.chunk_lines, label_prefix=dead_letter_label(key))
+            | "ReadLogFiles" >> ReadLogFiles(files, opts.chunk_lines, label_prefix=dead_letter_label(key), chunk_bytes=opts.chunk_bytes)
             | "ParseLogLines" >> ParseLogLines(opts.agent_cache_size)
             | "StageDays" >> WriteParquet(staging_dir, day_range=day_range, run_id=run_id)
         )

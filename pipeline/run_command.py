@@ -98,7 +98,7 @@ def build_pipeline(
     pipeline = beam.Pipeline(runner=runner, options=options)
     policy = NotificationPolicy.from_locations(opts.notification_allow) if opts.notification_allow else None
     if opts.inputs:
-        chunks = pipeline | "ReadLogFiles" >> ReadLogFiles(files or [], opts.chunk_lines, committed=output.committed)
+        chunks = pipeline | "ReadLogFiles" >> ReadLogFiles(files or [], opts.chunk_lines, committed=output.committed, chunk_bytes=opts.chunk_bytes)
     elif opts.local:
         chunks = pipeline | "PullPubSubWindows" >> PullPubSubWindows(
             opts.message_format, opts.subscription, opts.topic, opts.run_for, opts.window_seconds,

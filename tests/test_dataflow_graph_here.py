@@ -276,7 +276,7 @@ def test_batches_of_1000_line_messages_are_bounded_by_bytes(pubsub, pubsub_emula
             sources = [pc.Source(f"{subscription}#{st.publish(publisher, topic, body)}", block) for _ in range(12)]
             result = st.run(graph, "--subscription", subscription, "--output-dir", str(tmp_path / graph),
                             "--run-for", "4", "--window-seconds", "2", "--chunk-lines", "100000",
-                            "--chunk-bytes", str(cap))
+                            "--chunk-mib", str(cap / (1 << 20)))
             assert result.code == 0, result.stdout + result.stderr
             out = pc.read_parquet_output(tmp_path / graph)
             pc.check_output(out, sources)

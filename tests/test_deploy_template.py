@@ -85,11 +85,11 @@ VALID = {
     "window_seconds": ["60", "0.5", "2.", ".5"],
     "agent_cache_size": ["16384", "1"],
     "chunk_lines": ["20000"],
-    "chunk_bytes": ["16777216", "16M", "512k", "1GiB", "32mib"],
     "notification_allow": ["gs://my-logs/logs/", "gs://my-logs", "gs://a.b-c/x/y,gs://d_e/"],
     "staging_dir": ["gs://b/haulage-staging"],
     "bigquery_method": ["load-jobs", "streaming-inserts"],
     "load_interval": ["120", "30.5"],
+    "chunk_mib": ["4", "0.5", "16."],
 }
 INVALID = {
     "subscription": ["haulage", "projects/p/topics/t"],
@@ -101,11 +101,11 @@ INVALID = {
     "window_seconds": ["-1", "abc", "1e3x"],
     "agent_cache_size": ["0", "-5", "1.5"],
     "chunk_lines": ["0", "ten"],
-    "chunk_bytes": ["0", "-1", "16T", "1.5M", "M"],
     "notification_allow": ["my-logs/logs/", "gs://My-Logs/x", "gs://b/logs/*.gz", "gs://ok/x,/tmp/y"],
     "staging_dir": ["/tmp/staging", "./s"],
     "bigquery_method": ["storage", "LOAD-JOBS"],
     "load_interval": ["-1", "soon"],
+    "chunk_mib": ["-1", "four", "4MiB"],
 }
 
 

@@ -286,3 +286,93 @@ def test_run_after_replay_and_replay_after_run(bigquery, gcs_emulator, google_cr
     run(env, dataset, staging, pattern)
     eo.compare("BigQuery: run after replay, replay after run", "run, replay, run, replay --merge of a day, run",
                eo.bigquery_holdings(bigquery.client(), dataset), reference, by_source=False)
+
+
+def test_storage_write_api_evidence(bigquery, archive, tmp_path):
+    """Why haulage does not offer the Storage Write API for line delivery (README, *Exactly once*).
+
+    Its exactly-once primitive works in bqemulator 1.4: an application-created
+    PENDING stream takes rows at explicit offsets, refuses a repeated offset
+    (ALREADY_EXISTS: a retried append is not written twice), and is committed
+    whole. But committing rows into haulage's tables fails there — the
+    emulator builds the table's Arrow schema without the fields of RECORD
+    columns (details, classification, file) — so a sink built on it could not
+    be tested against a real component. If this test starts failing, the
+    emulator has learnt it: the sink can then be built and tested."""
+    import grpc
+    import pyarrow.parquet as pq
+    from google.api_core import exceptions as gexc
+    from google.cloud.bigquery_storage_v1 import BigQueryWriteClient, types
+    from google.cloud.bigquery_storage_v1.services.big_query_write.transports import BigQueryWriteGrpcTransport
+
+    from haulage.pipeline.parquet_commit import committed_files
+
+    out = tmp_path / "out"
+    assert pc.run_cli(["run", "--input", str(archive.files[0]), "--output-dir", str(out), "--quiet"]).code == 0
+    rows = pq.read_table(committed_files(str(out), "file_downloads")[0])
+    dataset = new_dataset(bigquery)
+    channel = grpc.insecure_channel(f"127.0.0.1:{bigquery.grpc_port}")
+    writer = BigQueryWriteClient(transport=BigQueryWriteGrpcTransport(channel=channel))
+    parent = f"projects/{bigquery.project}/datasets/{dataset}/tables/file_downloads"
+    stream = writer.create_write_stream(parent=parent, write_stream=types.WriteStream(type_=types.WriteStream.Type.PENDING))
+
+    def append(offset: int):
+        batch = rows.combine_chunks().to_batches()[0]
+        data = types.AppendRowsRequest.ArrowData(
+            writer_schema=types.ArrowSchema(serialized_schema=rows.schema.serialize().to_pybytes()),
+            rows=types.ArrowRecordBatch(serialized_record_batch=batch.serialize().to_pybytes()))
+        request = types.AppendRowsRequest(write_stream=stream.name, arrow_rows=data)
+        request.offset = offset
+        return list(writer.append_rows(iter([request])))[0]
+
+    assert append(0).append_result.offset == 0
+    assert append(0).error.code == 6  # ALREADY_EXISTS: the same rows at the same offset are not appended twice
+    assert writer.finalize_write_stream(name=stream.name).row_count == rows.num_rows
+    with pytest.raises(gexc.GoogleAPICallError) as failure:
+        writer.batch_commit_write_streams(request={"parent": parent, "write_streams": [stream.name]})
+    assert "STRUCT with no fields" in str(failure.value), failure.value
+    channel.close()
+
+
+@pytest.mark.parametrize("shape", ["streaming", "batch"])
+def test_retried_bundles_on_dataflow_load_once(bigquery, gcs_emulator, google_credentials, archive, reference, shape):
+    """The remote-runner shapes of the sink (streaming: bundles kept by the
+    runner, loaded per interval; batch: bundles staged as files, loaded at the
+    end): a staging bundle run twice, and the load step run twice after it
+    finished, put every line in once."""
+    from haulage.parsers.agents import DEFAULT_AGENT_CACHE_SIZE
+    from haulage.pipeline import bigquery_sink
+    from haulage.pipeline.datasets import DatasetRef
+    from haulage.pipeline.file_source import ReadFileFn, expand_inputs
+    from haulage.pipeline.parse_transform import ParseChunkFn
+
+    dataset = new_dataset(bigquery)
+    env = env_for(bigquery, gcs_emulator, google_credentials)
+    staging = f"gs://{gcs_emulator.bucket}/staging-bundles-{dataset}"
+    files = expand_inputs([str(archive.root / "*" / "*.gz")])
+    reader = ReadFileFn(len(files), sum(f.size for f in files), 50, "2026-11-01T00:00:00Z")
+    reader.setup()
+    parser = ParseChunkFn(DEFAULT_AGENT_CACHE_SIZE)
+    parser.setup()
+    with environment(env):
+        ref = DatasetRef("test-project", dataset)
+        stage_fn, load_fn = {"streaming": (bigquery_sink.StageGroupsFn, bigquery_sink.LoadBatchesFn),
+                             "batch": (bigquery_sink.StageFilesFn, bigquery_sink.LoadStagedFn)}[shape]
+        stage = stage_fn(ref, staging, "run-retried", False)
+        stage.setup()
+        staged = []
+        for bundle in (files[:2], files[2:], files[2:]):  # the second bundle is retried
+            stage.start_bundle()
+            for item in bundle:
+                reader.start_bundle()
+                for chunk in reader.process(item):
+                    for parsed in parser.process(chunk):
+                        stage.process(getattr(parsed, "value", parsed))
+            staged.extend(v.value for v in stage.finish_bundle() or ())
+        stage.teardown()
+        load = load_fn(ref, staging, "run-retried")
+        load.setup()
+        for _ in range(2):  # the load step retried after it finished
+            list(load.process((None, staged)) or ())
+    eo.compare(f"BigQuery: retried bundles (Dataflow {shape})", "a staging bundle and the load step each run twice",
+               eo.bigquery_holdings(bigquery.client(), dataset), reference)

@@ -3,7 +3,7 @@
 2,000 gzip messages of 1,000 log lines each (≈ 1 GB of log text) wait in
 the emulator before haulage starts; both local graphs read the whole backlog
 into Parquet with the default caps (``--chunk-lines`` 20,000,
-``--chunk-bytes`` 16M). The haulage subprocess's peak resident set — the
+``--chunk-mib`` 4). The haulage subprocess's peak resident set — the
 kernel's high-water mark ``VmHWM`` in ``/proc/PID/status``, read once the
 whole backlog is written — must stay under :data:`PEAK_RSS_BOUND`, and every
 line must be in the output exactly once (rows + dead letters = 2 million,

@@ -140,4 +140,4 @@ def test_which_graph_runs_where():
     assert not remote.in_process and not remote.direct_streaming
     allowed = _options(*SUB, "--message-format", "gcs-notification", "--notification-allow", "gs://a-b/x/", "gs://c-d")
     assert allowed.notification_allow == ["gs://a-b/x/", "gs://c-d"]
-    assert _options(*SUB, "--chunk-bytes", "32M").chunk_bytes == 32 << 20
+    assert _options(*SUB, "--chunk-mib", "32").chunk_bytes == 32 << 20

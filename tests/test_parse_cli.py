@@ -87,6 +87,9 @@ def test_not_gzip_and_empty_files(tmp_path):
     empty = tmp_path / "empty.log.gz"
     empty.write_bytes(b"")
     done = run(str(fake))
-    assert done.returncode == 1 and b"bad-gzip" in done.stderr and done.stdout == b""
+    assert done.returncode == 1 and b"bad-gzip" in done.stderr
+    (dead,) = [orjson.loads(line) for line in done.stdout.splitlines()]  # one dead letter, keeping the bytes
+    assert dead["table"] == "unprocessed" and dead["row"]["error"].startswith("bad-gzip")
+    assert dead["row"]["line"] == "this is not gzip\\x0a" and dead["row"]["source"] == f"{fake}:1"
     done = run(str(empty))
     assert done.returncode == 0 and done.stdout == b""

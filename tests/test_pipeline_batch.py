@@ -7,6 +7,7 @@ from haulage's parser; see tests/support/pipeline_check.py for the checks.
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -71,8 +72,10 @@ def test_run_local_files_good_and_damaged(tmp_path):
     fault = faults[truncated.label]
     recovered = int(fault["source"].rpartition(":")[2]) - 1
     assert 0 < recovered < len(truncated.items), "truncating half the file should keep some lines and lose some"
-    # the cut line is kept as far as it could be read
-    assert truncated.items[recovered][0].decode("utf-8", "backslashreplace").startswith(fault["line"])
+    # the cut line is kept as far as it could be read, then the member's raw bytes
+    cut = int(re.search(r"the cut line \((\d+) bytes\)", fault["error"]).group(1))
+    assert fault["line"].startswith(truncated.items[recovered][0][:cut].decode("utf-8", "backslashreplace"))
+    assert "\\x1f\\x8b\\x08" in fault["line"]
     assert acc.lines == 150 + 150 + 80 + 80 + recovered
     assert acc.faults == 4
 

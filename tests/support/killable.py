@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import signal
 import sys
 from typing import Mapping, Optional, Sequence
 
@@ -39,6 +40,9 @@ def _context():
 
 
 def _child(argv: Sequence[str], env: Mapping[str, str], cwd: Optional[str], log: Optional[str]) -> None:
+    # A shell without job control starts background jobs with SIGINT ignored, and
+    # children inherit that; haulage is meant to be run as a foreground command.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     os.environ.clear()
     os.environ.update(env)
     if cwd:

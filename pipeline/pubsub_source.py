@@ -35,9 +35,9 @@ from haulage.parsers.timestamps import iso_from_epoch
 
 from .batching import BatchChunks, bounded_chunks
 from .elements import FILE, MESSAGE, Chunk, LineBatch, SourceUnit
-from .file_source import read_file
+from .file_source import DEFAULT_CHUNK_BYTES, read_file
 from .notifications import NotificationPolicy, Refusal
-from .options import DEFAULT_CHUNK_BYTES, DEFAULT_CHUNK_LINES, GCS_NOTIFICATION
+from .options import DEFAULT_CHUNK_LINES, GCS_NOTIFICATION
 
 __all__ = ["MessageDecoder", "ReadPubSubChunks", "line_batches_of_message"]
 
@@ -143,8 +143,7 @@ class MessageDecoder:
                 return False
 
             # named by its content, like the same file read by a batch run or a replay
-            file_chunks = read_file(decision, received_at, self.chunk_lines, skip=skip_file)
-            yield from bounded_chunks(file_chunks, self.chunk_lines, self.chunk_bytes)
+            yield from read_file(decision, received_at, self.chunk_lines, skip=skip_file, chunk_bytes=self.chunk_bytes)
 
 
 def _nothing_ingested(unit_id: str) -> bool:

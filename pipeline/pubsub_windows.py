@@ -50,7 +50,8 @@ from .batching import chunk_size
 from .elements import Chunk
 from .ledgers import LedgerRef, OpenLedger
 from .notifications import NotificationPolicy
-from .options import DEFAULT_CHUNK_BYTES, DEFAULT_CHUNK_LINES
+from .file_source import DEFAULT_CHUNK_BYTES
+from .options import DEFAULT_CHUNK_LINES
 from .pubsub_clients import subscriber_client
 from .pubsub_source import MessageDecoder
 

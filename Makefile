@@ -13,7 +13,7 @@ PYTEST_ARGS ?=
 FUZZ_SECONDS ?= 300
 FUZZ_DIR ?= .fuzz
 
-.PHONY: setup browser run test explore bench fuzz agents-stress clean
+.PHONY: setup browser run test explore bench fuzz agents-stress memory-stress clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -71,6 +71,11 @@ fuzz: setup
 # up to 64 KiB each; and the old backtracking patterns on issue 10's agents.
 agents-stress: setup
 	$(PY) benchmarks/agents_stress.py --before
+
+# A 2-million-line Pub/Sub backlog through both local streaming graphs, peak RSS
+# of the haulage process checked (make test runs the windowed pull only).
+memory-stress: setup
+	HAULAGE_STRESS=1 $(PY) -m pytest -s tests/test_memory.py
 
 clean:
 	rm -rf $(VENV) $(OUTPUT_DIR) .pytest_cache .hypothesis build *.egg-info $(FUZZ_DIR)

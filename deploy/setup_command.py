@@ -185,4 +185,8 @@ def main(args: argparse.Namespace, extra: Optional[list[str]] = None) -> int:
             return 1
         raise
     print(render(outcomes))
+    if args.notification_bucket:  # the allow-list that matches the notification just set up
+        bucket = args.notification_bucket.removeprefix("gs://").rstrip("/")
+        print(f"haulage setup: read its notifications with --message-format gcs-notification "
+              f"--notification-allow gs://{bucket}/{args.notification_prefix}", file=sys.stderr)
     return 1 if any(o.status is Status.REFUSED for o in outcomes) else 0

@@ -23,7 +23,7 @@ NOT_TEMPLATE_PARAMETERS: dict[str, str] = {
 }
 
 # parameters whose value may hold several items, separated by commas
-LIST_PARAMETERS = {"input"}
+LIST_PARAMETERS = {"input", "notification_allow"}
 
 
 def run_parser() -> argparse.ArgumentParser:

@@ -26,7 +26,7 @@ from typing import Any, Iterable, Iterator, Optional, Sequence
 
 import apache_beam as beam
 import orjson
-from apache_beam.transforms.trigger import AccumulationMode, AfterProcessingTime, Repeatedly
+from apache_beam.transforms.trigger import AccumulationMode, AfterAny, AfterProcessingTime, AfterWatermark, Repeatedly
 from apache_beam.transforms.window import GlobalWindow, GlobalWindows
 from apache_beam.utils.timestamp import Timestamp
 from apache_beam.utils.windowed_value import WindowedValue
@@ -382,12 +382,15 @@ class WriteBigQuery(beam.PTransform):
                 | "CollectStaged" >> beam.GroupByKey()
                 | "LoadBatches" >> beam.ParDo(LoadStagedFn(self._dataset, self._staging, self._run_id))
             )
+        # a pane every load interval, and a last one when the watermark passes the end of the
+        # window — a drain: Dataflow would emit it anyway, Beam's Python direct runner only when
+        # the trigger asks for it (it ignores closing behaviour)
         return (
             parsed
             | "StageBundles" >> beam.ParDo(StageGroupsFn(self._dataset, self._staging, self._run_id, False))
             | "EveryLoadInterval" >> beam.WindowInto(
                 GlobalWindows(),
-                trigger=Repeatedly(AfterProcessingTime(int(round(self._load_interval)))),
+                trigger=Repeatedly(AfterAny(AfterProcessingTime(int(round(self._load_interval))), AfterWatermark())),
                 accumulation_mode=AccumulationMode.DISCARDING,
             )
             | "OneLoader" >> beam.Map(lambda bundle: (None, bundle))

@@ -29,6 +29,11 @@ DEFAULT_CHUNK_LINES = 20000
 DEFAULT_CHUNK_MIB = 4.0
 DEFAULT_LOAD_INTERVAL = 120.0
 BIGQUERY_METHODS = ("load-jobs", "streaming-inserts")
+# Beam runners that run the pipeline in this process. The first three mean
+# haulage's own local set-up (the FnApiRunner; streaming pulls in windows),
+# BundleBasedDirectRunner runs the Dataflow streaming graph itself.
+FN_API_RUNNERS = ("DirectRunner", "FnApiRunner", "direct")
+DIRECT_STREAMING_RUNNER = "BundleBasedDirectRunner"
 
 _SUBSCRIPTION = re.compile(r"^projects/[^/]+/subscriptions/[^/]+$")
 _TOPIC = re.compile(r"^projects/[^/]+/topics/[^/]+$")
@@ -54,6 +59,7 @@ class RunOptions:
     agent_cache_size: int = DEFAULT_AGENT_CACHE_SIZE
     chunk_lines: int = DEFAULT_CHUNK_LINES
     chunk_bytes: int = int(DEFAULT_CHUNK_MIB * (1 << 20))
+    notification_allow: list[str] = field(default_factory=list)
     workers: Optional[int] = None  # local batch runs: worker processes; None = one per core
     quiet: bool = False
     beam_args: list[str] = field(default_factory=list)
@@ -74,7 +80,18 @@ class RunOptions:
 
     @property
     def local(self) -> bool:
-        return self.runner in ("DirectRunner", "FnApiRunner", "direct")
+        """haulage's own local set-up: Beam's FnApiRunner (streaming: windowed pulls)."""
+        return self.runner in FN_API_RUNNERS
+
+    @property
+    def direct_streaming(self) -> bool:
+        """The Dataflow streaming graph, run here on Beam's BundleBasedDirectRunner."""
+        return self.streaming and self.runner == DIRECT_STREAMING_RUNNER
+
+    @property
+    def in_process(self) -> bool:
+        """The run happens in this process (so it can be waited for, stopped and summed up)."""
+        return self.local or self.runner == DIRECT_STREAMING_RUNNER
 
 
 def add_source_arguments(parser: argparse.ArgumentParser, *, streaming: bool = True) -> None:
@@ -89,6 +106,10 @@ def add_source_arguments(parser: argparse.ArgumentParser, *, streaming: bool = T
         group.add_argument("--message-format", choices=MESSAGE_FORMATS, default=LINES,
                            help="'lines': messages carry log lines (default); 'gcs-notification': messages are "
                                 "Cloud Storage object-finalize notifications of log files")
+        group.add_argument("--notification-allow", nargs="+", default=[], metavar="gs://BUCKET/PREFIX",
+                           help="gcs-notification: read only objects in these buckets under these prefixes (what "
+                                "'haulage setup --notification-bucket B --notification-prefix P' set up: gs://B/P); "
+                                "any other notification is a dead letter and its object is never read")
 
 
 def add_sink_arguments(parser: argparse.ArgumentParser, *, streaming: bool = True) -> None:
@@ -116,14 +137,17 @@ def add_tuning_arguments(parser: argparse.ArgumentParser, *, streaming: bool = T
         group.add_argument("--run-for", type=_positive_float, metavar="SECONDS",
                            help="streaming: stop cleanly after this many seconds, writing everything read")
         group.add_argument("--window-seconds", type=_positive_float, default=DEFAULT_WINDOW_SECONDS, metavar="SECONDS",
-                           help=f"streaming: write one set of files per window (default {DEFAULT_WINDOW_SECONDS:g})")
+                           help="streaming: the longest a message waits to be written; a batch of messages is "
+                                "written after this many seconds, --chunk-lines lines or --chunk-bytes bytes, "
+                                f"whichever comes first (default {DEFAULT_WINDOW_SECONDS:g})")
     group.add_argument("--agent-cache-size", type=_positive_int, default=DEFAULT_AGENT_CACHE_SIZE, metavar="N",
                        help=f"distinct user agents kept parsed per worker (default {DEFAULT_AGENT_CACHE_SIZE})")
     group.add_argument("--chunk-lines", type=_positive_int, default=DEFAULT_CHUNK_LINES, metavar="N",
                        help=f"lines per unit of work (default {DEFAULT_CHUNK_LINES})")
     group.add_argument("--chunk-mib", type=_positive_float, default=DEFAULT_CHUNK_MIB, metavar="MIB",
-                       help=f"--input files: at most about this many MiB of lines per unit of work, whatever --chunk-lines "
-                            f"says (default {DEFAULT_CHUNK_MIB:g})")
+                       help="at most about this many MiB of lines per unit of work, whatever --chunk-lines says: "
+                            "file chunks, and in streaming message batches and windows "
+                            f"(default {DEFAULT_CHUNK_MIB:g})")
     group.add_argument("--workers", type=_positive_int, default=None, metavar="N",
                        help="local batch runs: worker processes, each with a share of the files (default: one per core)")
     group.add_argument("--quiet", action="store_true", help="no progress lines, only the summary")
@@ -155,17 +179,35 @@ def options_from_namespace(ns: argparse.Namespace, beam_args: Sequence[str]) -> 
     run_for = getattr(ns, "run_for", None)
     if run_for and not (subscription or topic):
         raise OptionsError("--run-for applies to streaming runs (--subscription/--topic); batch runs end when the input ends")
+    message_format = getattr(ns, "message_format", LINES)
+    notification_allow = list(getattr(ns, "notification_allow", None) or [])
+    if message_format == GCS_NOTIFICATION and not notification_allow:
+        raise OptionsError(
+            "--message-format gcs-notification needs --notification-allow gs://BUCKET/PREFIX: where the log files are "
+            "written (the --notification-bucket and --notification-prefix given to 'haulage setup'); notifications "
+            "of any other object are dead letters and never read"
+        )
+    if notification_allow and message_format != GCS_NOTIFICATION:
+        raise OptionsError("--notification-allow applies to --message-format gcs-notification")
+    from .notifications import LocationError, parse_location
+
+    for text in notification_allow:
+        try:
+            parse_location(text)
+        except LocationError as exc:
+            raise OptionsError(f"--notification-allow {exc}") from None
     unknown_haulage_style = [a for a in beam_args if a.startswith("--") and "-" in a.split("=", 1)[0][2:]]
     if unknown_haulage_style:
         raise OptionsError(
             f"unknown option {unknown_haulage_style[0].split('=', 1)[0]} (haulage options use dashes, Beam options use "
             "underscores, e.g. --temp_location; see 'haulage run --help')"
         )
-    return RunOptions(
+    options = RunOptions(
         inputs=list(ns.inputs),
         subscription=subscription,
         topic=topic,
-        message_format=getattr(ns, "message_format", LINES),
+        message_format=message_format,
+        notification_allow=notification_allow,
         output_dir=ns.output_dir or DEFAULT_OUTPUT_DIR,
         bigquery_dataset=dataset,
         staging_dir=getattr(ns, "staging_dir", None),
@@ -180,6 +222,12 @@ def options_from_namespace(ns: argparse.Namespace, beam_args: Sequence[str]) -> 
         quiet=ns.quiet,
         beam_args=list(beam_args),
     )
+    if run_for and not options.in_process:
+        raise OptionsError(
+            f"--run-for stops a run on this machine; a {options.runner} job runs until it is drained "
+            f"(or use --runner {DIRECT_STREAMING_RUNNER} to run the same streaming graph here)"
+        )
+    return options
 
 
 def validated_options(command: str, ns: argparse.Namespace, beam_args: Sequence[str]) -> Optional[RunOptions]:

@@ -2,8 +2,9 @@
 
 Rows are staged under ``<dir>/_staging/`` and committed by group through the
 dataset's ledger (:mod:`parquet_commit`): in batch runs a group is a bundle
-(committed in ``finish_bundle``), in local streaming runs one window of
-messages (committed before the window is acknowledged). Units the ledger
+(committed in ``finish_bundle``), in streaming runs each chunk as soon as
+the group holds whole sources only (a window of messages, or the chunks of a
+notified file; all committed before the window is acknowledged). Units the ledger
 already holds are not written again: a retried bundle, a second run over the
 same files, a redelivered message all end with each line in the tables once.
 """
@@ -81,7 +82,9 @@ class WriteFilesFn(beam.DoFn):
                 note_day(day)
             group.add_table(table, day, rows)
         group.add_units(chunk.units, chunk.sources)
-        if self._flush_each_chunk:
+        if self._flush_each_chunk and group.sources <= set(group.units):
+            # streaming: commit as soon as the group holds whole sources only (a big
+            # message or notified file arrives in several chunks, all in this bundle)
             self._commit()
         return iter(())
 
@@ -102,8 +105,8 @@ class WriteFilesFn(beam.DoFn):
 class WriteParquet(beam.PTransform):
     """Parsed chunks → committed part files per table and UTC day; counts ``rows.<table>.<day>``.
 
-    ``flush_each_chunk`` commits every element on its own (streaming windows);
-    otherwise a bundle is one commit. ``day_range`` limits the days written
+    ``flush_each_chunk`` commits after every element that completes the
+    sources it holds (streaming); otherwise a bundle is one commit. ``day_range`` limits the days written
     (replay --from/--to).
     """
 

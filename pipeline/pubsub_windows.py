@@ -1,10 +1,18 @@
 """Local streaming: pull Pub/Sub in windows; acknowledge only what is committed.
 
 Beam's DirectRunner Pub/Sub source acknowledges messages *before* they are
-processed and cannot stop cleanly, so a local run that ends (``--run-for``)
-or crashes would lose what it had pulled. Here one DoFn pulls a window of
-messages, emits it as one chunk — the fused parse and sink stages commit it
+processed, so a local run that crashes would lose what it had pulled (see
+pipeline/direct_streaming.py). Here one DoFn pulls a window of messages,
+emits it in chunks — the fused parse and sink stages commit them
 synchronously — and only then acknowledges it. Rules:
+
+* **Bounded by bytes**: a window ends after ``window_seconds`` or as soon as
+  it holds ``chunk_lines`` lines or ``chunk_bytes`` bytes of raw lines; a
+  message or notified file bigger than that is emitted in several chunks
+  (the sink commits once it has a source whole) before the window is
+  acknowledged; and a pull asks for as many messages as the bytes left in
+  the window are likely to hold, judged by the messages seen so far.
+* **Notifications from the allow-list only** (pipeline/notifications.py).
 
 * **Acknowledged only after the commit**: the sink's commit (files fsynced
   and renamed and the ledger marker written, or the load jobs and the
@@ -30,20 +38,22 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import Any, Iterable, Iterator, Optional
+from typing import Any, Callable, Iterable, Iterator, Optional
 
 import apache_beam as beam
-from apache_beam.metrics import Metrics
 
 from haulage.parsers import Origin
 from haulage.parsers.timestamps import iso_from_epoch
 
 from . import failpoints
-from .elements import FILE, MESSAGE, Chunk
-from .file_source import read_file
+from .batching import chunk_size
+from .elements import Chunk
 from .ledgers import LedgerRef, OpenLedger
-from .options import GCS_NOTIFICATION
-from .pubsub_source import chunk_from_lines_message, notified_object
+from .notifications import NotificationPolicy
+from .file_source import DEFAULT_CHUNK_BYTES
+from .options import DEFAULT_CHUNK_LINES
+from .pubsub_clients import subscriber_client
+from .pubsub_source import MessageDecoder
 
 __all__ = ["STEPS", "LeaseKeeper", "PullPubSubWindows", "PullWindowsFn", "topic_subscription"]
 
@@ -112,9 +122,10 @@ class LeaseKeeper:
 
 
 class PullWindowsFn(beam.DoFn):
-    """Pulls windows of messages, emits each as one chunk, acks after downstream committed it."""
+    """Pulls windows of messages, emits them in bounded chunks, acks after downstream committed them."""
 
     MAX_MESSAGES = 1000
+    FIRST_PULL = 10  # messages, before their size is known
 
     def __init__(
         self,
@@ -124,7 +135,9 @@ class PullWindowsFn(beam.DoFn):
         run_for: Optional[float],
         window_seconds: float,
         ledger: Optional[LedgerRef] = None,
-        chunk_lines: int = 20000,
+        chunk_lines: int = DEFAULT_CHUNK_LINES,
+        chunk_bytes: int = DEFAULT_CHUNK_BYTES,
+        policy: Optional[NotificationPolicy] = None,
     ) -> None:
         self._subscription = subscription
         self._topic = topic
@@ -133,11 +146,10 @@ class PullWindowsFn(beam.DoFn):
         self._window = window_seconds
         self._ledger_ref = ledger
         self._chunk_lines = chunk_lines
+        self._chunk_bytes = chunk_bytes
+        self._policy = policy
 
     def setup(self) -> None:
-        self._messages = Metrics.counter("haulage", "messages_read")
-        self._ignored = Metrics.counter("haulage", "notifications_ignored")
-        self._skipped = {kind: Metrics.counter("haulage", f"units_skipped.{kind}") for kind in (FILE, MESSAGE)}
         self._ledger: Optional[OpenLedger] = self._ledger_ref.open() if self._ledger_ref else None
 
     def _subscription_to_read(self, subscriber: Any) -> str:
@@ -159,12 +171,13 @@ class PullWindowsFn(beam.DoFn):
 
     def process(self, _: object) -> Iterator[Chunk]:
         from google.api_core import exceptions as gexc
-        from google.cloud import pubsub_v1
 
-        subscriber = pubsub_v1.SubscriberClient()
+        subscriber = subscriber_client()
         subscription = self._subscription_to_read(subscriber)
         deadline_seconds = subscriber.get_subscription(request={"subscription": subscription}).ack_deadline_seconds
         keeper = LeaseKeeper(subscriber, subscription, max(10, min(600, deadline_seconds or 60))).start()
+        decoder = MessageDecoder(subscription, self._format, self._chunk_lines, self._chunk_bytes, self._policy)
+        bytes_per_message = max(1, self._chunk_bytes // self.FIRST_PULL)
         started = time.monotonic()
         deadline = started + self._run_for if self._run_for else float("inf")
         try:
@@ -172,10 +185,15 @@ class PullWindowsFn(beam.DoFn):
                 window_end = min(time.monotonic() + self._window, deadline)
                 received_at = iso_from_epoch(int(time.time()))
                 messages: list[Any] = []
-                while (remaining := window_end - time.monotonic()) > 0:
+                seen: set[str] = set()  # units of this window: the same message or file twice is read once
+                chunk = Chunk()
+                held_lines = held_bytes = 0
+                full = False
+                while not full and (remaining := window_end - time.monotonic()) > 0:
+                    room = max(1, min(self.MAX_MESSAGES, (self._chunk_bytes - held_bytes) // bytes_per_message))
                     try:
                         response = subscriber.pull(
-                            request={"subscription": subscription, "max_messages": self.MAX_MESSAGES},
+                            request={"subscription": subscription, "max_messages": room},
                             timeout=max(1.0, min(remaining, 10.0)),
                         )
                     except (gexc.DeadlineExceeded, gexc.ServiceUnavailable):
@@ -185,7 +203,21 @@ class PullWindowsFn(beam.DoFn):
                         continue
                     keeper.hold(m.ack_id for m in response.received_messages)
                     messages.extend(response.received_messages)
-                chunk = self._window_chunk(subscription, messages, received_at)
+                    skip = self._ingested(subscription, response.received_messages, seen)
+                    pulled_bytes = 0
+                    for received in response.received_messages:
+                        m = received.message
+                        for part in decoder.chunks(m.data, dict(m.attributes), m.message_id, received_at, skip):
+                            lines, nbytes = chunk_size(part)
+                            pulled_bytes += nbytes
+                            if chunk and (held_lines + lines > self._chunk_lines or held_bytes + nbytes > self._chunk_bytes):
+                                yield chunk  # the window is full: commit what it holds, finish this pull, then ack
+                                chunk, held_lines, held_bytes, full = Chunk(), 0, 0, True
+                            chunk.extend(part)
+                            held_lines += lines
+                            held_bytes += nbytes
+                    full = full or held_lines >= self._chunk_lines or held_bytes >= self._chunk_bytes
+                    bytes_per_message = max(1, pulled_bytes // len(response.received_messages))
                 if chunk:
                     yield chunk  # parsed and committed synchronously by the fused stages below
                 failpoints.reached("pubsub:committed")
@@ -204,44 +236,23 @@ class PullWindowsFn(beam.DoFn):
             keeper.give_back()
             subscriber.close()
 
-    def _window_chunk(self, subscription: str, messages: list[Any], received_at: str) -> Chunk:
-        """The window's lines as one chunk, without units already ingested or seen in this window."""
-        chunk = Chunk()
-        self._messages.inc(len(messages))
-        if self._format == GCS_NOTIFICATION:
-            seen: set[str] = set()
+    def _ingested(self, subscription: str, received: list[Any], seen: set[str]) -> Callable[[str], bool]:
+        """``skip(unit_id)`` for one pull: already in the ledger, or already met in this window.
 
-            def skip(unit_id: str) -> bool:
-                if unit_id in seen or (self._ledger is not None and self._ledger.committed([unit_id])):
-                    self._skipped[FILE].inc()
-                    return True
-                seen.add(unit_id)
-                return False
+        The ledger is asked once for the pull's messages, and once per file.
+        """
+        messages = {Origin.for_message(subscription, r.message.message_id).key for r in received}
+        done = self._ledger.committed(messages) if self._ledger is not None else set()
 
-            for received in messages:
-                path = notified_object(dict(received.message.attributes))
-                if path is None:  # deletes, metadata updates: nothing to read
-                    self._ignored.inc()
-                    continue
-                for part in read_file(path, received_at, self._chunk_lines, skip=skip):
-                    chunk.extend(part)
-            return chunk
-        by_unit = {}
-        for received in messages:
-            message = received.message
-            unit_id = Origin.for_message(subscription, message.message_id).key
-            if unit_id in by_unit:
-                self._skipped[MESSAGE].inc()  # the same message twice in one window
-                continue
-            by_unit[unit_id] = message
-        done = self._ledger.committed(by_unit) if self._ledger is not None else set()
-        for unit_id, message in by_unit.items():
-            if unit_id in done:
-                self._skipped[MESSAGE].inc()
-                continue
-            chunk.extend(chunk_from_lines_message(message.data, dict(message.attributes), message.message_id,
-                                                  subscription, received_at))
-        return chunk
+        def skip(unit_id: str) -> bool:
+            if unit_id in seen or unit_id in done:
+                return True
+            if unit_id not in messages and self._ledger is not None and self._ledger.committed([unit_id]):
+                return True
+            seen.add(unit_id)
+            return False
+
+        return skip
 
 
 class PullPubSubWindows(beam.PTransform):
@@ -259,10 +270,13 @@ class PullPubSubWindows(beam.PTransform):
         run_for: Optional[float],
         window_seconds: float,
         ledger: Optional[LedgerRef] = None,
-        chunk_lines: int = 20000,
+        chunk_lines: int = DEFAULT_CHUNK_LINES,
+        chunk_bytes: int = DEFAULT_CHUNK_BYTES,
+        policy: Optional[NotificationPolicy] = None,
     ) -> None:
         super().__init__()
-        self._fn = PullWindowsFn(subscription or "", topic, message_format, run_for, window_seconds, ledger, chunk_lines)
+        self._fn = PullWindowsFn(subscription or "", topic, message_format, run_for, window_seconds, ledger,
+                                 chunk_lines, chunk_bytes, policy)
 
     def expand(self, pbegin):
         return pbegin | "Start" >> beam.Create([None]) | "PullWindows" >> beam.ParDo(self._fn).with_output_types(Chunk)

@@ -3,6 +3,13 @@
 A thin ``run`` in the style of Beam's complete examples: every stage is a
 named composite transform (ReadLogFiles / PullPubSubWindows /
 ReadPubSubChunks → ParseLogLines → WriteParquet / WriteBigQuery).
+
+Where it runs: ``DirectRunner`` (the default) means Beam's FnApiRunner here,
+with streaming pulled in windows (PullPubSubWindows, acknowledged after
+writing); ``DataflowRunner`` submits the job; ``BundleBasedDirectRunner``
+runs the very graph submitted to Dataflow (ReadPubSub …) here, on Beam's
+direct runner, until ``--run-for`` passes, then drains it
+(:mod:`haulage.pipeline.direct_streaming`).
 """
 
 from __future__ import annotations
@@ -20,15 +27,17 @@ from apache_beam.options.pipeline_options import PipelineOptions, StandardOption
 from . import progress
 from .bigquery_commit import BigQueryCommitter, default_staging_root
 from .bigquery_sink import LOAD_JOBS, WriteBigQuery
+from .direct_streaming import HaulageDirectRunner, run_until_stopped
 from .file_source import InputFile, ReadLogFiles, expand_inputs
 from .local_workers import default_workers, run_in_workers
 from .options import RunOptions
 from .parquet_commit import ParquetDataset
 from .parquet_sink import WriteParquet
 from .parse_transform import ParseLogLines
+from .ledgers import LedgerRef
+from .notifications import NotificationPolicy
 from .pubsub_source import ReadPubSubChunks
 from .pubsub_windows import PullPubSubWindows
-from .ledgers import LedgerRef
 from .summary import RunSummary, counters_from_result, summary_from_result
 
 _LOG = logging.getLogger("haulage")
@@ -85,17 +94,20 @@ def build_pipeline(
     """
     options = options or beam_options(opts)
     output = output or PreparedOutput(new_run_id(), frozenset())
-    pipeline = beam.Pipeline(runner=local_runner(options) if opts.local else None, options=options)
+    runner = local_runner(options) if opts.local else HaulageDirectRunner() if opts.direct_streaming else None
+    pipeline = beam.Pipeline(runner=runner, options=options)
+    policy = NotificationPolicy.from_locations(opts.notification_allow) if opts.notification_allow else None
     if opts.inputs:
         chunks = pipeline | "ReadLogFiles" >> ReadLogFiles(files or [], opts.chunk_lines, committed=output.committed, chunk_bytes=opts.chunk_bytes)
     elif opts.local:
         chunks = pipeline | "PullPubSubWindows" >> PullPubSubWindows(
             opts.message_format, opts.subscription, opts.topic, opts.run_for, opts.window_seconds,
-            ledger=ledger_ref(opts), chunk_lines=opts.chunk_lines,
+            ledger=ledger_ref(opts), chunk_lines=opts.chunk_lines, chunk_bytes=opts.chunk_bytes, policy=policy,
         )
     else:
         chunks = pipeline | "ReadPubSub" >> ReadPubSubChunks(
-            opts.message_format, opts.subscription, opts.topic, opts.window_seconds, opts.chunk_lines
+            opts.message_format, opts.subscription, opts.topic, opts.window_seconds, opts.chunk_lines,
+            opts.chunk_bytes, policy,
         )
     parsed = chunks | "ParseLogLines" >> ParseLogLines(opts.agent_cache_size)
     if opts.bigquery_dataset is not None:
@@ -193,8 +205,22 @@ def run(opts: RunOptions) -> RunSummary | None:
             opts.window_seconds,
             f" for {opts.run_for:g}s" if opts.run_for else " until interrupted",
         )
+    elif opts.direct_streaming:
+        sink = f"BigQuery {opts.bigquery_dataset}" if opts.bigquery_dataset else opts.output_dir
+        _LOG.info(
+            "running the Dataflow streaming graph (ReadPubSub -> ParseLogLines -> %s) on Beam's %s, reading %s%s",
+            "WriteBigQuery" if opts.bigquery_dataset else "WriteParquet",
+            opts.runner,
+            opts.subscription or opts.topic,
+            f", for {opts.run_for:g}s, then draining" if opts.run_for else " until interrupted (Ctrl-C drains)",
+        )
+        _LOG.info(
+            "writing to %s. This runner acknowledges a message when it pulls it: stopping (--run-for, Ctrl-C, "
+            "SIGTERM) drains and loses nothing; a crash loses what was pulled and not yet written",
+            sink,
+        )
     started = time.monotonic()
-    output = prepare_output(opts) if opts.local else PreparedOutput(new_run_id(), frozenset())
+    output = prepare_output(opts) if opts.in_process else PreparedOutput(new_run_id(), frozenset())
     if files is not None and opts.local:
         try:
             counters = run_in_workers(
@@ -205,10 +231,13 @@ def run(opts: RunOptions) -> RunSummary | None:
         return RunSummary(counters, time.monotonic() - started, len(files))
     try:
         result = build_pipeline(opts, files, output=output).run()
-        if opts.streaming and not opts.local:
+        if opts.direct_streaming:
+            run_until_stopped(result, opts.run_for, StreamProgress(result).report, flush_seconds=opts.window_seconds)
+        elif opts.streaming and not opts.local:
             _LOG.info("streaming job submitted: %s", getattr(result, "job_id", lambda: "?")())
             return None
-        result.wait_until_finish()
+        else:
+            result.wait_until_finish()
     except Exception as exc:
         if interrupted(exc):  # Ctrl-C inside a DoFn reaches here wrapped by Beam
             raise KeyboardInterrupt from exc
@@ -216,6 +245,23 @@ def run(opts: RunOptions) -> RunSummary | None:
     finally:
         output.finish()
     return summary_from_result(result, time.monotonic() - started, len(files) if files else None)
+
+
+class StreamProgress:
+    """Progress lines of a streaming run on this machine, printed when something changed."""
+
+    def __init__(self, result: Any) -> None:
+        self._result = result
+        self._last: Optional[tuple[int, ...]] = None
+
+    def report(self) -> None:
+        counters = counters_from_result(self._result)
+        rows = sum(v for k, v in counters.items() if k.startswith("rows.") and not k.startswith("rows.unprocessed."))
+        dead = sum(v for k, v in counters.items() if k.startswith("rows.unprocessed."))
+        now = (counters.get("messages_read", 0), counters.get("lines_read", 0), rows, dead)
+        if now != self._last and any(now):
+            _LOG.info("%s messages read; %s lines parsed; written: %s rows, %s dead letters", *(f"{n:,}" for n in now))
+        self._last = now
 
 
 def interrupted(exc: BaseException) -> bool:

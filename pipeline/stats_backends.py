@@ -111,7 +111,11 @@ class DuckDBBackend:
             return self._con.cursor()
 
     def run(self, query: Query) -> list[dict[str, Any]]:
-        import duckdb
+        try:
+            import duckdb
+        except ImportError:  # the "stats" extra, not in the worker image
+            raise SourceError("reading Parquet needs DuckDB, which is not installed: pip install 'haulage[stats]'",
+                              exit_code=2) from None
 
         cursor = self._cursor()
         try:

@@ -125,5 +125,7 @@ def main(args: argparse.Namespace, extra: Optional[list[str]] = None) -> int:
             write_plot(report, args.plot)
         except OSError as exc:
             return fail(f"--plot {args.plot}: {exc.strerror or exc}", 1)
+        except ImportError as exc:  # matplotlib is in the "stats" extra, not in the worker image
+            return fail(f"--plot needs matplotlib ({exc.name} is not installed): pip install 'haulage[stats]'", 2)
         print(f"wrote {args.plot}", file=sys.stderr)
     return 0

@@ -8,11 +8,12 @@ Flex Template launcher runs) builds and "submits" the job that way, with
 every non-loopback network connection refused, and the tests inspect the
 portable pipeline proto the Dataflow service would receive:
 
-* streaming from a subscription: a STREAMING job on Streaming Engine, Pub/Sub
-  read of that subscription, ParseLogLines, WriteBigQuery, the SDK container
-  image given at launch; its transform names are pinned, because renaming a
-  step breaks ``--update`` of the running job unless a transform name
-  mapping is given (deploy/README.md);
+* streaming from a subscription, lines or notifications: a STREAMING job on
+  Streaming Engine, Pub/Sub read of that subscription, ParseLogLines,
+  WriteBigQuery, the SDK container image given at launch; its transform
+  names are pinned (deploy/update_steps.py), because renaming a step breaks
+  ``--update`` of the running job unless a transform name mapping is given
+  (deploy/README.md), and a renamed step is caught with that mapping;
 * batch over ``gs://`` globs: the launcher lists the files (in the GCS
   emulator here), and the job is a BATCH job ReadLogFiles -> ParseLogLines ->
   WriteParquet / WriteBigQuery;
@@ -36,21 +37,6 @@ IMAGE = "us-central1-docker.pkg.dev/test-project/haulage/haulage:test"
 DATAFLOW = [f"--project={PROJECT}", "--region=us-central1", "--temp_location=gs://haulage-test/tmp",
             "--staging_location=gs://haulage-test/staging", f"--sdk_container_image={IMAGE}", "--dry_run=True"]
 SUBSCRIPTION = f"projects/{PROJECT}/subscriptions/haulage-lines"
-
-# Transform names of the streaming job. They identify steps for `gcloud dataflow
-# flex-template run --update`: renaming one makes the update fail (or lose the
-# step's state) unless --transform-name-mappings maps the old name to the new.
-# If you change them, say so in deploy/README.md ("Update") and update this list.
-STREAMING_TRANSFORMS = {
-    "ReadPubSub", "ReadPubSub/ReadFromPubSub", "ReadPubSub/ReadFromPubSub/Read",
-    "ReadPubSub/ReadFromPubSub/Map(_from_proto_str)", "ReadPubSub/ReadFromPubSub/ParDo(_AddMetricsPassThrough)",
-    "ReadPubSub/DecodeMessages", "ReadPubSub/BatchMessages", "ReadPubSub/BatchMessages/ParDo(WithSharedKey)",
-    "ReadPubSub/BatchMessages/ParDo(_StatefulBatchElementsDoFn)", "ReadPubSub/MergeBatches",
-    "ParseLogLines", "ParseLogLines/ParseChunks",
-    "WriteBigQuery", "WriteBigQuery/StageBundles", "WriteBigQuery/EveryLoadInterval", "WriteBigQuery/OneLoader",
-    "WriteBigQuery/CollectStaged", "WriteBigQuery/LoadBatches",
-}
-
 
 @pytest.fixture
 def offline(monkeypatch):
@@ -84,15 +70,30 @@ def _images(result) -> set[str]:
     return images
 
 
-def test_streaming_job_graph_from_the_template_entry_point(offline):
+STREAMING_ARGS = {
+    "lines": [],
+    "gcs-notification": ["--message_format=gcs-notification", "--notification_allow=gs://cdn-logs/logs/"],
+}
+
+
+def streaming_job(message_format: str, *extra: str):
+    """The streaming job as the template launcher builds it (dry run: built, not submitted)."""
+    from haulage.deploy.flex_main import launch
+
+    return launch([f"--subscription={SUBSCRIPTION}", f"--bigquery_dataset={PROJECT}:pypi", "--window_seconds=30",
+                   "--chunk_lines=50000", "--job_name=haulage-streaming", *STREAMING_ARGS[message_format], *extra,
+                   *DATAFLOW])
+
+
+@pytest.mark.parametrize("message_format", sorted(STREAMING_ARGS))
+def test_streaming_job_graph_from_the_template_entry_point(offline, message_format):
     from apache_beam.options.pipeline_options import DebugOptions, StandardOptions
     from apache_beam.portability.api import beam_runner_api_pb2
     from apache_beam.runners.runner import PipelineState
 
-    from haulage.deploy.flex_main import launch
+    from haulage.deploy.update_steps import PINNED_STREAMING_STEPS, update_problem
 
-    result = launch([f"--subscription={SUBSCRIPTION}", f"--bigquery_dataset={PROJECT}:pypi", "--window_seconds=30",
-                     "--chunk_lines=50000", "--job_name=haulage-streaming", *DATAFLOW])
+    result = streaming_job(message_format)
     assert result.state == PipelineState.DONE  # dry run: built, not submitted
     job = result.job
     assert job.proto.name == "haulage-streaming"
@@ -102,15 +103,32 @@ def test_streaming_job_graph_from_the_template_entry_point(offline):
     assert "enable_streaming_engine" in experiments and "use_runner_v2" in experiments
     assert _images(result) == {IMAGE}
 
-    names = _names(result)
-    assert names == STREAMING_TRANSFORMS, (
-        "the streaming job's transform names changed: a running job can then only be updated with "
-        f"--transform-name-mappings (see deploy/README.md).\nadded {sorted(names - STREAMING_TRANSFORMS)}\n"
-        f"removed {sorted(STREAMING_TRANSFORMS - names)}")
+    problem = update_problem(PINNED_STREAMING_STEPS[message_format], _names(result))
+    assert problem is None, problem
     (read,) = [t for t in result.job.proto_pipeline.components.transforms.values()
                if t.spec.urn == "beam:transform:pubsub_read:v1"]
     payload = beam_runner_api_pb2.PubSubReadPayload.FromString(read.spec.payload)
     assert payload.subscription == SUBSCRIPTION and payload.with_attributes
+
+
+def test_a_renamed_step_is_caught_with_the_mapping_to_pass(offline, monkeypatch):
+    """Renaming a step (here ParseLogLines/ParseChunks) must not reach a running job unnoticed."""
+    import apache_beam as beam
+
+    from haulage.deploy.update_steps import PINNED_STREAMING_STEPS, update_problem
+    from haulage.pipeline import parse_transform
+
+    def renamed(self, chunks):
+        return chunks | "Parse" >> beam.ParDo(parse_transform.ParseChunkFn(self._agent_cache_size))
+
+    monkeypatch.setattr(parse_transform.ParseLogLines, "expand", renamed)
+    problem = update_problem(PINNED_STREAMING_STEPS["lines"], _names(streaming_job("lines")))
+    assert problem is not None
+    assert "removed: ['ParseLogLines/ParseChunks']" in problem and "added:   ['ParseLogLines/Parse']" in problem
+    assert """--transform-name-mappings='{"ParseLogLines/ParseChunks": "ParseLogLines/Parse"}'""" in problem
+    # a removed step alone (nothing to map it to) is caught too
+    assert "removed: ['WriteBigQuery/LoadBatches']" in update_problem(
+        PINNED_STREAMING_STEPS["lines"], PINNED_STREAMING_STEPS["lines"] - {"WriteBigQuery/LoadBatches"})
 
 
 def test_haulage_run_builds_the_same_streaming_job_for_dataflow(offline):

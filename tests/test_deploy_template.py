@@ -85,6 +85,7 @@ VALID = {
     "window_seconds": ["60", "0.5", "2.", ".5"],
     "agent_cache_size": ["16384", "1"],
     "chunk_lines": ["20000"],
+    "notification_allow": ["gs://my-logs/logs/", "gs://my-logs", "gs://a.b-c/x/y,gs://d_e/"],
     "staging_dir": ["gs://b/haulage-staging"],
     "bigquery_method": ["load-jobs", "streaming-inserts"],
     "load_interval": ["120", "30.5"],
@@ -100,6 +101,7 @@ INVALID = {
     "window_seconds": ["-1", "abc", "1e3x"],
     "agent_cache_size": ["0", "-5", "1.5"],
     "chunk_lines": ["0", "ten"],
+    "notification_allow": ["my-logs/logs/", "gs://My-Logs/x", "gs://b/logs/*.gz", "gs://ok/x,/tmp/y"],
     "staging_dir": ["/tmp/staging", "./s"],
     "bigquery_method": ["storage", "LOAD-JOBS"],
     "load_interval": ["-1", "soon"],
@@ -118,6 +120,11 @@ def _cli_accepts(name: str, value: str) -> bool:
         sink = ["--bigquery_dataset=p1:d1"]
     else:
         sink = ["--output_dir=gs://b/out"]
+    # notifications are read only with an allow-list, and an allow-list only applies to notifications
+    if name == "notification_allow":
+        source.append("--message_format=gcs-notification")
+    if name == "message_format" and value == "gcs-notification":
+        source.append("--notification_allow=gs://logs-bucket/logs/")
     cli_argv, rejected = template_options.to_cli_argv([f"--{name}={value}", *source, *sink])
     assert not rejected
     try:
@@ -281,7 +288,12 @@ def test_readme_haulage_commands_parse():
         found += 1
         argv = shlex.split(_expand(m.group(1), env))
         args, extra = parser.parse_known_args(argv)
-        assert not extra, (command, extra)
+        if args.command == "run":  # Beam's own options (--runner, --streaming) pass through; haulage validates
+            from haulage.pipeline.options import options_from_namespace
+
+            options_from_namespace(args, extra)
+        else:
+            assert not extra, (command, extra)
         if args.command == "setup":
             setup_command._validate(args)  # raises on anything setup would refuse as a usage error
     assert found >= 1

@@ -187,9 +187,10 @@ def test_the_same_notification_twice(channel, pubsub_emulator, gcs_emulator, goo
     emulators.reset_beam_credentials_cache()
     try:
         with emulators.patched_env(env):
-            pull_run(subscription, out, "5", "--message-format", "gcs-notification")
+            allow = ("--message-format", "gcs-notification", "--notification-allow", f"gs://{gcs_emulator.bucket}/{prefix}/")
+            pull_run(subscription, out, "5", *allow)
             notify(sources[0])  # and once more, later
-            later = pull_run(subscription, out, "4", "--message-format", "gcs-notification")
+            later = pull_run(subscription, out, "4", *allow)
             assert_drained(subscriber, subscription)
     finally:
         emulators.reset_beam_credentials_cache()

@@ -48,3 +48,32 @@ def test_run_gcs_glob(gcs_emulator, google_credentials, tmp_path):
     assert sum(acc.expected_per_day.values()) == len(out.rows["file_downloads"]) + len(out.rows["simple_requests"])
     # rows of the good files are all there, by day
     assert {day for _, day in acc.expected_per_day} == {"2026-10-01", "2026-10-02"}
+
+
+@pytest.mark.parametrize("runner", [[], ["--runner", "BundleBasedDirectRunner"]], ids=["fnapi", "direct"])
+def test_backfill_from_gcs_to_parquet_on_gcs(gcs_emulator, google_credentials, runner):
+    """A backfill as on Dataflow: gs:// globs in, Parquet on gs:// out (read back from the emulator's disk)."""
+    import uuid
+
+    items = pc.labelled(400, seed=53)
+    bucket = gcs_emulator.client().bucket(gcs_emulator.bucket)
+    run_id = uuid.uuid4().hex[:8]
+    sources = []
+    for i, part in enumerate((items[:150], items[150:])):
+        name = f"archive-{run_id}/2026-10-0{i + 1}/00.log.gz"
+        bucket.blob(name).upload_from_string(pc.gzipped(pc.lines_of(part)))
+        sources.append(pc.Source(f"gs://{gcs_emulator.bucket}/{name}", part))
+    output = f"gs://{gcs_emulator.bucket}/backfill-{run_id}"
+
+    emulators.reset_beam_credentials_cache()
+    try:
+        with emulators.patched_env({**google_credentials, **gcs_emulator.env()}):
+            result = pc.run_cli(["run", *runner, "--input", f"gs://{gcs_emulator.bucket}/archive-{run_id}/*/*.gz",
+                                 "--output-dir", output, "--quiet"])
+    finally:
+        emulators.reset_beam_credentials_cache()
+    assert result.code == 0, result.stdout + result.stderr
+    out = pc.read_parquet_output(gcs_emulator.object_path(f"backfill-{run_id}"))
+    acc = pc.check_output(out, sources)
+    pc.check_summary(result.summary(), out, acc, files=2)
+    assert acc.lines == 400

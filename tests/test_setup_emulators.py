@@ -460,5 +460,7 @@ def test_notification_created_once_then_reused(pubsub_emulator):
     assert (config["event_types"], config["payload_format"], config["object_name_prefix"]) == \
         (["OBJECT_FINALIZE"], "JSON_API_V1", "fastly/")
     assert "publish the notifications" in first.stdout  # the IAM step was considered (skipped: no IAM in the emulator)
+    # and it says which allow-list haulage run should read these notifications with
+    assert "--message-format gcs-notification --notification-allow gs://logs-bucket/fastly/" in first.stderr
     assert second.code == 0 and second.stdout.splitlines()[-1].startswith("nothing to change"), second.stdout
     assert [r for r in _FakeNotificationsApi.requests if r[0] == "POST"] == [("POST", "/storage/v1/b/logs-bucket/notificationConfigs")]

@@ -37,8 +37,10 @@ import corpus  # noqa: E402  (benchmarks/corpus.py: generator + oracle)
 
 TABLES = ("file_downloads", "simple_requests", "unprocessed")
 ROW_TABLES = ("file_downloads", "simple_requests")
-# file-level faults (parsers-api.md), and the Pub/Sub source's fault for a message without data
-FILE_REASONS = {"bad-gzip", "truncated-gzip", "empty-file", "unreadable-file", "empty-message"}
+# file-level faults (parsers-api.md), and the Pub/Sub source's faults: a message without data, a
+# notification outside --notification-allow or without an object
+FILE_REASONS = {"bad-gzip", "truncated-gzip", "empty-file", "unreadable-file", "empty-message",
+                "notification-not-allowed", "bad-notification"}
 
 
 # --------------------------------------------------------------------------

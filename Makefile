@@ -46,8 +46,7 @@ browser:
 	  fi; }
 
 test: setup browser
-	$(PY) -m pytest -m "not isolated" $(PYTEST_ARGS)
-	$(PY) -m pytest -m isolated $(PYTEST_ARGS)
+	$(PY) -m pytest $(PYTEST_ARGS)
 
 # The property tests with fresh random examples (make test draws the same ones
 # every run); a failure found here becomes an @example in its test.

@@ -314,7 +314,6 @@ def test_everything_is_fsynced_before_the_ack(channel, pubsub_emulator, tmp_path
                expected_holdings(subscription, sources), by_source=False)
 
 
-@pytest.mark.isolated  # make test runs it in a pytest process of its own: see the marker in pyproject.toml
 def test_topic_mode_loses_nothing_when_interrupted(pubsub_emulator, tmp_path):
     """``--topic`` interrupted with Ctrl-C while a window is in flight; the next
     ``--topic`` run gets what the first did not acknowledge."""

@@ -25,11 +25,15 @@ from typing import Iterable, Iterator, Sequence, TypeVar, Union
 import numpy as np
 import pyarrow as pa
 
-__all__ = ["LineBlock", "MAX_BLOCK_BYTES", "BLOCK_LINES", "gather_batches", "gather_blocks"]
+__all__ = ["LineBlock", "MAX_BLOCK_BYTES", "BLOCK_LINES", "BLOCK_BYTES", "gather_batches", "gather_blocks"]
 
 BLOCK_LINES = 16_384
 """Lines per parsed block: enough that the per-block cost of the Arrow kernels (tens of
 microseconds each) is spread thin, small enough to keep a block's memory at a few MB."""
+
+BLOCK_BYTES = 8 << 20
+"""Bytes of lines at which :func:`gather_batches` stops gathering, whatever the line count:
+16,384 lines of the longest line the reader passes (64 KiB) would otherwise be a 1 GiB block."""
 
 MAX_BLOCK_BYTES = (1 << 31) - 1
 """Arrow string arrays use 32-bit offsets: a block must stay below 2 GiB (chunks are ~10 MB)."""
@@ -121,17 +125,22 @@ Other = TypeVar("Other")
 
 
 def gather_batches(
-    items: Iterable[Union[tuple[int, list[bytes]], Other]], min_lines: int = BLOCK_LINES
+    items: Iterable[Union[tuple[int, list[bytes]], Other]],
+    min_lines: int = BLOCK_LINES,
+    max_bytes: int = BLOCK_BYTES,
 ) -> Iterator[Union[tuple[int, list[bytes]], Other]]:
-    """Consecutive ``(first_position, lines)`` batches joined until they hold ``min_lines``.
+    """Consecutive ``(first_position, lines)`` batches joined until they hold ``min_lines`` lines or ``max_bytes`` bytes.
 
     The reader yields batches of a few hundred lines; the columnar parser
-    wants thousands. Anything that is not a batch (a ``FileFault``) flushes
-    what was gathered and passes through in its place, so order and
+    wants thousands. The byte bound keeps memory proportional to bytes, not
+    lines, when lines are long (a gathered batch exceeds ``max_bytes`` by at
+    most one reader batch). Anything that is not a batch (a ``FileFault``)
+    flushes what was gathered and passes through in its place, so order and
     positions are unchanged.
     """
     first = 0
     gathered: list[bytes] = []
+    gathered_bytes = 0
     for item in items:
         if type(item) is tuple:
             position, lines = item
@@ -139,54 +148,60 @@ def gather_batches(
                 first = position
             elif position != first + len(gathered):  # not contiguous: never join across a gap
                 yield first, gathered
-                first, gathered = position, []
+                first, gathered, gathered_bytes = position, [], 0
             if gathered:
                 gathered.extend(lines)
             else:
                 gathered = list(lines)
-            if len(gathered) >= min_lines:
+            gathered_bytes += sum(map(len, lines))
+            if len(gathered) >= min_lines or gathered_bytes >= max_bytes:
                 yield first, gathered
-                gathered = []
+                gathered, gathered_bytes = [], 0
             continue
         if gathered:
             yield first, gathered
-            gathered = []
+            gathered, gathered_bytes = [], 0
         yield item
     if gathered:
         yield first, gathered
 
 
 def gather_blocks(
-    items: Iterable[Union[tuple[int, bytes, int], Other]], min_lines: int = BLOCK_LINES
+    items: Iterable[Union[tuple[int, bytes, int], Other]], min_lines: int = BLOCK_LINES, max_bytes: int = BLOCK_BYTES
 ) -> Iterator[Union[LineBlock, Other]]:
-    """Consecutive runs of lines (framing's ``(position, lines ended by "\\n", count)``) as blocks of ``min_lines`` or more.
+    """Consecutive runs of lines (framing's ``(position, lines ended by "\\n", count)``) as blocks.
 
-    The counterpart of :func:`gather_batches` for buffers: contiguous runs
-    are joined (one copy of their bytes) until they hold ``min_lines``
-    lines; anything that is not a run (a ``FileFault``) flushes what was
-    gathered and passes through in its place, so order and positions are
-    unchanged.
+    The counterpart of :func:`gather_batches` for buffers, with the same
+    bounds: contiguous runs are joined (one copy of their bytes) until they
+    hold ``min_lines`` lines or ``max_bytes`` bytes; anything that is not a
+    run (a ``FileFault``) flushes what was gathered and passes through in
+    its place, so order and positions are unchanged.
     """
     first = 0
     parts: list[bytes] = []
-    count = 0
+    count = size = 0
+
+    def block() -> LineBlock:
+        return LineBlock.from_bytes(b"".join(parts) if len(parts) > 1 else parts[0], first)
+
     for item in items:
         if type(item) is tuple:
             position, data, lines = item
             if parts and position != first + count:  # not contiguous: never join across a gap
-                yield LineBlock.from_bytes(b"".join(parts), first)
-                parts, count = [], 0
+                yield block()
+                parts, count, size = [], 0, 0
             if not parts:
                 first = position
             parts.append(data)
             count += lines
-            if count >= min_lines:
-                yield LineBlock.from_bytes(b"".join(parts) if len(parts) > 1 else parts[0], first)
-                parts, count = [], 0
+            size += len(data)
+            if count >= min_lines or size >= max_bytes:
+                yield block()
+                parts, count, size = [], 0, 0
             continue
         if parts:
-            yield LineBlock.from_bytes(b"".join(parts) if len(parts) > 1 else parts[0], first)
-            parts, count = [], 0
+            yield block()
+            parts, count, size = [], 0, 0
         yield item
     if parts:
-        yield LineBlock.from_bytes(b"".join(parts) if len(parts) > 1 else parts[0], first)
+        yield block()

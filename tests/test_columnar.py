@@ -306,3 +306,27 @@ def test_line_runs_hold_the_lines_framing_reads_whatever_the_piece_sizes(lines, 
             assert data.endswith(b"\n") and data.count(b"\n") == count and position == len(got) + 1
             got += data.split(b"\n")[:-1]
     assert got == [line[: max_line + 1] for line in lines]
+
+
+def test_gather_batches_stops_at_the_byte_bound_whatever_the_line_count():
+    """Long lines: a gathered batch holds about ``max_bytes``, not ``min_lines`` lines of 64 KiB."""
+    from haulage.parsers.line_block import gather_batches
+
+    long_line = b"x" * 65_536
+    items = [(1 + 10 * i, [long_line] * 10) for i in range(100)]  # 1,000 lines, 64 MiB
+    gathered = list(gather_batches(items, min_lines=16_384, max_bytes=1 << 20))
+    assert [len(lines) for _, lines in gathered] == [20] * 50
+    assert [first for first, _ in gathered] == [1 + 20 * i for i in range(50)]
+    assert max(sum(map(len, lines)) for _, lines in gathered) < (1 << 20) + 10 * len(long_line)
+
+
+def test_gather_blocks_stops_at_the_byte_bound_whatever_the_line_count():
+    """As gather_batches: long lines make blocks of about ``max_bytes``, not ``min_lines`` lines of 64 KiB."""
+    from haulage.parsers.line_block import gather_blocks
+
+    run = (b"x" * 65_536 + b"\n") * 10
+    items = [(1 + 10 * i, run, 10) for i in range(100)]
+    blocks = list(gather_blocks(items, min_lines=16_384, max_bytes=1 << 20))
+    assert [len(block) for block in blocks] == [20] * 50
+    assert [block.first_position for block in blocks] == [1 + 20 * i for i in range(50)]
+    assert max(len(block.data) for block in blocks) < (1 << 20) + len(run)

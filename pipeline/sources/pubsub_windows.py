@@ -53,7 +53,7 @@ from .notifications import NotificationPolicy
 from .files import DEFAULT_CHUNK_BYTES
 from ..options import DEFAULT_CHUNK_LINES
 from .pubsub_clients import subscriber_client
-from .pubsub import MessageDecoder
+from .messages import MessageDecoder
 
 __all__ = ["STEPS", "LeaseKeeper", "PullPubSubWindows", "PullWindowsFn", "topic_subscription"]
 

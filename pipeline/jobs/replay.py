@@ -13,16 +13,15 @@ import pyarrow.parquet as pq
 
 from ...parsers.schemas import UNPROCESSED
 
-from ..sources.files import InputFile, ReadLogFiles, expand_inputs, unreadable_chunk
+from ..sources.files import InputFile, expand_inputs, unreadable_chunk
 from ..options import RunOptions
 from ..sinks.bigquery_lock import LockHeld
 from ..elements import SourceUnit
 from ..sinks.parquet_commit import ParquetDataset
 from ..sinks.parquet_commit import _remove_tree as remove_tree
-from ..sinks.parquet import WriteParquet
-from ..parse_transform import ParseLogLines
 from .replay_parquet import BigQueryDayStore, DayChange, ParquetDayStore, StagedFiles, dead_letter_label, replay_key
-from .run import beam_options, configure_logging, local_runner, new_run_id
+from ..graph import ReplayStaging, build_pipeline, new_run_id
+from .run import configure_logging
 from ..sources.identity import file_origin
 from ..summary import RunSummary, summary_from_result
 
@@ -114,19 +113,10 @@ def run_replay(opts: RunOptions, day_range: Optional[tuple[str, str]], merge: bo
         store.clean_stale()
         staging_dir = store.begin_staging(run_id)
 
-    options = beam_options(opts)
-    import apache_beam as beam
-
     try:
         started = time.monotonic()
-        pipeline = beam.Pipeline(runner=local_runner(options) if opts.local else None, options=options)
-        (
-            pipeline
-            | "ReadLogFiles" >> ReadLogFiles(files, opts.chunk_lines, label_prefix=dead_letter_label(key), chunk_bytes=opts.chunk_bytes)
-            | "ParseLogLines" >> ParseLogLines(opts.agent_cache_size)
-            | "StageDays" >> WriteParquet(staging_dir, day_range=day_range, run_id=run_id)
-        )
-        result = pipeline.run()
+        staging = ReplayStaging(staging_dir, day_range, dead_letter_label(key))
+        result = build_pipeline(opts, files, run_id=run_id, replay=staging).run()
         result.wait_until_finish()
         summary = summary_from_result(result, time.monotonic() - started, len(files))
         if not summary.balanced:

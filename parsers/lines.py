@@ -9,9 +9,10 @@ an LRU-cached agent, and one dict per row whose nested ``details`` and
 from __future__ import annotations
 
 import hashlib
-import re
 from dataclasses import dataclass
 from typing import Any, Iterable, NamedTuple, Optional, Union
+
+from packaging.utils import canonicalize_name
 
 from .agents import DEFAULT_AGENT_CACHE_SIZE, AgentCache, AgentResult
 from .framing import MAX_FAULT_RAW_BYTES, MAX_LINE_BYTES, FileFault
@@ -51,7 +52,6 @@ REASONS = (
 )
 
 _NULLS = frozenset({"(null)", ""})
-_NORMALIZE = re.compile(r"[-_.]+")
 
 
 def event_key(identity: str) -> str:
@@ -90,11 +90,6 @@ class Record(NamedTuple):
     table: str
     row: dict[str, Any]
     epoch: Optional[int]
-
-
-def normalize_project(name: str) -> str:
-    """PEP 503 normalized name: ``Zope.Interface`` → ``zope-interface``."""
-    return _NORMALIZE.sub("-", name).lower()
 
 
 def dead_letter(source: str, line: str, reason: str, detail: str, received_at: Optional[str] = None) -> Record:
@@ -308,7 +303,7 @@ class LineParser:
         parts = url.split("/", 3)
         if len(parts) < 3 or parts[0] != "" or parts[1] != "simple":
             raise Rejected("bad-simple-url", f"{url[:128]!r} is not /simple/<project>/")
-        project = normalize_project(parts[2]) if parts[2] else None
+        project = canonicalize_name(parts[2]) if parts[2] else None
         if len(self._simple_projects) > 65536:
             self._simple_projects.clear()
         self._simple_projects[url] = project

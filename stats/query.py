@@ -27,6 +27,8 @@ import re
 from dataclasses import dataclass
 from typing import Any, Optional, Sequence
 
+from packaging.utils import canonicalize_name
+
 DUCKDB = "duckdb"
 BIGQUERY = "bigquery"
 
@@ -48,13 +50,15 @@ COUNTED: tuple[tuple[str, Optional[str]], ...] = (
 )
 COUNT_NAMES: tuple[str, ...] = tuple(name for name, _ in COUNTED)
 
-# PEP 503: runs of -, _ and . become one -, then lower case.
-_PEP503 = re.compile(r"[-_.]+")
-
-
 def normalize_project(name: str) -> str:
-    """The PEP 503 form of a project name (``Foo_Bar.baz`` → ``foo-bar-baz``)."""
-    return _PEP503.sub("-", name.strip()).lower()
+    """The PEP 503 form of a project name typed by a person (``Foo_Bar.baz `` → ``foo-bar-baz``).
+
+    The rule is packaging's :func:`~packaging.utils.canonicalize_name` (runs of
+    ``-``, ``_`` and ``.`` become one ``-``, then lower case), the one the
+    parser applies to every row; surrounding blanks are dropped first because
+    the name comes from a command line or a search box.
+    """
+    return canonicalize_name(name.strip())
 
 
 # --------------------------------------------------------------------------

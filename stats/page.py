@@ -21,6 +21,7 @@ from typing import Any, Optional, Sequence
 from urllib.parse import quote
 
 from .report import TRAFFIC, Counts, Groups, Report
+from .series import HEADLINE
 
 from .page_data import BREAKDOWNS, RANGES, ProjectPage
 from .svg import Layer, stacked_columns, two_lines
@@ -28,8 +29,7 @@ from .svg import Layer, stacked_columns, two_lines
 __all__ = ["home_page", "project_html", "not_found_page", "error_page", "project_url", "CARD_SERIES", "CARDS"]
 
 # the series the cards show, and their labels
-CARD_SERIES: tuple[tuple[str, str], ...] = (
-    ("total", "Total"), ("without_mirrors", "Without mirrors"), ("human", "Human"), ("ci", "CI"))
+CARD_SERIES: tuple[tuple[str, str], ...] = tuple((s.name, s.label) for s in HEADLINE)
 # the rate cards: label, Report JSON key, the factor on the daily average
 CARDS: tuple[tuple[str, str], ...] = (
     ("Downloads", "downloads"), ("Avg / day", "daily_average"), ("Avg / week", "avg_week"), ("Avg / month", "avg_month"))

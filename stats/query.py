@@ -29,25 +29,17 @@ from typing import Any, Optional, Sequence
 
 from packaging.utils import canonicalize_name
 
+from . import series
+
 DUCKDB = "duckdb"
 BIGQUERY = "bigquery"
 
 # --------------------------------------------------------------------------
 # the counted series (the same for the summary, the daily series and --by)
 
-# (name, condition) — each becomes one integer column; conditions are written
-# so that NULL never counts as a match (IS TRUE) or as a non-match (IS NOT TRUE).
-COUNTED: tuple[tuple[str, Optional[str]], ...] = (
-    ("total", None),
-    ("without_mirrors", "(classification.traffic = 'mirror') IS NOT TRUE"),
-    ("human", "(classification.traffic = 'human') IS TRUE"),
-    ("ci", "classification.ci IS TRUE"),
-    ("automation", "(classification.traffic = 'automation') IS TRUE"),
-    ("mirror", "(classification.traffic = 'mirror') IS TRUE"),
-    ("unknown", "(classification.traffic = 'unknown') IS TRUE"),
-    ("traffic_ci", "(classification.traffic = 'ci') IS TRUE"),
-    ("bots", "(classification.kind = 'bot') IS TRUE"),
-)
+# (name, condition) — each becomes one integer column; the conditions are the
+# series' own (see series.py: NULL never counts as a match or a non-match).
+COUNTED: tuple[tuple[str, Optional[str]], ...] = tuple((s.name, s.condition) for s in series.COUNTED)
 COUNT_NAMES: tuple[str, ...] = tuple(name for name, _ in COUNTED)
 
 def normalize_project(name: str) -> str:

@@ -6,6 +6,9 @@ import argparse
 import datetime
 
 
+__all__ = ["positive_int", "non_negative_int", "iso_date", "positive_float"]
+
+
 def _int_at_least(text: str, minimum: int) -> int:
     try:
         value = int(text)

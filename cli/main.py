@@ -13,6 +13,9 @@ import importlib
 import sys
 from typing import Optional, Sequence
 
+__all__ = ["COMMANDS", "available_commands", "build_parser", "main"]
+
+
 # subcommand → its module in this package (``haulage.cli.<name>``)
 COMMANDS: dict[str, str] = {
     "parse": ".parse",

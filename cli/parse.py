@@ -20,6 +20,9 @@ from ..parsers.lines import fault_dead_letter
 from ..parsers.ndjson import block_ndjson
 from ..parsers.timestamps import iso_from_epoch
 
+__all__ = ["STDIN_NAME", "add_parser", "main", "parse_stream", "run_parse"]
+
+
 STDIN_NAME = "-"
 
 

@@ -13,6 +13,9 @@ import sys
 
 from .argtypes import iso_date
 
+__all__ = ["PASSES_EXTRA_ARGS", "add_parser", "main"]
+
+
 PASSES_EXTRA_ARGS = True
 
 

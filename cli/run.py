@@ -5,6 +5,9 @@ from __future__ import annotations
 import argparse
 import sys
 
+__all__ = ["PASSES_EXTRA_ARGS", "add_parser", "main"]
+
+
 # Options Beam knows (--runner, --project, --temp_location, ...) pass through.
 PASSES_EXTRA_ARGS = True
 

@@ -23,6 +23,9 @@ import re
 import sys
 from typing import Optional
 
+__all__ = ["add_parser", "run_setup", "main"]
+
+
 _TOPIC = re.compile(r"^projects/[^/]+/topics/[^/]+$")
 _SUBSCRIPTION = re.compile(r"^projects/[^/]+/subscriptions/[^/]+$")
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]$")

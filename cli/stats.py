@@ -19,6 +19,9 @@ from .argtypes import iso_date, non_negative_int, positive_int
 from ..pipeline.options import DEFAULT_OUTPUT_DIR
 
 
+__all__ = ["add_parser", "OptionError", "main"]
+
+
 def add_parser(commands) -> argparse.ArgumentParser:
     from ..stats.query import FIELDS
 

@@ -40,6 +40,12 @@ from ..parsers.schemas import (
     bookkeeping_schema,
 )
 
+__all__ = [
+    "DAY_MS", "DATASET_DESCRIPTION", "SchemaPlan", "plan_schema", "TableSpec", "table_specs",
+    "BigQueryRequest", "ensure_bigquery", "iter_bigquery",
+]
+
+
 DAY_MS = 86_400_000
 DATASET_DESCRIPTION = "haulage: package-index CDN downloads (tables and views made by 'haulage setup')"
 

@@ -18,6 +18,12 @@ from dataclasses import dataclass
 from ..parsers.schemas import DOWNLOADS
 from ..stats import series
 
+__all__ = [
+    "SERIES", "TRAFFIC_COUNTS", "DAILY_PROJECT", "DAILY", "ViewSpec", "series_view_name", "daily_columns",
+    "views", "normalized_sql",
+]
+
+
 # series name -> (NULL-safe row condition, what it counts): the series of
 # haulage.stats.series, the one definition haulage stats and the page count with
 SERIES: dict[str, tuple[str, str]] = {s.name: (s.condition or "TRUE", s.meaning) for s in series.HEADLINE}

@@ -21,6 +21,9 @@ from pathlib import Path
 from .bigquery_views import DAILY, DAILY_PROJECT, SERIES, TRAFFIC_COUNTS, series_view_name
 from ..parsers.schemas import CLUSTERING, PARTITION_COLUMN, TABLE_NAMES, markdown_table
 
+__all__ = ["README", "section", "regenerate", "main"]
+
+
 README = Path(__file__).with_name("README.md")
 _SECTION = re.compile(r"(<!-- generated: (?P<name>[\w-]+) -->\n)(?P<body>.*?)(<!-- end generated: (?P=name) -->)", re.S)
 

@@ -22,6 +22,9 @@ import logging
 import sys
 from typing import Any, Optional, Sequence
 
+__all__ = ["LaunchError", "launch", "main"]
+
+
 _LOG = logging.getLogger("haulage")
 
 

@@ -24,6 +24,9 @@ from .iam import ensure_binding
 from .outcomes import Outcome, Status
 from .pubsub_setup import project_of
 
+__all__ = ["EVENT", "PAYLOAD", "NotificationRequest", "ensure_notification", "iter_notification"]
+
+
 EVENT = "OBJECT_FINALIZE"
 PAYLOAD = "JSON_API_V1"
 

@@ -13,6 +13,9 @@ from enum import Enum
 from typing import Iterable, Sequence
 
 
+__all__ = ["Status", "Outcome", "SetupRefused", "render", "verdict", "changed"]
+
+
 class Status(str, Enum):
     CREATED = "created"
     UPDATED = "updated"

@@ -26,6 +26,12 @@ from typing import Any, Iterator, Optional
 from .iam import ensure_binding, lookup_project_number, pubsub_service_agent
 from .outcomes import Outcome, Status
 
+__all__ = [
+    "DAY", "PubSubRequest", "default_dead_letter_topic", "project_of", "ensure_topic", "SubscriptionSpec",
+    "ensure_subscription", "ensure_pubsub", "iter_pubsub",
+]
+
+
 DAY = 86_400
 
 

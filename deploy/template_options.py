@@ -15,6 +15,12 @@ from __future__ import annotations
 import argparse
 from typing import Sequence
 
+__all__ = [
+    "NOT_TEMPLATE_PARAMETERS", "LIST_PARAMETERS", "run_parser", "run_options", "parameter_name",
+    "template_parameters", "to_cli_argv",
+]
+
+
 # --option -> why it is not a template parameter
 NOT_TEMPLATE_PARAMETERS: dict[str, str] = {
     "--run-for": "stops a local streaming run after N seconds; a Dataflow job runs until drained",

@@ -9,6 +9,9 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
+__all__ = ["KINDS", "TRAFFIC", "infer_cloud", "classify"]
+
+
 KINDS = ("installer", "mirror", "browser", "script", "os", "bot", "unknown")
 TRAFFIC = ("mirror", "ci", "automation", "human", "unknown")
 

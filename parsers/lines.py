@@ -19,6 +19,12 @@ from .framing import MAX_FAULT_RAW_BYTES, MAX_LINE_BYTES, FileFault
 from .grammar import DOWNLOAD, SIMPLE, Rejected, split_line
 from .timestamps import BadTimestamp, TimestampCache, iso_from_epoch
 
+__all__ = [
+    "UNPROCESSED", "TABLES", "PACKAGE_TYPES", "REASONS", "event_key", "Origin", "Record", "dead_letter",
+    "fault_dead_letter", "escape_binary", "decode_escaped", "LineParser",
+]
+
+
 UNPROCESSED = "unprocessed"
 TABLES = (DOWNLOAD, SIMPLE, UNPROCESSED)
 

@@ -13,6 +13,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Optional
 
+__all__ = [
+    "DOWNLOADS", "SIMPLE", "UNPROCESSED", "TABLE_NAMES", "Column", "DETAILS", "CLASSIFICATION", "TABLES",
+    "PARTITION_COLUMN", "CLUSTERING", "DESCRIPTIONS", "bigquery_schema", "column_names", "arrow_schema",
+    "markdown_table", "find_column", "LEDGER", "LEDGER_COLUMNS", "LEDGER_DESCRIPTION", "LOCKS",
+    "LOCK_COLUMNS", "LOCKS_DESCRIPTION", "bookkeeping_schema",
+]
+
+
 DOWNLOADS = "file_downloads"
 SIMPLE = "simple_requests"
 UNPROCESSED = "unprocessed"

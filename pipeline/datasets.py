@@ -7,6 +7,9 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+__all__ = ["DatasetSpecError", "DatasetRef", "bigquery_client"]
+
+
 _DATASET_SPEC = re.compile(r"^(?P<project>[a-z][a-z0-9.:\-]*[a-z0-9])[:.](?P<dataset>[A-Za-z0-9_]{1,1024})$")
 
 

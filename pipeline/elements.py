@@ -23,6 +23,12 @@ from ..parsers import Origin
 from ..parsers.framing import FileFault
 
 
+__all__ = [
+    "FILE", "MESSAGE", "SourceUnit", "LineBatch", "Chunk", "ParsedChunk", "ChunkCoder",
+    "ParsedChunkCoder", "tune_gc",
+]
+
+
 FILE = "file"
 MESSAGE = "message"
 

@@ -11,6 +11,9 @@ from typing import Any
 
 from apache_beam.metrics import Metrics
 
+__all__ = ["NAMESPACE", "Counters"]
+
+
 NAMESPACE = "haulage"
 
 

@@ -19,6 +19,14 @@ from ..cli.argtypes import positive_float as _positive_float
 from ..cli.argtypes import positive_int as _positive_int
 from .datasets import DatasetRef, DatasetSpecError
 
+__all__ = [
+    "LINES", "GCS_NOTIFICATION", "MESSAGE_FORMATS", "DEFAULT_OUTPUT_DIR", "DEFAULT_WINDOW_SECONDS",
+    "DEFAULT_CHUNK_LINES", "DEFAULT_CHUNK_MIB", "DEFAULT_LOAD_INTERVAL", "BIGQUERY_METHODS",
+    "FN_API_RUNNERS", "DIRECT_STREAMING_RUNNER", "OptionsError", "RunOptions", "add_source_arguments",
+    "add_sink_arguments", "add_tuning_arguments", "options_from_namespace", "validated_options",
+]
+
+
 LINES = "lines"
 GCS_NOTIFICATION = "gcs-notification"
 MESSAGE_FORMATS = (LINES, GCS_NOTIFICATION)

@@ -19,6 +19,9 @@ from .elements import Chunk, LineBatch, ParsedChunk, TableDay, tune_gc
 from .metrics import Counters
 
 
+__all__ = ["reason_of", "blocks_of", "ParseChunkFn", "ParseLogLines"]
+
+
 def reason_of(dead_letter_row: dict) -> str:
     return dead_letter_row["error"].split(":", 1)[0]
 

@@ -10,6 +10,9 @@ import logging
 import time
 from typing import Optional
 
+__all__ = ["Progress", "note_day"]
+
+
 _LOG = logging.getLogger("haulage")
 _current: Optional["Progress"] = None
 worker_name = ""

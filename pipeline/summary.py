@@ -12,6 +12,9 @@ from apache_beam.metrics.metric import MetricsFilter
 from ..parsers.schemas import TABLE_NAMES, UNPROCESSED
 
 
+__all__ = ["RunSummary", "counters_from_result", "summary_from_result"]
+
+
 @dataclass
 class RunSummary:
     counters: dict[str, int]

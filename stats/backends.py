@@ -20,6 +20,9 @@ from ..pipeline.sinks.parquet_commit import committed_files
 from .query import BigQueryDialect, Dialect, DuckDBDialect, Query
 
 
+__all__ = ["SourceError", "Backend", "plain", "DuckDBBackend", "BigQueryBackend"]
+
+
 class SourceError(RuntimeError):
     """The dataset cannot be read; says what to do.
 

@@ -31,6 +31,14 @@ from packaging.utils import canonicalize_name
 
 from . import series
 
+__all__ = [
+    "DUCKDB", "BIGQUERY", "COUNTED", "COUNT_NAMES", "normalize_project", "Field", "FIELDS", "ALIASES",
+    "UnknownField", "resolve_fields", "DOWNLOADS_TABLE", "SIMPLE_TABLE", "Dialect", "DuckDBDialect",
+    "BigQueryDialect", "Query", "counts_query", "days_query", "newest_day_query", "environments_query",
+    "simple_query", "top_projects_query", "projects_query",
+]
+
+
 DUCKDB = "duckdb"
 BIGQUERY = "bigquery"
 

@@ -16,6 +16,12 @@ from typing import Any, Optional, Sequence
 
 from .report import SERIES, Counts, Report
 
+__all__ = [
+    "LABELS", "NONE", "DEFAULT_TEXT_LIMIT", "LEGEND", "cell", "render_text", "limited", "render_json",
+    "render_csv",
+]
+
+
 LABELS: dict[str, str] = {
     "total": "total",
     "without_mirrors": "without mirrors",

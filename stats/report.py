@@ -38,6 +38,13 @@ from .query import (DOWNLOADS_TABLE, FIELDS, SIMPLE_TABLE, Field, UnknownField, 
                           environments_query, newest_day_query, normalize_project, projects_query, resolve_fields,
                           simple_query)
 
+__all__ = [
+    "SERIES", "TRAFFIC", "FRESHNESS", "DELAYED", "freshness_label", "relative_change", "StatsError",
+    "UnknownProject", "NoDownloadsInRange", "Counts", "DaySpec", "Period", "Report", "breakdown_groups",
+    "build_report",
+]
+
+
 # the series people read, in the order they are shown; 'ci' is classification.ci
 SERIES: tuple[str, ...] = ("total", "without_mirrors", "human", "ci", "automation", "mirror", "unknown", "bots")
 # the traffic classes (a partition of total), in schema.md's order of precedence

@@ -10,6 +10,9 @@ import re
 
 from .linear import anchored
 
+__all__ = ["MISSING_AGENTS", "is_known_bot"]
+
+
 # Every entry is anchored at the start except PyPI's ``Nutch`` (anywhere),
 # which is a plain substring test: no search over the agent, no backtracking
 # (linear.py's rules).

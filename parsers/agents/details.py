@@ -12,6 +12,12 @@ from __future__ import annotations
 import shlex
 from typing import Any, Optional
 
+__all__ = [
+    "USER_DATA_MAX", "text", "record", "subcommand", "user_data", "make_details", "installer", "pair",
+    "ci_flag", "from_linehaul_json",
+]
+
+
 USER_DATA_MAX = 512
 
 Details = dict[str, Any]

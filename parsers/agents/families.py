@@ -23,6 +23,12 @@ from . import details as d
 from .details import Details
 from .linear import anchored, closes_parenthesis, dollar_end, final_token, name_optional_version, name_version, token_end
 
+__all__ = [
+    "Family", "pip_json", "uv_json", "hatch_json", "pep_standard", "pip_1_4", "pdm", "pdm_system",
+    "poetry", "twine", "pex", "bazel", "bandersnatch", "bandersnatch_xmlrpc", "devpi", "REGISTRY",
+]
+
+
 Parse = Callable[[str], Optional[Details]]
 
 

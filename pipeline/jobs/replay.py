@@ -25,6 +25,9 @@ from .run import configure_logging
 from ..sources.identity import file_origin
 from ..summary import RunSummary, summary_from_result
 
+__all__ = ["FILE_FAULT_REASONS", "ReplayError", "ReplayReport", "identify_files", "run_replay"]
+
+
 _LOG = logging.getLogger("haulage")
 FILE_FAULT_REASONS = ("bad-gzip", "truncated-gzip", "empty-file", "unreadable-file")
 

@@ -48,6 +48,12 @@ from ..datasets import DatasetRef, bigquery_client
 from ..sinks.parquet_commit import ParquetDataset, commit_id_for, fsync_dir, fsync_file
 from .replay_bigquery import BigQueryDayStore  # noqa: F401  (re-exported: replays into BigQuery)
 
+__all__ = [
+    "ROW_TABLES", "EVENT_KEY_LENGTH", "STEPS", "replay_key", "dead_letter_label", "DayChange",
+    "ParquetDayStore", "StagedFiles",
+]
+
+
 _LOG = logging.getLogger("haulage")
 ROW_TABLES = (DOWNLOADS, SIMPLE)
 EVENT_KEY_LENGTH = 16  # event ids are "<16 hex of the file>-<line>"

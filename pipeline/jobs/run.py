@@ -33,6 +33,9 @@ from ..sinks.parquet_commit import ParquetDataset
 from ..sources.files import InputFile, expand_inputs
 from ..summary import RunSummary, counters_from_result, summary_from_result
 
+__all__ = ["configure_logging", "PreparedOutput", "prepare_output", "run", "StreamProgress", "interrupted"]
+
+
 _LOG = logging.getLogger("haulage")
 
 

@@ -29,6 +29,12 @@ from ..elements import FILE, Chunk, LineBatch, SourceUnit, tune_gc
 from ..progress import Progress
 from .identity import file_origin
 
+__all__ = [
+    "InputError", "InputFile", "expand_inputs", "open_binary", "DEFAULT_CHUNK_BYTES", "unreadable_chunk",
+    "read_chunks", "read_file", "ReadFileFn", "ReadLogFiles",
+]
+
+
 _LOG = logging.getLogger("haulage")
 
 

@@ -27,6 +27,7 @@ STDIN_NAME = "-"
 
 
 def add_parser(commands):
+    """Declare ``haulage parse FILE...`` and its options."""
     from .argtypes import positive_int as _positive_int
 
     parse = commands.add_parser(
@@ -49,6 +50,7 @@ def add_parser(commands):
 
 
 def main(args, extra) -> int:
+    """Run ``haulage parse`` with the parsed arguments."""
     return run_parse(args.files, args.agent_cache_size)
 
 
@@ -79,6 +81,8 @@ def parse_stream(stream: BinaryIO, name: str, parser: ColumnarParser, out: Binar
 
 
 def run_parse(files: list[str], agent_cache_size: int) -> int:
+    """Parse each file (``-``: stdin) to NDJSON on stdout; exit status 1 if a file could not be read or had a
+    file-level fault (damaged gzip, empty file), each reported on stderr."""
     import time
 
     import gc

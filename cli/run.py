@@ -13,6 +13,7 @@ PASSES_EXTRA_ARGS = True
 
 
 def add_parser(commands) -> argparse.ArgumentParser:
+    """Declare ``haulage run`` and its options (source, sink, tuning; Beam's own pass through)."""
     from ..pipeline.options import add_sink_arguments, add_source_arguments, add_tuning_arguments
 
     run = commands.add_parser(
@@ -31,6 +32,7 @@ def add_parser(commands) -> argparse.ArgumentParser:
 
 
 def main(args: argparse.Namespace, beam_args: list[str]) -> int:
+    """Validate the options and run the job; exit status 2 for bad options, 1 if the counts do not balance."""
     from ..pipeline.sources.files import InputError
     from ..pipeline.options import validated_options
 

@@ -45,6 +45,7 @@ def _int_in(low: int, high: int):
 
 
 def add_parser(commands) -> argparse.ArgumentParser:
+    """Declare ``haulage setup`` and its options (the resources ``haulage run`` uses)."""
     setup = commands.add_parser(
         "setup",
         help="create the BigQuery tables and views, Pub/Sub topic and subscription, bucket notification (idempotent)",
@@ -167,6 +168,7 @@ def run_setup(args: argparse.Namespace, outcomes: Optional[list] = None) -> list
 
 
 def main(args: argparse.Namespace, extra: Optional[list[str]] = None) -> int:
+    """Validate the options, create or check each resource, print what happened; exit status 0, 1 or 2."""
     try:
         _validate(args)
     except _UsageError as exc:

@@ -151,6 +151,8 @@ def _merge(existing: list[dict[str, Any]], desired: list[dict[str, Any]], prefix
 
 @dataclass(frozen=True)
 class TableSpec:
+    """One table as ``haulage setup`` creates it: schema, day partitioning, clustering and description."""
+
     name: str
     schema: list[dict[str, Any]]
     partition_field: str
@@ -171,6 +173,8 @@ def table_specs() -> list[TableSpec]:
 
 @dataclass(frozen=True)
 class BigQueryRequest:
+    """The BigQuery part of ``haulage setup``: which dataset, where, and how long partitions live."""
+
     project: str
     dataset: str
     location: str = "US"

@@ -43,6 +43,8 @@ DAILY = "daily_downloads"
 
 @dataclass(frozen=True)
 class ViewSpec:
+    """One view: its name, its SQL and its description."""
+
     name: str
     query: str
     description: str
@@ -53,6 +55,7 @@ def _table(project: str, dataset: str, table: str) -> str:
 
 
 def series_view_name(series: str) -> str:
+    """The name of a series' view (``downloads_human``)."""
     return f"downloads_{series}"
 
 

@@ -29,6 +29,7 @@ _SECTION = re.compile(r"(<!-- generated: (?P<name>[\w-]+) -->\n)(?P<body>.*?)(<!
 
 
 def section(name: str) -> str:
+    """The generated Markdown of one section (a table's columns, or the views)."""
     if name in TABLE_NAMES:
         layout = f"DAY partitions on `{PARTITION_COLUMN[name]}`"
         if CLUSTERING[name]:
@@ -46,10 +47,12 @@ def section(name: str) -> str:
 
 
 def regenerate(text: str) -> str:
+    """``text`` with every ``<!-- generated: NAME -->`` section rewritten from the code."""
     return _SECTION.sub(lambda m: m.group(1) + section(m.group("name")) + m.group(4), text)
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Rewrite the generated sections of the README (``--check``: only say whether they are stale)."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--check", action="store_true", help="only check; exit 1 if the README is stale")
     parser.add_argument("--readme", type=Path, default=README)

@@ -77,6 +77,7 @@ def launch(argv: Sequence[str]) -> Any:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
+    """The template launcher's entry point: launch the job and return; exit status 2 for bad parameters."""
     from haulage.pipeline.sources.files import InputError
 
     try:

@@ -33,6 +33,8 @@ PAYLOAD = "JSON_API_V1"
 
 @dataclass(frozen=True)
 class NotificationRequest:
+    """A bucket notification: OBJECT_FINALIZE events of ``bucket`` (under ``prefix``) to ``topic``."""
+
     bucket: str
     topic: str  # projects/P/topics/T
     prefix: str = ""

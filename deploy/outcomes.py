@@ -17,6 +17,8 @@ __all__ = ["Status", "Outcome", "SetupRefused", "render", "verdict", "changed"]
 
 
 class Status(str, Enum):
+    """What ``haulage setup`` did with one resource; ``changed`` says whether it touched it."""
+
     CREATED = "created"
     UPDATED = "updated"
     UNCHANGED = "exists, unchanged"
@@ -58,6 +60,7 @@ def render(outcomes: Sequence[Outcome]) -> str:
 
 
 def verdict(outcomes: Iterable[Outcome]) -> str:
+    """The last line of ``haulage setup``: refused, nothing to change, or what was created and updated."""
     outcomes = list(outcomes)
     refused = [o for o in outcomes if o.status is Status.REFUSED]
     created = sum(o.status is Status.CREATED for o in outcomes)
@@ -74,4 +77,5 @@ def verdict(outcomes: Iterable[Outcome]) -> str:
 
 
 def changed(outcomes: Iterable[Outcome]) -> bool:
+    """Whether any resource was created or updated."""
     return any(o.status.changed for o in outcomes)

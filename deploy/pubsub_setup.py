@@ -37,6 +37,8 @@ DAY = 86_400
 
 @dataclass(frozen=True)
 class PubSubRequest:
+    """The Pub/Sub part of ``haulage setup``: topic, subscription, dead letters and retention."""
+
     topic: str
     subscription: Optional[str] = None
     dead_letter_topic: Optional[str] = None
@@ -52,6 +54,7 @@ class PubSubRequest:
 
 
 def default_dead_letter_topic(topic: str) -> str:
+    """The dead-letter topic next to a topic when none is named: ``<topic>-dead-letter``."""
     return f"{topic}-dead-letter"
 
 
@@ -82,6 +85,7 @@ def _span(seconds: int) -> str:
 
 
 def ensure_topic(publisher: Any, name: str, retention_seconds: Optional[int] = None, kind: str = "topic") -> Outcome:
+    """Create the topic, or bring its message retention to the one asked for."""
     from google.api_core.exceptions import NotFound
     from google.protobuf import duration_pb2
 
@@ -110,6 +114,8 @@ def ensure_topic(publisher: Any, name: str, retention_seconds: Optional[int] = N
 
 @dataclass(frozen=True)
 class SubscriptionSpec:
+    """A pull subscription as ``haulage run`` needs it: ack deadline, retention, dead letters, never expiring."""
+
     name: str
     topic: str
     ack_deadline_seconds: int
@@ -159,6 +165,11 @@ def _not_pulled(subscription: Any) -> Optional[str]:
 
 
 def ensure_subscription(subscriber: Any, spec: SubscriptionSpec, kind: str = "subscription") -> Outcome:
+    """Create the subscription or bring it to ``spec``; refuse one on another topic or pushing elsewhere.
+
+    A subscription cannot change topic, and one that pushes would never be pulled,
+    so those are reported, not "fixed".
+    """
     from google.api_core.exceptions import InvalidArgument, NotFound
     from google.protobuf import duration_pb2
 

@@ -53,6 +53,7 @@ def run_options(parser: argparse.ArgumentParser | None = None) -> list[str]:
 
 
 def parameter_name(flag: str) -> str:
+    """The template parameter of a ``haulage run`` flag: ``--chunk-lines`` → ``chunk_lines``."""
     return flag[2:].replace("-", "_")
 
 

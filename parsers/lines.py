@@ -93,6 +93,8 @@ class Origin:
 
 
 class Record(NamedTuple):
+    """One parsed line: its table, the row as a dict, and its timestamp in epoch seconds (None for dead letters without one)."""
+
     table: str
     row: dict[str, Any]
     epoch: Optional[int]

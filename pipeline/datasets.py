@@ -14,11 +14,13 @@ _DATASET_SPEC = re.compile(r"^(?P<project>[a-z][a-z0-9.:\-]*[a-z0-9])[:.](?P<dat
 
 
 class DatasetSpecError(ValueError):
-    pass
+    """A ``--bigquery-dataset`` value that is not ``PROJECT:DATASET``; the message says what to write."""
 
 
 @dataclass(frozen=True)
 class DatasetRef:
+    """A BigQuery dataset: its project and name, parsed from ``PROJECT:DATASET``."""
+
     project: str
     dataset: str
 

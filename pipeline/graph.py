@@ -48,6 +48,11 @@ class ReplayStaging:
 
 
 def beam_options(opts: RunOptions) -> PipelineOptions:
+    """Beam's options from the arguments haulage does not know, marked streaming for a remote streaming run.
+
+    Local streaming runs pull in bounded windows, so only a remote runner needs
+    Beam's streaming mode.
+    """
     options = PipelineOptions(opts.beam_args)
     if opts.streaming and not opts.local:
         options.view_as(StandardOptions).streaming = True
@@ -157,4 +162,5 @@ def ledger_ref(opts: RunOptions) -> Optional[LedgerRef]:
 
 
 def new_run_id() -> str:
+    """A fresh id for one run (16 hex digits): names its staging and its ledger entries."""
     return uuid.uuid4().hex[:16]

@@ -18,6 +18,11 @@ NAMESPACE = "haulage"
 
 
 class Counters:
+    """Beam counters in the ``haulage`` namespace, created on first use by name.
+
+    The run summary sums these counters; one namespace keeps them apart from Beam's own.
+    """
+
     def __init__(self) -> None:
         self._by_name: dict[str, Any] = {}
 

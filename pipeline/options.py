@@ -53,6 +53,8 @@ class OptionsError(ValueError):
 
 @dataclass
 class RunOptions:
+    """Everything a run (or replay) was asked to do, validated: source, sink, tuning and Beam's own arguments."""
+
     inputs: list[str] = field(default_factory=list)
     subscription: Optional[str] = None
     topic: Optional[str] = None
@@ -103,6 +105,7 @@ class RunOptions:
 
 
 def add_source_arguments(parser: argparse.ArgumentParser, *, streaming: bool = True) -> None:
+    """The input options: ``--input`` globs (batch) or a Pub/Sub subscription or topic (streaming)."""
     group = parser.add_argument_group("input (one source per run)")
     group.add_argument("--input", nargs="+", default=[], metavar="GLOB", dest="inputs",
                        help="log files: local paths or gs:// globs, plain or gzip (batch)")
@@ -121,6 +124,7 @@ def add_source_arguments(parser: argparse.ArgumentParser, *, streaming: bool = T
 
 
 def add_sink_arguments(parser: argparse.ArgumentParser, *, streaming: bool = True) -> None:
+    """The output options: a Parquet ``--output-dir`` or a ``--bigquery-dataset`` with its staging."""
     group = parser.add_argument_group("output (one sink per run)")
     group.add_argument("--output-dir", default=None, metavar="DIR",
                        help=f"Parquet dataset directory, local or gs:// (default {DEFAULT_OUTPUT_DIR})")
@@ -140,6 +144,7 @@ def add_sink_arguments(parser: argparse.ArgumentParser, *, streaming: bool = Tru
 
 
 def add_tuning_arguments(parser: argparse.ArgumentParser, *, streaming: bool = True) -> None:
+    """The tuning options: chunk sizes, agent cache, workers and the streaming windows."""
     group = parser.add_argument_group("tuning")
     if streaming:
         group.add_argument("--run-for", type=_positive_float, metavar="SECONDS",

@@ -23,6 +23,7 @@ __all__ = ["reason_of", "blocks_of", "ParseChunkFn", "ParseLogLines"]
 
 
 def reason_of(dead_letter_row: dict) -> str:
+    """The reason of a dead-letter row: its ``error`` up to the first colon (``bad-timestamp``)."""
     return dead_letter_row["error"].split(":", 1)[0]
 
 

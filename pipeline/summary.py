@@ -17,6 +17,12 @@ __all__ = ["RunSummary", "counters_from_result", "summary_from_result"]
 
 @dataclass
 class RunSummary:
+    """What a run did, from its counters: lines read, rows per table and day, dead letters by reason.
+
+    ``balanced`` holds when lines read + file faults = rows + dead letters, the
+    project's rule that nothing is lost.
+    """
+
     counters: dict[str, int]
     seconds: float
     files: Optional[int] = None
@@ -112,6 +118,7 @@ class RunSummary:
 
 
 def counters_from_result(result: Any) -> dict[str, int]:
+    """The ``haulage`` counters of a finished Beam run, summed over steps (committed values when the runner has them)."""
     query = result.metrics().query(MetricsFilter().with_namespace("haulage"))
     totals: dict[str, int] = defaultdict(int)
     for counter in query["counters"]:
@@ -121,4 +128,5 @@ def counters_from_result(result: Any) -> dict[str, int]:
 
 
 def summary_from_result(result: Any, seconds: float, files: Optional[int]) -> RunSummary:
+    """The summary of a finished Beam run from its counters."""
     return RunSummary(counters_from_result(result), seconds, files)

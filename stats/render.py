@@ -123,6 +123,7 @@ def limited(report: Report, limit: Optional[int]) -> Report:
 
 
 def render_json(report: Report) -> str:
+    """The report as indented JSON (:meth:`Report.to_json`), for scripts."""
     return json.dumps(report.to_json(), indent=2, ensure_ascii=False) + "\n"
 
 

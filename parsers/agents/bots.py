@@ -35,4 +35,9 @@ MISSING_AGENTS = frozenset({"(null)", ""})
 
 
 def is_known_bot(user_agent: str) -> bool:
+    """Whether a user agent is a known bot: the crawlers listed here, Nutch, or no agent at all.
+
+    These rows still count in Total; the classification marks them ``kind = 'bot'`` so
+    the series and PyPI-compatible counts can leave them out.
+    """
     return user_agent in MISSING_AGENTS or "Nutch" in user_agent or _KNOWN_BOTS.match(user_agent) is not None

@@ -33,11 +33,13 @@ FILE_FAULT_REASONS = ("bad-gzip", "truncated-gzip", "empty-file", "unreadable-fi
 
 
 class ReplayError(RuntimeError):
-    pass
+    """A replay that cannot start or whose staged rows do not add up; nothing was committed."""
 
 
 @dataclass
 class ReplayReport:
+    """What a replay did: the run summary, each day replaced or merged, and the files that could not be read."""
+
     summary: RunSummary
     changes: list[DayChange]
     bad_files: list[tuple[str, str]] = field(default_factory=list)
@@ -85,6 +87,13 @@ def identify_files(files: Sequence[InputFile], threads: int = 16) -> dict[str, s
 
 
 def run_replay(opts: RunOptions, day_range: Optional[tuple[str, str]], merge: bool, staging_dir: Optional[str]) -> ReplayReport:
+    """Rebuild the days the input files cover (or merge them with ``merge``), then report.
+
+    The rows are parsed and staged by the graph of :func:`~haulage.pipeline.graph.build_pipeline`;
+    only when the staged rows balance with the lines read are they committed day by
+    day, under the output's lock, so a replay is all-or-nothing per day and can be
+    run again with the same result.
+    """
     configure_logging(opts.quiet)
     files = expand_inputs(opts.inputs)
     file_keys = set(identify_files(files).values())

@@ -79,6 +79,8 @@ def dead_letter_label(key: str) -> str:
 
 @dataclass
 class DayChange:
+    """One day of one table changed by a replay: its row count before and after."""
+
     table: str
     day: str
     rows_before: int

@@ -40,6 +40,10 @@ _LOG = logging.getLogger("haulage")
 
 
 def configure_logging(quiet: bool) -> None:
+    """haulage's log lines on stderr, prefixed ``haulage:``; Beam's own INFO lines silenced.
+
+    ``quiet`` keeps warnings only.
+    """
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("haulage: %(message)s"))
     _LOG.handlers[:] = [handler]

@@ -53,6 +53,12 @@ def _holder_alive(holder: str) -> bool:
 
 
 class DatasetLock:
+    """A lease on a BigQuery dataset, held in haulage's lock table and renewed while held.
+
+    Replays and commits that swap whole days take it so that two of them never
+    rewrite the same dataset at once; a lease whose holder died expires.
+    """
+
     def __init__(self, client: Any, dataset: DatasetRef, name: str, lease: int = 600) -> None:
         self.client = client
         self.table = dataset.table_id(LOCKS)

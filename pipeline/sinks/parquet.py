@@ -27,6 +27,7 @@ __all__ = ["ROW_GROUP_ROWS", "WriteFilesFn", "WriteParquet", "count_outcome", "d
 
 
 def day_dir(output_dir: str, table: str, day: str) -> str:
+    """The folder of one table's day in a Parquet dataset: ``<output>/<table>/date=<day>`` (Hive-style)."""
     return f"{output_dir.rstrip('/')}/{table}/date={day}"
 
 

@@ -132,6 +132,7 @@ def fsync_dir(path: str) -> None:
 
 
 def fsync_file(path: str) -> None:
+    """Flush a file's data to disk, so a commit that names it never points at a file a crash emptied."""
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)

@@ -62,6 +62,8 @@ class LocationError(ValueError):
 
 @dataclass(frozen=True)
 class AllowedLocation:
+    """One ``gs://BUCKET/PREFIX`` that notified files may be read from."""
+
     bucket: str
     prefix: str = ""
 

@@ -70,6 +70,7 @@ class SchemaPlan:
 
     @property
     def changes(self) -> bool:
+        """Whether the table needs any change (columns added, relaxed or described)."""
         return bool(self.added or self.relaxed or self.described)
 
 
@@ -183,6 +184,7 @@ class BigQueryRequest:
 
     @property
     def expiration_ms(self) -> Optional[int]:
+        """The partition expiration BigQuery wants, in ms (None: none or unchanged)."""
         if self.partition_expiration_days is None or self.partition_expiration_days == 0:
             return None
         return self.partition_expiration_days * DAY_MS

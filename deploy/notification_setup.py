@@ -41,6 +41,7 @@ class NotificationRequest:
 
     @property
     def label(self) -> str:
+        """How the notification is named in setup's report: ``gs://BUCKET/PREFIX* -> TOPIC``."""
         return f"gs://{self.bucket}/{self.prefix}* -> {self.topic}"
 
 

@@ -27,6 +27,7 @@ class Status(str, Enum):
 
     @property
     def changed(self) -> bool:
+        """Whether setup created or updated the resource."""
         return self in (Status.CREATED, Status.UPDATED)
 
 
@@ -40,6 +41,7 @@ class Outcome:
     detail: str = ""
 
     def line(self, kind_width: int = 12, name_width: int = 48) -> str:
+        """The outcome as one aligned line of setup's report."""
         detail = f": {self.detail}" if self.detail else ""
         return f"  {self.kind:<{kind_width}} {self.name:<{name_width}} {self.status.value}{detail}"
 

@@ -50,6 +50,7 @@ class PubSubRequest:
 
     @property
     def dead_letter_subscription(self) -> Optional[str]:
+        """The subscription that keeps dead letters readable (None without a subscription and dead-letter topic)."""
         return f"{self.subscription}-dead-letter" if self.subscription and self.dead_letter_topic else None
 
 
@@ -124,6 +125,7 @@ class SubscriptionSpec:
     max_delivery_attempts: int = 10
 
     def create_request(self) -> dict[str, Any]:
+        """The request that creates this subscription."""
         from google.protobuf import duration_pb2
 
         request: dict[str, Any] = {

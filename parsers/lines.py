@@ -82,12 +82,14 @@ class Origin:
 
     @classmethod
     def for_file(cls, path: str, identity: Optional[str] = None) -> "Origin":
+        """The origin of a file's lines: labelled by its path, keyed by ``identity`` (its content id; the file name if None)."""
         if identity is None:
             identity = path.rstrip("/").rsplit("/", 1)[-1]
         return cls(path, event_key("file:" + identity))
 
     @classmethod
     def for_message(cls, subscription: str, message_id: str) -> "Origin":
+        """The origin of a Pub/Sub message's lines: ``<subscription>#<message id>``, keyed by that label."""
         label = f"{subscription}#{message_id}"
         return cls(label, event_key("pubsub:" + label))
 
@@ -182,15 +184,25 @@ class LineParser:
 
     @property
     def cache_hits(self) -> int:
+        """Agent cache hits so far (for the run summary's hit rate)."""
         return self.agents.hits
 
     @property
     def cache_misses(self) -> int:
+        """Agent cache misses so far: agents parsed."""
         return self.agents.misses
 
     def parse(
         self, raw: Union[bytes, str], origin: Origin, position: int, received_at: Optional[str] = None
     ) -> Record:
+        """One line (bytes, or str) at ``position`` of ``origin`` → a row of its table, or a dead letter.
+
+        The rules, in order: longer than MAX_LINE_BYTES → ``line-too-long``; not valid
+        UTF-8 → ``bad-utf8``; empty → ``empty-line``; then the grammar of its log
+        format version, the timestamp and the required fields, each failure a dead
+        letter whose reason says which rule the line broke. Never raises on input: a
+        line becomes exactly one record, so lines read = rows + dead letters.
+        """
         if type(raw) is bytes:
             if len(raw) > MAX_LINE_BYTES:
                 return self._too_long(raw, origin, position, received_at)

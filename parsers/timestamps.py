@@ -98,6 +98,7 @@ class TimestampCache:
         self._limit = limit
 
     def get(self, text: str) -> tuple[int, str]:
+        """``(epoch seconds, ISO 8601 text)`` of an RFC 1123 timestamp, memoised (CDN lines repeat the same second)."""
         hit = self.memo.get(text)
         if hit is not None:
             return hit

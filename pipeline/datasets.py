@@ -37,6 +37,7 @@ class DatasetRef:
         return cls(match["project"], match["dataset"])
 
     def table_id(self, table: str) -> str:
+        """The table's id as the BigQuery client wants it: ``project.dataset.table``."""
         return f"{self.project}.{self.dataset}.{table}"
 
     def __str__(self) -> str:

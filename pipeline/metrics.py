@@ -27,6 +27,7 @@ class Counters:
         self._by_name: dict[str, Any] = {}
 
     def inc(self, name: str, n: int = 1) -> None:
+        """Add ``n`` to the counter ``name``."""
         counter = self._by_name.get(name)
         if counter is None:
             counter = self._by_name[name] = Metrics.counter(NAMESPACE, name)

@@ -76,6 +76,7 @@ class RunOptions:
 
     @property
     def streaming(self) -> bool:
+        """Whether the run reads Pub/Sub (a subscription or a topic) rather than files."""
         return bool(self.subscription or self.topic)
 
     @property

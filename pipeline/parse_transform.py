@@ -130,4 +130,5 @@ class ParseLogLines(beam.PTransform):
         self._agent_cache_size = agent_cache_size
 
     def expand(self, chunks):
+        """Chunks of lines → parsed chunks (one ParDo; see ParseChunkFn for the counters)."""
         return chunks | "ParseChunks" >> beam.ParDo(ParseChunkFn(self._agent_cache_size)).with_output_types(ParsedChunk)

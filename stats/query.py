@@ -76,6 +76,7 @@ class Field:
     chronological: bool = False  # sort by value (days, months) rather than by count
 
     def sql(self, dialect: str) -> str:
+        """The field's SQL expression in ``dialect``."""
         return self.duckdb if dialect == DUCKDB else self.bigquery
 
 
@@ -181,6 +182,7 @@ class Dialect:
     name: str
 
     def param(self, name: str) -> str:
+        """How a query parameter named ``name`` is written."""
         raise NotImplementedError
 
     def source(self, table: str = DOWNLOADS_TABLE) -> str:
@@ -193,6 +195,7 @@ class Dialect:
         return {}
 
     def day(self) -> str:
+        """The SQL expression of a row's UTC day."""
         raise NotImplementedError
 
     def range_filter(self, start: dt.date, end: dt.date, prefix: str = "") -> tuple[str, dict[str, Any]]:
@@ -203,6 +206,7 @@ class Dialect:
         raise NotImplementedError
 
     def count_if(self, condition: str) -> str:
+        """An aggregate counting the rows where ``condition`` holds."""
         raise NotImplementedError
 
     def distinct_count(self, expression: str) -> str:
@@ -214,6 +218,11 @@ class Dialect:
         raise NotImplementedError
 
     def normalized_project(self) -> str:
+        """The PEP 503 form of the ``project`` column in SQL (the rule of ``canonicalize_name``).
+
+        Download rows keep the project name as the CDN logged it, so a query compares the
+        normalised forms of both sides: ``Null_Demo`` and ``null-demo`` are one project.
+        """
         raise NotImplementedError
 
     def newest_day_query(self) -> str:

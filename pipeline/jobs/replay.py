@@ -46,6 +46,7 @@ class ReplayReport:
     merge: bool = False
 
     def render(self) -> str:
+        """The report as printed by ``haulage replay``: the run summary, then each day changed and each bad file."""
         lines = [self.summary.render(), ""]
         verb = "merged" if self.merge else "replaced"
         lines.append(f"days {verb}: {len(self.changes)}")

@@ -65,6 +65,7 @@ class PreparedOutput:
     committer: Optional[BigQueryCommitter] = None
 
     def finish(self) -> None:
+        """Release what the driver held during the run (staging folders, the BigQuery committer's hold)."""
         if self.dataset is not None:
             self.dataset.release_staging(self.run_id)
         if self.committer is not None:
@@ -154,6 +155,7 @@ class StreamProgress:
         self._last: Optional[tuple[int, ...]] = None
 
     def report(self) -> None:
+        """Log one progress line (messages, lines, rows, dead letters) if anything changed since the last one."""
         counters = counters_from_result(self._result)
         rows = sum(v for k, v in counters.items() if k.startswith("rows.") and not k.startswith("rows.unprocessed."))
         dead = sum(v for k, v in counters.items() if k.startswith("rows.unprocessed."))

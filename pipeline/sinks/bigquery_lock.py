@@ -117,6 +117,7 @@ class DatasetLock:
                 _LOG.warning("could not renew lock %s: %s", self.name, exc)
 
     def release(self) -> None:
+        """Stop renewing the lease and give the lock back (if this holder still has it)."""
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=10)

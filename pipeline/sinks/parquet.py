@@ -122,4 +122,5 @@ class WriteParquet(beam.PTransform):
         self._fn = WriteFilesFn(output_dir, flush_each_chunk, day_range, run_id)
 
     def expand(self, parsed):
+        """Parsed chunks → committed Parquet files (one ParDo; see WriteFilesFn)."""
         return parsed | "WriteFiles" >> beam.ParDo(self._fn)

@@ -280,6 +280,7 @@ class ReadLogFiles(beam.PTransform):
         self._committed = committed
 
     def expand(self, pbegin):
+        """Input files → chunks of lines (files the output already holds are skipped)."""
         received_at = iso_from_epoch(int(time.time()))
         total_bytes = sum(f.size for f in self._files)
         return (

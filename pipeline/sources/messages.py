@@ -95,6 +95,7 @@ class MessageDecoder:
         received_at: str,
         skip: Optional[Callable[[str], bool]] = None,
     ) -> Iterator[Chunk]:
+        """One message → chunks of lines (nothing when ``skip`` says it is already ingested)."""
         self.messages.inc()
         for chunk in self._chunks(data, attributes, message_id, received_at, skip or _nothing_ingested):
             self.decoded.inc(sum(len(b.lines) + (b.fault is not None) for b in chunk))

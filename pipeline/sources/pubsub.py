@@ -72,6 +72,7 @@ class ReadPubSubChunks(beam.PTransform):
         self._policy = policy
 
     def expand(self, pbegin):
+        """ReadFromPubSub → decoded chunks, batched unless they are notified files."""
         decode = _DecodeMessageFn(self._subscription or self._topic or "", self._format, self._chunk_lines,
                                   self._chunk_bytes, self._policy)
         chunks = (

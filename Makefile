@@ -12,13 +12,15 @@ OUTPUT_DIR ?= haulage-out
 PYTEST_ARGS ?=
 FUZZ_SECONDS ?= 300
 FUZZ_DIR ?= .fuzz
+# strict: an editable install code-reading tools can follow (see README, Layout); empty: setuptools' default
+EDITABLE_MODE ?=
 
 .PHONY: setup browser run test explore bench fuzz agents-stress memory-stress clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -c constraints.txt -e '.[test]'
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[test]' $(if $(EDITABLE_MODE),--config-settings editable_mode=$(EDITABLE_MODE))
 	touch $(STAMP)
 
 setup: $(STAMP)

@@ -6,6 +6,9 @@ import argparse
 import datetime
 
 
+__all__ = ["positive_int", "non_negative_int", "iso_date", "positive_float"]
+
+
 def _int_at_least(text: str, minimum: int) -> int:
     try:
         value = int(text)
@@ -17,14 +20,17 @@ def _int_at_least(text: str, minimum: int) -> int:
 
 
 def positive_int(text: str) -> int:
+    """argparse type: an integer ≥ 1, with a message saying what was given."""
     return _int_at_least(text, 1)
 
 
 def non_negative_int(text: str) -> int:
+    """argparse type: an integer ≥ 0, with a message saying what was given."""
     return _int_at_least(text, 0)
 
 
 def iso_date(text: str) -> datetime.date:
+    """argparse type: a day as ``YYYY-MM-DD``."""
     try:
         return datetime.date.fromisoformat(text)
     except ValueError:
@@ -32,6 +38,7 @@ def iso_date(text: str) -> datetime.date:
 
 
 def positive_float(text: str) -> float:
+    """argparse type: a number of seconds > 0."""
     try:
         value = float(text)
     except ValueError:

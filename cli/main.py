@@ -13,6 +13,9 @@ import importlib
 import sys
 from typing import Optional, Sequence
 
+__all__ = ["COMMANDS", "available_commands", "build_parser", "main"]
+
+
 # subcommand → its module in this package (``haulage.cli.<name>``)
 COMMANDS: dict[str, str] = {
     "parse": ".parse",
@@ -44,6 +47,7 @@ def available_commands() -> list[str]:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The ``haulage`` argument parser, with one subcommand per module present."""
     parser = argparse.ArgumentParser(
         prog="haulage",
         description="Package-index CDN logs to honest download statistics.",
@@ -56,6 +60,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
+    """The ``haulage`` entry point: parse the arguments, run the subcommand, return its exit status.
+
+    Only subcommands that pass options on to Beam (run, replay) accept unknown arguments.
+    """
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
     module = _module(args.command)

@@ -20,10 +20,14 @@ from ..parsers.lines import fault_dead_letter
 from ..parsers.ndjson import block_ndjson
 from ..parsers.timestamps import iso_from_epoch
 
+__all__ = ["STDIN_NAME", "add_parser", "main", "parse_stream", "run_parse"]
+
+
 STDIN_NAME = "-"
 
 
 def add_parser(commands):
+    """Declare ``haulage parse FILE...`` and its options."""
     from .argtypes import positive_int as _positive_int
 
     parse = commands.add_parser(
@@ -46,6 +50,7 @@ def add_parser(commands):
 
 
 def main(args, extra) -> int:
+    """Run ``haulage parse`` with the parsed arguments."""
     return run_parse(args.files, args.agent_cache_size)
 
 
@@ -76,6 +81,8 @@ def parse_stream(stream: BinaryIO, name: str, parser: ColumnarParser, out: Binar
 
 
 def run_parse(files: list[str], agent_cache_size: int) -> int:
+    """Parse each file (``-``: stdin) to NDJSON on stdout; exit status 1 if a file could not be read or had a
+    file-level fault (damaged gzip, empty file), each reported on stderr."""
     import time
 
     import gc

@@ -13,10 +13,14 @@ import sys
 
 from .argtypes import iso_date
 
+__all__ = ["PASSES_EXTRA_ARGS", "add_parser", "main"]
+
+
 PASSES_EXTRA_ARGS = True
 
 
 def add_parser(commands) -> argparse.ArgumentParser:
+    """Declare ``haulage replay`` and its options (those of ``haulage run`` for files, plus the days)."""
     from ..pipeline.options import add_sink_arguments, add_source_arguments, add_tuning_arguments
 
     replay = commands.add_parser(
@@ -41,6 +45,8 @@ def add_parser(commands) -> argparse.ArgumentParser:
 
 
 def main(args: argparse.Namespace, beam_args: list[str]) -> int:
+    """Validate the options, run the replay job, print its report; exit status 2 for bad options or a
+    replay that cannot run, 1 if the counts do not balance."""
     from ..pipeline.sources.files import InputError
     from ..pipeline.options import validated_options
 

@@ -5,11 +5,15 @@ from __future__ import annotations
 import argparse
 import sys
 
+__all__ = ["PASSES_EXTRA_ARGS", "add_parser", "main"]
+
+
 # Options Beam knows (--runner, --project, --temp_location, ...) pass through.
 PASSES_EXTRA_ARGS = True
 
 
 def add_parser(commands) -> argparse.ArgumentParser:
+    """Declare ``haulage run`` and its options (source, sink, tuning; Beam's own pass through)."""
     from ..pipeline.options import add_sink_arguments, add_source_arguments, add_tuning_arguments
 
     run = commands.add_parser(
@@ -28,6 +32,7 @@ def add_parser(commands) -> argparse.ArgumentParser:
 
 
 def main(args: argparse.Namespace, beam_args: list[str]) -> int:
+    """Validate the options and run the job; exit status 2 for bad options, 1 if the counts do not balance."""
     from ..pipeline.sources.files import InputError
     from ..pipeline.options import validated_options
 

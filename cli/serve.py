@@ -20,6 +20,7 @@ __all__ = ["add_parser", "main"]
 
 
 def add_parser(commands) -> argparse.ArgumentParser:
+    """Declare ``haulage serve`` and its options (the source, as for ``haulage stats``; address and port)."""
     serve = commands.add_parser(
         "serve",
         help="a local, read-only web page of a project's downloads (cards, chart, breakdowns)",
@@ -41,6 +42,7 @@ def add_parser(commands) -> argparse.ArgumentParser:
 
 
 def main(args: argparse.Namespace, extra: Optional[list[str]] = None) -> int:
+    """Pick the backend, bind the address and serve until interrupted."""
     from ..pipeline.datasets import DatasetRef, DatasetSpecError
     from ..stats.backends import BigQueryBackend, DuckDBBackend, SourceError
 

@@ -23,6 +23,9 @@ import re
 import sys
 from typing import Optional
 
+__all__ = ["add_parser", "run_setup", "main"]
+
+
 _TOPIC = re.compile(r"^projects/[^/]+/topics/[^/]+$")
 _SUBSCRIPTION = re.compile(r"^projects/[^/]+/subscriptions/[^/]+$")
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]$")
@@ -42,6 +45,7 @@ def _int_in(low: int, high: int):
 
 
 def add_parser(commands) -> argparse.ArgumentParser:
+    """Declare ``haulage setup`` and its options (the resources ``haulage run`` uses)."""
     setup = commands.add_parser(
         "setup",
         help="create the BigQuery tables and views, Pub/Sub topic and subscription, bucket notification (idempotent)",
@@ -164,6 +168,7 @@ def run_setup(args: argparse.Namespace, outcomes: Optional[list] = None) -> list
 
 
 def main(args: argparse.Namespace, extra: Optional[list[str]] = None) -> int:
+    """Validate the options, create or check each resource, print what happened; exit status 0, 1 or 2."""
     try:
         _validate(args)
     except _UsageError as exc:

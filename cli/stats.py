@@ -19,7 +19,11 @@ from .argtypes import iso_date, non_negative_int, positive_int
 from ..pipeline.options import DEFAULT_OUTPUT_DIR
 
 
+__all__ = ["add_parser", "OptionError", "main"]
+
+
 def add_parser(commands) -> argparse.ArgumentParser:
+    """Declare ``haulage stats PROJECT`` and its options (source, days, ``--by``, output format, ``--plot``)."""
     from ..stats.query import FIELDS
 
     fields = "\n".join(f"  {f.name:<24}{f.help}" for f in FIELDS.values())
@@ -93,6 +97,7 @@ def _backend(args: argparse.Namespace):
 
 
 def main(args: argparse.Namespace, extra: Optional[list[str]] = None) -> int:
+    """Check the options, query the backend and print the report; exit status 2 for bad options."""
     from ..stats.backends import SourceError
     from ..stats.render import limited, render_csv, render_json, render_text
     from ..stats.report import DaySpec, StatsError, build_report

@@ -40,6 +40,12 @@ from ..parsers.schemas import (
     bookkeeping_schema,
 )
 
+__all__ = [
+    "DAY_MS", "DATASET_DESCRIPTION", "SchemaPlan", "plan_schema", "TableSpec", "table_specs",
+    "BigQueryRequest", "ensure_bigquery", "iter_bigquery",
+]
+
+
 DAY_MS = 86_400_000
 DATASET_DESCRIPTION = "haulage: package-index CDN downloads (tables and views made by 'haulage setup')"
 
@@ -64,6 +70,7 @@ class SchemaPlan:
 
     @property
     def changes(self) -> bool:
+        """Whether the table needs any change (columns added, relaxed or described)."""
         return bool(self.added or self.relaxed or self.described)
 
 
@@ -145,6 +152,8 @@ def _merge(existing: list[dict[str, Any]], desired: list[dict[str, Any]], prefix
 
 @dataclass(frozen=True)
 class TableSpec:
+    """One table as ``haulage setup`` creates it: schema, day partitioning, clustering and description."""
+
     name: str
     schema: list[dict[str, Any]]
     partition_field: str
@@ -165,6 +174,8 @@ def table_specs() -> list[TableSpec]:
 
 @dataclass(frozen=True)
 class BigQueryRequest:
+    """The BigQuery part of ``haulage setup``: which dataset, where, and how long partitions live."""
+
     project: str
     dataset: str
     location: str = "US"
@@ -173,6 +184,7 @@ class BigQueryRequest:
 
     @property
     def expiration_ms(self) -> Optional[int]:
+        """The partition expiration BigQuery wants, in ms (None: none or unchanged)."""
         if self.partition_expiration_days is None or self.partition_expiration_days == 0:
             return None
         return self.partition_expiration_days * DAY_MS

@@ -3,8 +3,9 @@
 schema.md defines the series at read time — total = all rows, without
 mirrors = traffic is not 'mirror', human = traffic is 'human', CI =
 classification.ci — and these views write them down once so nobody
-re-derives them (and gets NULL handling wrong). Every condition is NULL-safe:
-``IS DISTINCT FROM`` / ``IS TRUE`` count a NULL as "not that", never as
+re-derives them (and gets NULL handling wrong). The conditions are those of
+:mod:`haulage.stats.series`, which ``haulage stats`` and the web page count
+with: ``IS TRUE`` / ``IS NOT TRUE`` count a NULL as "not that", never as
 unknown, so a future nullable field cannot silently drop rows from a series.
 
 Pure SQL generation (no client), so tests can check the SQL on its own.
@@ -15,22 +16,25 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..parsers.schemas import DOWNLOADS
+from ..stats import series
 
-# series name -> (NULL-safe row condition, what it counts)
-SERIES: dict[str, tuple[str, str]] = {
-    "total": ("TRUE", "every download row"),
-    "without_mirrors": ("classification.traffic IS DISTINCT FROM 'mirror'", "rows whose traffic is not 'mirror'"),
-    "human": ("classification.traffic = 'human'", "rows whose traffic is 'human' (installers and browsers, not CI, not mirrors)"),
-    "ci": ("classification.ci IS TRUE", "rows whose client said it runs in CI (details.ci TRUE)"),
-}
+__all__ = [
+    "SERIES", "TRAFFIC_COUNTS", "DAILY_PROJECT", "DAILY", "ViewSpec", "series_view_name", "daily_columns",
+    "views", "normalized_sql",
+]
+
+
+# series name -> (NULL-safe row condition, what it counts): the series of
+# haulage.stats.series, the one definition haulage stats and the page count with
+SERIES: dict[str, tuple[str, str]] = {s.name: (s.condition or "TRUE", s.meaning) for s in series.HEADLINE}
 
 # extra per-traffic counts in the daily aggregate (traffic is exactly one of these)
 TRAFFIC_COUNTS: dict[str, str] = {
-    "automation": "classification.traffic = 'automation'",
-    "mirror": "classification.traffic = 'mirror'",
-    "unknown_traffic": "classification.traffic = 'unknown'",
+    "automation": series.AUTOMATION.condition or "TRUE",
+    "mirror": series.MIRROR.condition or "TRUE",
+    "unknown_traffic": series.UNKNOWN.condition or "TRUE",
     # PyPI's own pipeline drops known bots; this column reproduces its numbers
-    "pypi_compatible": "classification.kind IS DISTINCT FROM 'bot'",
+    "pypi_compatible": series.PYPI_COMPATIBLE.condition or "TRUE",
 }
 
 DAILY_PROJECT = "daily_project_downloads"
@@ -39,6 +43,8 @@ DAILY = "daily_downloads"
 
 @dataclass(frozen=True)
 class ViewSpec:
+    """One view: its name, its SQL and its description."""
+
     name: str
     query: str
     description: str
@@ -49,6 +55,7 @@ def _table(project: str, dataset: str, table: str) -> str:
 
 
 def series_view_name(series: str) -> str:
+    """The name of a series' view (``downloads_human``)."""
     return f"downloads_{series}"
 
 

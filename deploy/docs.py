@@ -21,11 +21,15 @@ from pathlib import Path
 from .bigquery_views import DAILY, DAILY_PROJECT, SERIES, TRAFFIC_COUNTS, series_view_name
 from ..parsers.schemas import CLUSTERING, PARTITION_COLUMN, TABLE_NAMES, markdown_table
 
+__all__ = ["README", "section", "regenerate", "main"]
+
+
 README = Path(__file__).with_name("README.md")
 _SECTION = re.compile(r"(<!-- generated: (?P<name>[\w-]+) -->\n)(?P<body>.*?)(<!-- end generated: (?P=name) -->)", re.S)
 
 
 def section(name: str) -> str:
+    """The generated Markdown of one section (a table's columns, or the views)."""
     if name in TABLE_NAMES:
         layout = f"DAY partitions on `{PARTITION_COLUMN[name]}`"
         if CLUSTERING[name]:
@@ -43,10 +47,12 @@ def section(name: str) -> str:
 
 
 def regenerate(text: str) -> str:
+    """``text`` with every ``<!-- generated: NAME -->`` section rewritten from the code."""
     return _SECTION.sub(lambda m: m.group(1) + section(m.group("name")) + m.group(4), text)
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Rewrite the generated sections of the README (``--check``: only say whether they are stale)."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--check", action="store_true", help="only check; exit 1 if the README is stale")
     parser.add_argument("--readme", type=Path, default=README)

@@ -22,7 +22,11 @@ from typing import Any, Callable, Optional
 from .outcomes import Outcome, Status
 
 
+__all__ = ["pubsub_service_agent", "lookup_project_number", "ensure_binding"]
+
+
 def pubsub_service_agent(project_number: str) -> str:
+    """The Pub/Sub service agent of a project: it must be allowed to publish dead letters."""
     return f"serviceAccount:service-{project_number}@gcp-sa-pubsub.iam.gserviceaccount.com"
 
 

@@ -24,18 +24,24 @@ from .iam import ensure_binding
 from .outcomes import Outcome, Status
 from .pubsub_setup import project_of
 
+__all__ = ["EVENT", "PAYLOAD", "NotificationRequest", "ensure_notification", "iter_notification"]
+
+
 EVENT = "OBJECT_FINALIZE"
 PAYLOAD = "JSON_API_V1"
 
 
 @dataclass(frozen=True)
 class NotificationRequest:
+    """A bucket notification: OBJECT_FINALIZE events of ``bucket`` (under ``prefix``) to ``topic``."""
+
     bucket: str
     topic: str  # projects/P/topics/T
     prefix: str = ""
 
     @property
     def label(self) -> str:
+        """How the notification is named in setup's report: ``gs://BUCKET/PREFIX* -> TOPIC``."""
         return f"gs://{self.bucket}/{self.prefix}* -> {self.topic}"
 
 

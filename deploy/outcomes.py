@@ -13,7 +13,12 @@ from enum import Enum
 from typing import Iterable, Sequence
 
 
+__all__ = ["Status", "Outcome", "SetupRefused", "render", "verdict", "changed"]
+
+
 class Status(str, Enum):
+    """What ``haulage setup`` did with one resource; ``changed`` says whether it touched it."""
+
     CREATED = "created"
     UPDATED = "updated"
     UNCHANGED = "exists, unchanged"
@@ -22,6 +27,7 @@ class Status(str, Enum):
 
     @property
     def changed(self) -> bool:
+        """Whether setup created or updated the resource."""
         return self in (Status.CREATED, Status.UPDATED)
 
 
@@ -35,6 +41,7 @@ class Outcome:
     detail: str = ""
 
     def line(self, kind_width: int = 12, name_width: int = 48) -> str:
+        """The outcome as one aligned line of setup's report."""
         detail = f": {self.detail}" if self.detail else ""
         return f"  {self.kind:<{kind_width}} {self.name:<{name_width}} {self.status.value}{detail}"
 
@@ -55,6 +62,7 @@ def render(outcomes: Sequence[Outcome]) -> str:
 
 
 def verdict(outcomes: Iterable[Outcome]) -> str:
+    """The last line of ``haulage setup``: refused, nothing to change, or what was created and updated."""
     outcomes = list(outcomes)
     refused = [o for o in outcomes if o.status is Status.REFUSED]
     created = sum(o.status is Status.CREATED for o in outcomes)
@@ -71,4 +79,5 @@ def verdict(outcomes: Iterable[Outcome]) -> str:
 
 
 def changed(outcomes: Iterable[Outcome]) -> bool:
+    """Whether any resource was created or updated."""
     return any(o.status.changed for o in outcomes)

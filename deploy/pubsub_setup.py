@@ -26,11 +26,19 @@ from typing import Any, Iterator, Optional
 from .iam import ensure_binding, lookup_project_number, pubsub_service_agent
 from .outcomes import Outcome, Status
 
+__all__ = [
+    "DAY", "PubSubRequest", "default_dead_letter_topic", "project_of", "ensure_topic", "SubscriptionSpec",
+    "ensure_subscription", "ensure_pubsub", "iter_pubsub",
+]
+
+
 DAY = 86_400
 
 
 @dataclass(frozen=True)
 class PubSubRequest:
+    """The Pub/Sub part of ``haulage setup``: topic, subscription, dead letters and retention."""
+
     topic: str
     subscription: Optional[str] = None
     dead_letter_topic: Optional[str] = None
@@ -42,10 +50,12 @@ class PubSubRequest:
 
     @property
     def dead_letter_subscription(self) -> Optional[str]:
+        """The subscription that keeps dead letters readable (None without a subscription and dead-letter topic)."""
         return f"{self.subscription}-dead-letter" if self.subscription and self.dead_letter_topic else None
 
 
 def default_dead_letter_topic(topic: str) -> str:
+    """The dead-letter topic next to a topic when none is named: ``<topic>-dead-letter``."""
     return f"{topic}-dead-letter"
 
 
@@ -76,6 +86,7 @@ def _span(seconds: int) -> str:
 
 
 def ensure_topic(publisher: Any, name: str, retention_seconds: Optional[int] = None, kind: str = "topic") -> Outcome:
+    """Create the topic, or bring its message retention to the one asked for."""
     from google.api_core.exceptions import NotFound
     from google.protobuf import duration_pb2
 
@@ -104,6 +115,8 @@ def ensure_topic(publisher: Any, name: str, retention_seconds: Optional[int] = N
 
 @dataclass(frozen=True)
 class SubscriptionSpec:
+    """A pull subscription as ``haulage run`` needs it: ack deadline, retention, dead letters, never expiring."""
+
     name: str
     topic: str
     ack_deadline_seconds: int
@@ -112,6 +125,7 @@ class SubscriptionSpec:
     max_delivery_attempts: int = 10
 
     def create_request(self) -> dict[str, Any]:
+        """The request that creates this subscription."""
         from google.protobuf import duration_pb2
 
         request: dict[str, Any] = {
@@ -153,6 +167,11 @@ def _not_pulled(subscription: Any) -> Optional[str]:
 
 
 def ensure_subscription(subscriber: Any, spec: SubscriptionSpec, kind: str = "subscription") -> Outcome:
+    """Create the subscription or bring it to ``spec``; refuse one on another topic or pushing elsewhere.
+
+    A subscription cannot change topic, and one that pushes would never be pulled,
+    so those are reported, not "fixed".
+    """
     from google.api_core.exceptions import InvalidArgument, NotFound
     from google.protobuf import duration_pb2
 

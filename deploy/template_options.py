@@ -15,6 +15,12 @@ from __future__ import annotations
 import argparse
 from typing import Sequence
 
+__all__ = [
+    "NOT_TEMPLATE_PARAMETERS", "LIST_PARAMETERS", "run_parser", "run_options", "parameter_name",
+    "template_parameters", "to_cli_argv",
+]
+
+
 # --option -> why it is not a template parameter
 NOT_TEMPLATE_PARAMETERS: dict[str, str] = {
     "--run-for": "stops a local streaming run after N seconds; a Dataflow job runs until drained",
@@ -47,6 +53,7 @@ def run_options(parser: argparse.ArgumentParser | None = None) -> list[str]:
 
 
 def parameter_name(flag: str) -> str:
+    """The template parameter of a ``haulage run`` flag: ``--chunk-lines`` → ``chunk_lines``."""
     return flag[2:].replace("-", "_")
 
 

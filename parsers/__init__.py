@@ -17,7 +17,6 @@ from .lines import (
     Origin,
     Record,
     dead_letter,
-    normalize_project,
 )
 
 __all__ = [
@@ -31,5 +30,4 @@ __all__ = [
     "Origin",
     "Record",
     "dead_letter",
-    "normalize_project",
 ]

@@ -48,6 +48,12 @@ def _shared_struct_column(values: list[Any], type_: pa.DataType) -> pa.Array:
 
 
 def rows_to_arrow(table: str, rows: Sequence[dict[str, Any]]) -> pa.Table:
+    """Row dicts of one table → an Arrow table with that table's schema from :mod:`.schemas`.
+
+    The partition timestamp is parsed from ISO 8601 text in one kernel call, and
+    struct columns shared by identity (details, classification of a cached agent)
+    are converted once per distinct object, which is what makes this fast.
+    """
     schema = _schema(table)
     timestamp_column = PARTITION_COLUMN[table]
     arrays = []

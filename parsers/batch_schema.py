@@ -65,4 +65,5 @@ def plain(table: str, data: pa.RecordBatch | pa.Table) -> pa.RecordBatch | pa.Ta
 
 
 def empty_batch(table: str) -> pa.RecordBatch:
+    """A record batch of no rows with the table's batch schema (a block that yielded nothing for it)."""
     return pa.RecordBatch.from_pylist([], schema=batch_schema(table))

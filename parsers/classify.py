@@ -9,6 +9,9 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
+__all__ = ["KINDS", "TRAFFIC", "infer_cloud", "classify"]
+
+
 KINDS = ("installer", "mirror", "browser", "script", "os", "bot", "unknown")
 TRAFFIC = ("mirror", "ci", "automation", "human", "unknown")
 
@@ -59,6 +62,13 @@ def infer_cloud(details: Optional[dict[str, Any]]) -> Optional[str]:
 
 
 def classify(details: Optional[dict[str, Any]], kind: str) -> dict[str, Any]:
+    """The ``classification`` record of a row: kind, traffic, mirror, ci and cloud.
+
+    Rule (schema.md): traffic is 'mirror' for mirroring clients, else 'ci' when the
+    client says it runs in CI (``details.ci`` TRUE), else 'automation' or 'human'
+    by kind, else 'unknown'. Exactly one traffic class per row, so the classes
+    partition Total.
+    """
     ci = bool(details) and details.get("ci") is True
     if kind == "mirror":
         traffic = "mirror"

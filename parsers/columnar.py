@@ -68,6 +68,7 @@ class ParsedBlock:
 
     @property
     def rows(self) -> int:
+        """Rows of every table in this block, dead letters included."""
         return sum(batch.num_rows for batch in self.batches.values())
 
 
@@ -91,10 +92,12 @@ class ColumnarParser:
 
     @property
     def cache_hits(self) -> int:
+        """Agent cache hits so far (for the run summary's hit rate)."""
         return self.agents.hits
 
     @property
     def cache_misses(self) -> int:
+        """Agent cache misses so far: agents parsed."""
         return self.agents.misses
 
     def parse_lines(

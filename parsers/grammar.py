@@ -19,6 +19,12 @@ from __future__ import annotations
 
 from typing import Optional
 
+__all__ = [
+    "DOWNLOAD", "SIMPLE", "Rejected", "split_current", "split_v1", "split_v2", "unwrap_syslog",
+    "split_message", "split_line",
+]
+
+
 DOWNLOAD = "file_downloads"
 SIMPLE = "simple_requests"
 

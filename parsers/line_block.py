@@ -44,6 +44,13 @@ _HIGH_BITS = np.uint64(0x8080808080808080)
 
 @dataclass(frozen=True)
 class LineBlock:
+    """Many lines in one buffer: ``data`` and the offset where each line starts.
+
+    The columnar parser works on whole blocks with Arrow kernels instead of on one
+    line at a time; ``starts`` has one entry per line plus the end of ``data``, and
+    ``first_position`` is the 1-based position of the first line in its source.
+    """
+
     data: bytes
     starts: np.ndarray  # int64, n + 1 entries; the last is len(data)
     first_position: int = 1

@@ -9,14 +9,21 @@ an LRU-cached agent, and one dict per row whose nested ``details`` and
 from __future__ import annotations
 
 import hashlib
-import re
 from dataclasses import dataclass
 from typing import Any, Iterable, NamedTuple, Optional, Union
+
+from packaging.utils import canonicalize_name
 
 from .agents import DEFAULT_AGENT_CACHE_SIZE, AgentCache, AgentResult
 from .framing import MAX_FAULT_RAW_BYTES, MAX_LINE_BYTES, FileFault
 from .grammar import DOWNLOAD, SIMPLE, Rejected, split_line
 from .timestamps import BadTimestamp, TimestampCache, iso_from_epoch
+
+__all__ = [
+    "UNPROCESSED", "TABLES", "PACKAGE_TYPES", "REASONS", "event_key", "Origin", "Record", "dead_letter",
+    "fault_dead_letter", "escape_binary", "decode_escaped", "LineParser",
+]
+
 
 UNPROCESSED = "unprocessed"
 TABLES = (DOWNLOAD, SIMPLE, UNPROCESSED)
@@ -51,7 +58,6 @@ REASONS = (
 )
 
 _NULLS = frozenset({"(null)", ""})
-_NORMALIZE = re.compile(r"[-_.]+")
 
 
 def event_key(identity: str) -> str:
@@ -76,25 +82,24 @@ class Origin:
 
     @classmethod
     def for_file(cls, path: str, identity: Optional[str] = None) -> "Origin":
+        """The origin of a file's lines: labelled by its path, keyed by ``identity`` (its content id; the file name if None)."""
         if identity is None:
             identity = path.rstrip("/").rsplit("/", 1)[-1]
         return cls(path, event_key("file:" + identity))
 
     @classmethod
     def for_message(cls, subscription: str, message_id: str) -> "Origin":
+        """The origin of a Pub/Sub message's lines: ``<subscription>#<message id>``, keyed by that label."""
         label = f"{subscription}#{message_id}"
         return cls(label, event_key("pubsub:" + label))
 
 
 class Record(NamedTuple):
+    """One parsed line: its table, the row as a dict, and its timestamp in epoch seconds (None for dead letters without one)."""
+
     table: str
     row: dict[str, Any]
     epoch: Optional[int]
-
-
-def normalize_project(name: str) -> str:
-    """PEP 503 normalized name: ``Zope.Interface`` → ``zope-interface``."""
-    return _NORMALIZE.sub("-", name).lower()
 
 
 def dead_letter(source: str, line: str, reason: str, detail: str, received_at: Optional[str] = None) -> Record:
@@ -179,15 +184,25 @@ class LineParser:
 
     @property
     def cache_hits(self) -> int:
+        """Agent cache hits so far (for the run summary's hit rate)."""
         return self.agents.hits
 
     @property
     def cache_misses(self) -> int:
+        """Agent cache misses so far: agents parsed."""
         return self.agents.misses
 
     def parse(
         self, raw: Union[bytes, str], origin: Origin, position: int, received_at: Optional[str] = None
     ) -> Record:
+        """One line (bytes, or str) at ``position`` of ``origin`` → a row of its table, or a dead letter.
+
+        The rules, in order: longer than MAX_LINE_BYTES → ``line-too-long``; not valid
+        UTF-8 → ``bad-utf8``; empty → ``empty-line``; then the grammar of its log
+        format version, the timestamp and the required fields, each failure a dead
+        letter whose reason says which rule the line broke. Never raises on input: a
+        line becomes exactly one record, so lines read = rows + dead letters.
+        """
         if type(raw) is bytes:
             if len(raw) > MAX_LINE_BYTES:
                 return self._too_long(raw, origin, position, received_at)
@@ -308,7 +323,7 @@ class LineParser:
         parts = url.split("/", 3)
         if len(parts) < 3 or parts[0] != "" or parts[1] != "simple":
             raise Rejected("bad-simple-url", f"{url[:128]!r} is not /simple/<project>/")
-        project = normalize_project(parts[2]) if parts[2] else None
+        project = canonicalize_name(parts[2]) if parts[2] else None
         if len(self._simple_projects) > 65536:
             self._simple_projects.clear()
         self._simple_projects[url] = project

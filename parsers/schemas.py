@@ -13,6 +13,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Optional
 
+__all__ = [
+    "DOWNLOADS", "SIMPLE", "UNPROCESSED", "TABLE_NAMES", "Column", "DETAILS", "CLASSIFICATION", "TABLES",
+    "PARTITION_COLUMN", "CLUSTERING", "DESCRIPTIONS", "bigquery_schema", "column_names", "arrow_schema",
+    "markdown_table", "find_column", "LEDGER", "LEDGER_COLUMNS", "LEDGER_DESCRIPTION", "LOCKS",
+    "LOCK_COLUMNS", "LOCKS_DESCRIPTION", "bookkeeping_schema",
+]
+
+
 DOWNLOADS = "file_downloads"
 SIMPLE = "simple_requests"
 UNPROCESSED = "unprocessed"
@@ -136,6 +144,7 @@ def bigquery_schema(table: str) -> list[dict[str, Any]]:
 
 
 def column_names(table: str) -> tuple[str, ...]:
+    """The top-level column names of a table, in schema order."""
     return tuple(c.name for c in TABLES[table])
 
 
@@ -170,6 +179,7 @@ def markdown_table(table: str) -> str:
 
 
 def find_column(table: str, dotted: str) -> Optional[Column]:
+    """The column at a dotted path (``details.installer.name``), or None if the table has none."""
     columns: tuple[Column, ...] = TABLES[table]
     found: Optional[Column] = None
     for part in dotted.split("."):
@@ -210,5 +220,6 @@ LOCKS_DESCRIPTION = "haulage's locks: one replay at a time per dataset."
 
 
 def bookkeeping_schema(table: str) -> list[dict[str, Any]]:
+    """The BigQuery schema of one of haulage's own tables (the ledger or the locks)."""
     columns = {LEDGER: LEDGER_COLUMNS, LOCKS: LOCK_COLUMNS}[table]
     return [c.to_bigquery() for c in columns]

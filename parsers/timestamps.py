@@ -7,6 +7,9 @@ fixed-position slicer that does the calendar arithmetic itself.
 
 from __future__ import annotations
 
+__all__ = ["BadTimestamp", "days_from_civil", "parse_rfc1123", "TimestampCache", "iso_from_epoch"]
+
+
 _MONTHS = {
     "Jan": 1, "Feb": 2, "Mar": 3, "Apr": 4, "May": 5, "Jun": 6,
     "Jul": 7, "Aug": 8, "Sep": 9, "Oct": 10, "Nov": 11, "Dec": 12,
@@ -95,6 +98,7 @@ class TimestampCache:
         self._limit = limit
 
     def get(self, text: str) -> tuple[int, str]:
+        """``(epoch seconds, ISO 8601 text)`` of an RFC 1123 timestamp, memoised (CDN lines repeat the same second)."""
         hit = self.memo.get(text)
         if hit is not None:
             return hit

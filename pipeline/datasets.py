@@ -7,15 +7,20 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+__all__ = ["DatasetSpecError", "DatasetRef", "bigquery_client"]
+
+
 _DATASET_SPEC = re.compile(r"^(?P<project>[a-z][a-z0-9.:\-]*[a-z0-9])[:.](?P<dataset>[A-Za-z0-9_]{1,1024})$")
 
 
 class DatasetSpecError(ValueError):
-    pass
+    """A ``--bigquery-dataset`` value that is not ``PROJECT:DATASET``; the message says what to write."""
 
 
 @dataclass(frozen=True)
 class DatasetRef:
+    """A BigQuery dataset: its project and name, parsed from ``PROJECT:DATASET``."""
+
     project: str
     dataset: str
 
@@ -32,6 +37,7 @@ class DatasetRef:
         return cls(match["project"], match["dataset"])
 
     def table_id(self, table: str) -> str:
+        """The table's id as the BigQuery client wants it: ``project.dataset.table``."""
         return f"{self.project}.{self.dataset}.{table}"
 
     def __str__(self) -> str:

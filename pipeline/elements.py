@@ -23,6 +23,12 @@ from ..parsers import Origin
 from ..parsers.framing import FileFault
 
 
+__all__ = [
+    "FILE", "MESSAGE", "SourceUnit", "LineBatch", "Chunk", "ParsedChunk", "ChunkCoder",
+    "ParsedChunkCoder", "tune_gc",
+]
+
+
 FILE = "file"
 MESSAGE = "message"
 
@@ -119,6 +125,8 @@ class _PickledBatchCoder(beam.coders.Coder):
 
 
 class ChunkCoder(_PickledBatchCoder):
+    """Pickle coder for chunks of line batches, sized by line count (see the base class)."""
+
     def _units(self, value: Any) -> int:
         return sum(len(batch.lines) for batch in value)
 

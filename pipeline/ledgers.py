@@ -27,6 +27,7 @@ class OpenLedger:
         self._bigquery: Any = None
 
     def committed(self, unit_ids: Iterable[str]) -> set[str]:
+        """Which of ``unit_ids`` the output already holds (so they are not read again)."""
         wanted = set(unit_ids)
         if not wanted:
             return set()
@@ -53,4 +54,5 @@ class LedgerRef:
     dataset: Optional[DatasetRef] = None
 
     def open(self) -> OpenLedger:
+        """Open the ledger this refers to (on the worker, where clients can be made)."""
         return OpenLedger(self)

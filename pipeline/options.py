@@ -19,6 +19,14 @@ from ..cli.argtypes import positive_float as _positive_float
 from ..cli.argtypes import positive_int as _positive_int
 from .datasets import DatasetRef, DatasetSpecError
 
+__all__ = [
+    "LINES", "GCS_NOTIFICATION", "MESSAGE_FORMATS", "DEFAULT_OUTPUT_DIR", "DEFAULT_WINDOW_SECONDS",
+    "DEFAULT_CHUNK_LINES", "DEFAULT_CHUNK_MIB", "DEFAULT_LOAD_INTERVAL", "BIGQUERY_METHODS",
+    "FN_API_RUNNERS", "DIRECT_STREAMING_RUNNER", "OptionsError", "RunOptions", "add_source_arguments",
+    "add_sink_arguments", "add_tuning_arguments", "options_from_namespace", "validated_options",
+]
+
+
 LINES = "lines"
 GCS_NOTIFICATION = "gcs-notification"
 MESSAGE_FORMATS = (LINES, GCS_NOTIFICATION)
@@ -45,6 +53,8 @@ class OptionsError(ValueError):
 
 @dataclass
 class RunOptions:
+    """Everything a run (or replay) was asked to do, validated: source, sink, tuning and Beam's own arguments."""
+
     inputs: list[str] = field(default_factory=list)
     subscription: Optional[str] = None
     topic: Optional[str] = None
@@ -66,6 +76,7 @@ class RunOptions:
 
     @property
     def streaming(self) -> bool:
+        """Whether the run reads Pub/Sub (a subscription or a topic) rather than files."""
         return bool(self.subscription or self.topic)
 
     @property
@@ -95,6 +106,7 @@ class RunOptions:
 
 
 def add_source_arguments(parser: argparse.ArgumentParser, *, streaming: bool = True) -> None:
+    """The input options: ``--input`` globs (batch) or a Pub/Sub subscription or topic (streaming)."""
     group = parser.add_argument_group("input (one source per run)")
     group.add_argument("--input", nargs="+", default=[], metavar="GLOB", dest="inputs",
                        help="log files: local paths or gs:// globs, plain or gzip (batch)")
@@ -113,6 +125,7 @@ def add_source_arguments(parser: argparse.ArgumentParser, *, streaming: bool = T
 
 
 def add_sink_arguments(parser: argparse.ArgumentParser, *, streaming: bool = True) -> None:
+    """The output options: a Parquet ``--output-dir`` or a ``--bigquery-dataset`` with its staging."""
     group = parser.add_argument_group("output (one sink per run)")
     group.add_argument("--output-dir", default=None, metavar="DIR",
                        help=f"Parquet dataset directory, local or gs:// (default {DEFAULT_OUTPUT_DIR})")
@@ -132,6 +145,7 @@ def add_sink_arguments(parser: argparse.ArgumentParser, *, streaming: bool = Tru
 
 
 def add_tuning_arguments(parser: argparse.ArgumentParser, *, streaming: bool = True) -> None:
+    """The tuning options: chunk sizes, agent cache, workers and the streaming windows."""
     group = parser.add_argument_group("tuning")
     if streaming:
         group.add_argument("--run-for", type=_positive_float, metavar="SECONDS",

@@ -19,7 +19,11 @@ from .elements import Chunk, LineBatch, ParsedChunk, TableDay, tune_gc
 from .metrics import Counters
 
 
+__all__ = ["reason_of", "blocks_of", "ParseChunkFn", "ParseLogLines"]
+
+
 def reason_of(dead_letter_row: dict) -> str:
+    """The reason of a dead-letter row: its ``error`` up to the first colon (``bad-timestamp``)."""
     return dead_letter_row["error"].split(":", 1)[0]
 
 
@@ -126,4 +130,5 @@ class ParseLogLines(beam.PTransform):
         self._agent_cache_size = agent_cache_size
 
     def expand(self, chunks):
+        """Chunks of lines → parsed chunks (one ParDo; see ParseChunkFn for the counters)."""
         return chunks | "ParseChunks" >> beam.ParDo(ParseChunkFn(self._agent_cache_size)).with_output_types(ParsedChunk)

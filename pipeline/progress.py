@@ -10,6 +10,9 @@ import logging
 import time
 from typing import Optional
 
+__all__ = ["Progress", "note_day"]
+
+
 _LOG = logging.getLogger("haulage")
 _current: Optional["Progress"] = None
 worker_name = ""
@@ -30,6 +33,7 @@ class Progress:
         _current = self
 
     def add(self, files: int = 0, lines: int = 0, nbytes: int = 0, force: bool = False) -> None:
+        """Count files, lines and bytes read, and log a progress line when it is time (or ``force``)."""
         self.files += files
         self.lines += lines
         self.bytes += nbytes

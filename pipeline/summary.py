@@ -12,8 +12,17 @@ from apache_beam.metrics.metric import MetricsFilter
 from ..parsers.schemas import TABLE_NAMES, UNPROCESSED
 
 
+__all__ = ["RunSummary", "counters_from_result", "summary_from_result"]
+
+
 @dataclass
 class RunSummary:
+    """What a run did, from its counters: lines read, rows per table and day, dead letters by reason.
+
+    ``balanced`` holds when lines read + file faults = rows + dead letters, the
+    project's rule that nothing is lost.
+    """
+
     counters: dict[str, int]
     seconds: float
     files: Optional[int] = None
@@ -28,25 +37,31 @@ class RunSummary:
         self.rows = {t: dict(sorted(rows[t].items())) for t in TABLE_NAMES if t in rows}
 
     def get(self, name: str) -> int:
+        """A counter's value (0 if the run never counted it)."""
         return self.counters.get(name, 0)
 
     @property
     def lines_read(self) -> int:
+        """Lines read from every source."""
         return self.get("lines_read")
 
     @property
     def file_faults(self) -> int:
+        """File-level faults (damaged gzip, empty or unreadable file): one dead letter each."""
         return self.get("file_faults")
 
     def table_total(self, table: str) -> int:
+        """Rows written to ``table``, all days."""
         return sum(self.rows.get(table, {}).values())
 
     @property
     def rows_written(self) -> int:
+        """Rows written to the data tables (dead letters not counted)."""
         return sum(self.table_total(t) for t in TABLE_NAMES if t != UNPROCESSED)
 
     @property
     def dead_letters(self) -> int:
+        """Rows written to ``unprocessed``."""
         return self.table_total(UNPROCESSED)
 
     @property
@@ -66,15 +81,18 @@ class RunSummary:
 
     @property
     def balanced(self) -> bool:
+        """Nothing lost: lines read + file faults = rows + dead letters + lines skipped as already ingested."""
         return self.lines_read + self.file_faults == (
             self.rows_written + self.dead_letters + self.skipped + self.already_ingested_lines
         )
 
     @property
     def dead_letter_reasons(self) -> dict[str, int]:
+        """Dead letters by reason, sorted by reason."""
         return {n.split(".", 1)[1]: v for n, v in sorted(self.counters.items()) if n.startswith("dead_letters.")}
 
     def render(self) -> str:
+        """The summary as ``haulage run`` prints it: rates, rows per table and day, dead letters, balance."""
         lines = []
         rate = self.lines_read / self.seconds if self.seconds > 0 else 0.0
         source = f" from {self.files:,} files" if self.files is not None else ""
@@ -109,6 +127,7 @@ class RunSummary:
 
 
 def counters_from_result(result: Any) -> dict[str, int]:
+    """The ``haulage`` counters of a finished Beam run, summed over steps (committed values when the runner has them)."""
     query = result.metrics().query(MetricsFilter().with_namespace("haulage"))
     totals: dict[str, int] = defaultdict(int)
     for counter in query["counters"]:
@@ -118,4 +137,5 @@ def counters_from_result(result: Any) -> dict[str, int]:
 
 
 def summary_from_result(result: Any, seconds: float, files: Optional[int]) -> RunSummary:
+    """The summary of a finished Beam run from its counters."""
     return RunSummary(counters_from_result(result), seconds, files)

@@ -20,6 +20,9 @@ from ..pipeline.sinks.parquet_commit import committed_files
 from .query import BigQueryDialect, Dialect, DuckDBDialect, Query
 
 
+__all__ = ["SourceError", "Backend", "plain", "DuckDBBackend", "BigQueryBackend"]
+
+
 class SourceError(RuntimeError):
     """The dataset cannot be read; says what to do.
 
@@ -95,6 +98,7 @@ class DuckDBBackend:
         return tuple(self.files[DOWNLOADS]) + ("|",) + tuple(self.files[SIMPLE])
 
     def describe(self) -> str:
+        """Where the numbers come from, for the report: ``parquet:<output dir>``."""
         return f"parquet:{self.output_dir}"
 
     def _cursor(self) -> Any:
@@ -111,6 +115,7 @@ class DuckDBBackend:
             return self._con.cursor()
 
     def run(self, query: Query) -> list[dict[str, Any]]:
+        """Run a query over the committed Parquet files; an unreadable source is a SourceError."""
         try:
             import duckdb
         except ImportError:  # the "stats" extra, not in the worker image
@@ -129,9 +134,11 @@ class DuckDBBackend:
         return [{name: plain(value) for name, value in zip(names, row)} for row in rows]
 
     def has_table(self, table: str) -> bool:
+        """Whether the output has committed files of ``table``."""
         return bool(self.files.get(table))
 
     def has_column(self, table: str, column: str, day_range: Optional[tuple[dt.date, dt.date]] = None) -> bool:
+        """Whether the files a query over ``day_range`` reads have ``column`` (older files may not)."""
         if not self.has_table(table):
             return False
         # columns of the files a query over day_range reads, from their footers (kept in DuckDB's metadata cache)
@@ -177,6 +184,7 @@ class BigQueryBackend:
         self._lock = threading.Lock()
 
     def describe(self) -> str:
+        """Where the numbers come from, for the report: ``bigquery:<project:dataset>``."""
         return f"bigquery:{self.dataset}"
 
     def _get_client(self) -> Any:
@@ -197,12 +205,15 @@ class BigQueryBackend:
         return {field.name for field in found.schema}
 
     def has_table(self, table: str) -> bool:
+        """Whether the dataset has ``table``."""
         return self._columns(table) is not None
 
     def has_column(self, table: str, column: str, day_range: Optional[tuple[dt.date, dt.date]] = None) -> bool:
+        """Whether ``table`` has ``column`` (a table created by an older haulage may not)."""
         return column in (self._columns(table) or ())
 
     def run(self, query: Query) -> list[dict[str, Any]]:
+        """Run a query with its parameters in BigQuery; an unreachable or missing dataset is a SourceError."""
         from google.api_core import exceptions as gexc
         from google.cloud import bigquery
 

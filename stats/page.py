@@ -21,6 +21,7 @@ from typing import Any, Optional, Sequence
 from urllib.parse import quote
 
 from .report import TRAFFIC, Counts, Groups, Report
+from .series import HEADLINE
 
 from .page_data import BREAKDOWNS, RANGES, ProjectPage
 from .svg import Layer, stacked_columns, two_lines
@@ -28,8 +29,7 @@ from .svg import Layer, stacked_columns, two_lines
 __all__ = ["home_page", "project_html", "not_found_page", "error_page", "project_url", "CARD_SERIES", "CARDS"]
 
 # the series the cards show, and their labels
-CARD_SERIES: tuple[tuple[str, str], ...] = (
-    ("total", "Total"), ("without_mirrors", "Without mirrors"), ("human", "Human"), ("ci", "CI"))
+CARD_SERIES: tuple[tuple[str, str], ...] = tuple((s.name, s.label) for s in HEADLINE)
 # the rate cards: label, Report JSON key, the factor on the daily average
 CARDS: tuple[tuple[str, str], ...] = (
     ("Downloads", "downloads"), ("Avg / day", "daily_average"), ("Avg / week", "avg_week"), ("Avg / month", "avg_month"))
@@ -95,6 +95,7 @@ def e(value: Any) -> str:
 
 
 def project_url(project: str, range_key: Optional[str] = None) -> str:
+    """The URL of a project's page (and range), with the name quoted."""
     url = "/project/" + quote(project, safe="")
     return url if range_key is None else f"{url}?range={quote(range_key, safe='')}"
 
@@ -140,6 +141,7 @@ def _page(title: str, body: str, search_value: str = "") -> str:
 
 def home_page(source: str, newest_day: Optional[str], freshness_days: Optional[int], freshness: Optional[str],
               projects: Sequence[tuple[str, int]] = ()) -> str:
+    """The home page: the search box, how fresh the data is, and the most downloaded projects."""
     fresh = ""
     if newest_day is not None:
         fresh = (f'<p>Newest day with data: <b>{e(newest_day)}</b>, '
@@ -158,6 +160,7 @@ def home_page(source: str, newest_day: Optional[str], freshness_days: Optional[i
 
 
 def not_found_page(project: str, message: str, suggestions: Sequence[str] = ()) -> str:
+    """The page for a project with no downloads in the dataset, with close names to try."""
     hint = ""
     if suggestions:
         links = ", ".join(f'<a href="{e(project_url(name))}">{e(name)}</a>' for name in suggestions)
@@ -169,6 +172,7 @@ def not_found_page(project: str, message: str, suggestions: Sequence[str] = ()) 
 
 
 def error_page(title: str, message: str, project: str = "") -> str:
+    """A page that says what went wrong (the backend failed, bad request) in plain words."""
     return _page(title, f"<h1>{e(title)}</h1><div class=\"panel\"><p>{e(message)}</p></div>", project)
 
 
@@ -379,6 +383,7 @@ averages divide by those days, so a missing latest day does not drag an average 
 
 
 def project_html(page: ProjectPage) -> str:
+    """A project's page: the cards, the stacked daily chart by traffic class, the breakdowns and the daily table."""
     report = page.report
     calendar = (report.end - report.start).days + 1
     days = f"{len(report.days)} day(s) with data" + ("" if len(report.days) == calendar else f" of {calendar}")

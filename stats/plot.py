@@ -22,6 +22,12 @@ from typing import Any
 from .render import LABELS, LEGEND, cell
 from .report import SERIES, Report
 
+__all__ = [
+    "FORMATS", "LAYERS", "BAR_LIMIT", "ANNOTATE_LIMIT", "TREND_FROM", "PlotError", "check_path", "figure",
+    "render_html", "write_plot",
+]
+
+
 FORMATS = (".png", ".svg", ".html")
 
 # stacked bottom → top; human at the bottom so it starts at zero

@@ -27,34 +27,38 @@ import re
 from dataclasses import dataclass
 from typing import Any, Optional, Sequence
 
+from packaging.utils import canonicalize_name
+
+from . import series
+
+__all__ = [
+    "DUCKDB", "BIGQUERY", "COUNTED", "COUNT_NAMES", "normalize_project", "Field", "FIELDS", "ALIASES",
+    "UnknownField", "resolve_fields", "DOWNLOADS_TABLE", "SIMPLE_TABLE", "Dialect", "DuckDBDialect",
+    "BigQueryDialect", "Query", "counts_query", "days_query", "newest_day_query", "environments_query",
+    "simple_query", "top_projects_query", "projects_query",
+]
+
+
 DUCKDB = "duckdb"
 BIGQUERY = "bigquery"
 
 # --------------------------------------------------------------------------
 # the counted series (the same for the summary, the daily series and --by)
 
-# (name, condition) — each becomes one integer column; conditions are written
-# so that NULL never counts as a match (IS TRUE) or as a non-match (IS NOT TRUE).
-COUNTED: tuple[tuple[str, Optional[str]], ...] = (
-    ("total", None),
-    ("without_mirrors", "(classification.traffic = 'mirror') IS NOT TRUE"),
-    ("human", "(classification.traffic = 'human') IS TRUE"),
-    ("ci", "classification.ci IS TRUE"),
-    ("automation", "(classification.traffic = 'automation') IS TRUE"),
-    ("mirror", "(classification.traffic = 'mirror') IS TRUE"),
-    ("unknown", "(classification.traffic = 'unknown') IS TRUE"),
-    ("traffic_ci", "(classification.traffic = 'ci') IS TRUE"),
-    ("bots", "(classification.kind = 'bot') IS TRUE"),
-)
+# (name, condition) — each becomes one integer column; the conditions are the
+# series' own (see series.py: NULL never counts as a match or a non-match).
+COUNTED: tuple[tuple[str, Optional[str]], ...] = tuple((s.name, s.condition) for s in series.COUNTED)
 COUNT_NAMES: tuple[str, ...] = tuple(name for name, _ in COUNTED)
 
-# PEP 503: runs of -, _ and . become one -, then lower case.
-_PEP503 = re.compile(r"[-_.]+")
-
-
 def normalize_project(name: str) -> str:
-    """The PEP 503 form of a project name (``Foo_Bar.baz`` → ``foo-bar-baz``)."""
-    return _PEP503.sub("-", name.strip()).lower()
+    """The PEP 503 form of a project name typed by a person (``Foo_Bar.baz `` → ``foo-bar-baz``).
+
+    The rule is packaging's :func:`~packaging.utils.canonicalize_name` (runs of
+    ``-``, ``_`` and ``.`` become one ``-``, then lower case), the one the
+    parser applies to every row; surrounding blanks are dropped first because
+    the name comes from a command line or a search box.
+    """
+    return canonicalize_name(name.strip())
 
 
 # --------------------------------------------------------------------------
@@ -72,6 +76,7 @@ class Field:
     chronological: bool = False  # sort by value (days, months) rather than by count
 
     def sql(self, dialect: str) -> str:
+        """The field's SQL expression in ``dialect``."""
         return self.duckdb if dialect == DUCKDB else self.bigquery
 
 
@@ -177,6 +182,7 @@ class Dialect:
     name: str
 
     def param(self, name: str) -> str:
+        """How a query parameter named ``name`` is written."""
         raise NotImplementedError
 
     def source(self, table: str = DOWNLOADS_TABLE) -> str:
@@ -189,6 +195,7 @@ class Dialect:
         return {}
 
     def day(self) -> str:
+        """The SQL expression of a row's UTC day."""
         raise NotImplementedError
 
     def range_filter(self, start: dt.date, end: dt.date, prefix: str = "") -> tuple[str, dict[str, Any]]:
@@ -199,6 +206,7 @@ class Dialect:
         raise NotImplementedError
 
     def count_if(self, condition: str) -> str:
+        """An aggregate counting the rows where ``condition`` holds."""
         raise NotImplementedError
 
     def distinct_count(self, expression: str) -> str:
@@ -210,6 +218,11 @@ class Dialect:
         raise NotImplementedError
 
     def normalized_project(self) -> str:
+        """The PEP 503 form of the ``project`` column in SQL (the rule of ``canonicalize_name``).
+
+        Download rows keep the project name as the CDN logged it, so a query compares the
+        normalised forms of both sides: ``Null_Demo`` and ``null-demo`` are one project.
+        """
         raise NotImplementedError
 
     def newest_day_query(self) -> str:

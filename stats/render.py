@@ -16,6 +16,12 @@ from typing import Any, Optional, Sequence
 
 from .report import SERIES, Counts, Report
 
+__all__ = [
+    "LABELS", "NONE", "DEFAULT_TEXT_LIMIT", "LEGEND", "cell", "render_text", "limited", "render_json",
+    "render_csv",
+]
+
+
 LABELS: dict[str, str] = {
     "total": "total",
     "without_mirrors": "without mirrors",
@@ -117,6 +123,7 @@ def limited(report: Report, limit: Optional[int]) -> Report:
 
 
 def render_json(report: Report) -> str:
+    """The report as indented JSON (:meth:`Report.to_json`), for scripts."""
     return json.dumps(report.to_json(), indent=2, ensure_ascii=False) + "\n"
 
 

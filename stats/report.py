@@ -38,6 +38,13 @@ from .query import (DOWNLOADS_TABLE, FIELDS, SIMPLE_TABLE, Field, UnknownField, 
                           environments_query, newest_day_query, normalize_project, projects_query, resolve_fields,
                           simple_query)
 
+__all__ = [
+    "SERIES", "TRAFFIC", "FRESHNESS", "DELAYED", "freshness_label", "relative_change", "StatsError",
+    "UnknownProject", "NoDownloadsInRange", "Counts", "DaySpec", "Period", "Report", "breakdown_groups",
+    "build_report",
+]
+
+
 # the series people read, in the order they are shown; 'ci' is classification.ci
 SERIES: tuple[str, ...] = ("total", "without_mirrors", "human", "ci", "automation", "mirror", "unknown", "bots")
 # the traffic classes (a partition of total), in schema.md's order of precedence
@@ -104,6 +111,7 @@ class Counts:
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> "Counts":
+        """The counts of one result row (a NULL count is 0)."""
         return cls(**{f.name: int(row[f.name] or 0) for f in fields(cls)})
 
     def __add__(self, other: "Counts") -> "Counts":
@@ -114,6 +122,7 @@ class Counts:
         return self.traffic_ci if name == "ci" else getattr(self, name)
 
     def series(self) -> dict[str, int]:
+        """The series people read, by name, in the order they are shown."""
         return {name: getattr(self, name) for name in SERIES}
 
 
@@ -137,10 +146,12 @@ class Period:
     environments: Optional[int] = None
 
     def per_day(self, name: str) -> Optional[float]:
+        """The average per day with data of series ``name`` (None without days)."""
         return getattr(self.totals, name) / len(self.days) if self.days else None
 
     @property
     def bot_pct(self) -> Optional[float]:
+        """100 × (1 − Human / Total): the share that is not a person (None without downloads)."""
         return 100 * (1 - self.totals.human / self.totals.total) if self.totals.total else None
 
 
@@ -165,12 +176,15 @@ class Report:
     today: Optional[dt.date] = None  # the UTC day freshness is measured on
 
     def per_day(self, name: str) -> float:
+        """The average per day with data of series ``name``."""
         return getattr(self.totals, name) / len(self.days)
 
     def per_week(self, name: str) -> float:
+        """The daily average of ``name`` times 7."""
         return self.per_day(name) * WEEK_DAYS
 
     def per_month(self, name: str) -> float:
+        """The daily average of ``name`` times 30."""
         return self.per_day(name) * MONTH_DAYS
 
     @property
@@ -185,6 +199,7 @@ class Report:
 
     @property
     def simple_total(self) -> Optional[int]:
+        """Simple-index requests in the range (None when the source has no such table)."""
         return None if self.simple_daily is None else sum(self.simple_daily)
 
     @property
@@ -195,12 +210,14 @@ class Report:
 
     @property
     def freshness_days(self) -> Optional[int]:
+        """How many days old the newest day with data is (None when unknown)."""
         if self.newest_day is None or self.today is None:
             return None
         return (self.today - dt.date.fromisoformat(self.newest_day)).days
 
     @property
     def freshness(self) -> Optional[str]:
+        """The label of that age (see :func:`freshness_label`)."""
         age = self.freshness_days
         return None if age is None else freshness_label(age)
 
@@ -228,6 +245,7 @@ class Report:
         return (last - first).days + 1 != len(self.days)
 
     def to_json(self) -> dict[str, Any]:
+        """The report as JSON-ready data: what ``haulage stats --json`` prints."""
         out: dict[str, Any] = {
             "project": self.project,
             "source": self.source,

@@ -443,6 +443,27 @@ def check_null_answers(argv: list[str], env: Optional[dict[str, str]] = None) ->
     assert text.code == 0 and "(none)" in text.stdout
 
 
+def check_null_views(client, dataset_id: str) -> None:
+    """The BigQuery views over null_rows(): each series view and the daily aggregates say NULL_EXPECTED."""
+    from haulage.deploy import bigquery_views
+
+    def rows(sql: str) -> list[dict[str, Any]]:
+        return [dict(r.items()) for r in client.query(sql).result()]
+
+    per_view = {s: rows(f"SELECT COUNT(*) AS n FROM `{dataset_id}.{bigquery_views.series_view_name(s)}`")[0]["n"]
+                for s in bigquery_views.SERIES}
+    assert per_view == {s: NULL_EXPECTED[s] for s in bigquery_views.SERIES}
+    # the per-project view groups by the stored name; null_rows() spells one row "Null_Demo"
+    daily_project = rows(f"SELECT * FROM `{dataset_id}.{bigquery_views.DAILY_PROJECT}`")
+    summed = {c: sum(r[c] for r in daily_project) for c in bigquery_views.daily_columns()}
+    want = {s: NULL_EXPECTED[s] for s in bigquery_views.SERIES}
+    want.update(automation=NULL_EXPECTED["automation"], mirror=NULL_EXPECTED["mirror"],
+                unknown_traffic=NULL_EXPECTED["unknown"], pypi_compatible=NULL_EXPECTED["total"] - NULL_EXPECTED["bots"])
+    assert summed == want
+    (daily,) = rows(f"SELECT * FROM `{dataset_id}.{bigquery_views.DAILY}`")
+    assert {s: daily[s] for s in bigquery_views.SERIES} == {s: NULL_EXPECTED[s] for s in bigquery_views.SERIES}
+
+
 def test_null_columns_are_counted_not_dropped_parquet(tmp_path):
     write_rows(tmp_path, null_rows())
     check_null_answers(["--output-dir", str(tmp_path)])
@@ -458,6 +479,8 @@ def test_null_columns_are_counted_not_dropped_bigquery(bigquery_emulator):
         assert client.insert_rows_json(f"{dataset_id}.file_downloads", rows) == []
         check_null_answers(["--bigquery-dataset", f"{bigquery_emulator.project}:{dataset_id}"],
                            env=bigquery_emulator.env())
+        # the views haulage setup created count the same rows as haulage stats (one series definition)
+        check_null_views(client, dataset_id)
     finally:
         client.delete_dataset(dataset_id, delete_contents=True)
 

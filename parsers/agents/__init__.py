@@ -149,12 +149,14 @@ class AgentCache:
 
     @property
     def maxsize(self) -> int:
+        """How many distinct agents the cache keeps."""
         return self._maxsize
 
     def __len__(self) -> int:
         return len(self._lru)
 
     def get(self, user_agent: str) -> AgentResult:
+        """The parsed agent, from the cache or parsed now (a miss) and kept; counts hits and misses."""
         result = self.front.get(user_agent)
         if result is not None:
             self.hits += 1

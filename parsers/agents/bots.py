@@ -10,6 +10,9 @@ import re
 
 from .linear import anchored
 
+__all__ = ["MISSING_AGENTS", "is_known_bot"]
+
+
 # Every entry is anchored at the start except PyPI's ``Nutch`` (anywhere),
 # which is a plain substring test: no search over the agent, no backtracking
 # (linear.py's rules).
@@ -32,4 +35,9 @@ MISSING_AGENTS = frozenset({"(null)", ""})
 
 
 def is_known_bot(user_agent: str) -> bool:
+    """Whether a user agent is a known bot: the crawlers listed here, Nutch, or no agent at all.
+
+    These rows still count in Total; the classification marks them ``kind = 'bot'`` so
+    the series and PyPI-compatible counts can leave them out.
+    """
     return user_agent in MISSING_AGENTS or "Nutch" in user_agent or _KNOWN_BOTS.match(user_agent) is not None

@@ -12,6 +12,12 @@ from __future__ import annotations
 import shlex
 from typing import Any, Optional
 
+__all__ = [
+    "USER_DATA_MAX", "text", "record", "subcommand", "user_data", "make_details", "installer", "pair",
+    "ci_flag", "from_linehaul_json",
+]
+
+
 USER_DATA_MAX = 512
 
 Details = dict[str, Any]
@@ -86,6 +92,11 @@ def make_details(
     ci: Optional[bool] = None,
     user_data: Optional[str] = None,
 ) -> Details:
+    """A ``details`` record with every field of the schema present (absent ones NULL).
+
+    Every family parser builds its result here, so all rows carry the same keys in
+    the same order whatever agent they came from.
+    """
     return {
         "installer": installer,
         "python": python,
@@ -102,10 +113,12 @@ def make_details(
 
 
 def installer(name: Optional[str], version: Optional[str] = None, sub: Optional[str] = None) -> dict:
+    """The ``details.installer`` record: name, version and subcommand (each may be NULL)."""
     return {"name": name, "version": version, "subcommand": sub}
 
 
 def pair(name_key: str, name: Optional[str], version_key: str, version: Optional[str]) -> dict:
+    """A two-field record such as ``{"name": ..., "version": ...}`` under the schema's own key names."""
     return {name_key: name, version_key: version}
 
 

@@ -23,6 +23,12 @@ from . import details as d
 from .details import Details
 from .linear import anchored, closes_parenthesis, dollar_end, final_token, name_optional_version, name_version, token_end
 
+__all__ = [
+    "Family", "pip_json", "uv_json", "hatch_json", "pep_standard", "pip_1_4", "pdm", "pdm_system",
+    "poetry", "twine", "pex", "bazel", "bandersnatch", "bandersnatch_xmlrpc", "devpi", "REGISTRY",
+]
+
+
 Parse = Callable[[str], Optional[Details]]
 
 
@@ -149,16 +155,27 @@ def _head_and_json(user_agent: str, spec: SpecifierSet) -> Optional[Details]:
 
 
 def pip_json(user_agent: str) -> Optional[Details]:
+    """pip ≥ 6: ``pip/<version> {json}``; the JSON is linehaul's details object.
+
+    None when the version is outside the range that sends JSON, so the next family
+    in the registry gets the agent.
+    """
     return _head_and_json(user_agent, _PIP6)
 
 
 def uv_json(user_agent: str) -> Optional[Details]:
+    """uv's JSON agent: ``uv/<version> {json}``, the same details object as pip's.
+
+    None for uv versions that do not send JSON (the bare ``uv/<version>`` family takes those).
+    """
     return _head_and_json(user_agent, _UV_JSON)
 
 
 def hatch_json(user_agent: str) -> Optional[Details]:
-    # Hatch/V {json} HTTPX/V: JSON strings may hold spaces, so take the
-    # outermost braces rather than splitting on whitespace.
+    """Hatch: ``Hatch/<version> {json} HTTPX/<version>``, details taken from the JSON.
+
+    The JSON is cut at the outermost braces, not at whitespace: its strings may hold spaces.
+    """
     start, end = user_agent.find("{"), user_agent.rfind("}")
     if start < 0 or end < start:
         return None

@@ -13,35 +13,40 @@ import pyarrow.parquet as pq
 
 from ...parsers.schemas import UNPROCESSED
 
-from ..sources.files import InputFile, ReadLogFiles, expand_inputs, unreadable_chunk
+from ..sources.files import InputFile, expand_inputs, unreadable_chunk
 from ..options import RunOptions
 from ..sinks.bigquery_lock import LockHeld
 from ..elements import SourceUnit
 from ..sinks.parquet_commit import ParquetDataset
 from ..sinks.parquet_commit import _remove_tree as remove_tree
-from ..sinks.parquet import WriteParquet
-from ..parse_transform import ParseLogLines
 from .replay_parquet import BigQueryDayStore, DayChange, ParquetDayStore, StagedFiles, dead_letter_label, replay_key
-from .run import beam_options, configure_logging, local_runner, new_run_id
+from ..graph import ReplayStaging, build_pipeline, new_run_id
+from .run import configure_logging
 from ..sources.identity import file_origin
 from ..summary import RunSummary, summary_from_result
+
+__all__ = ["FILE_FAULT_REASONS", "ReplayError", "ReplayReport", "identify_files", "run_replay"]
+
 
 _LOG = logging.getLogger("haulage")
 FILE_FAULT_REASONS = ("bad-gzip", "truncated-gzip", "empty-file", "unreadable-file")
 
 
 class ReplayError(RuntimeError):
-    pass
+    """A replay that cannot start or whose staged rows do not add up; nothing was committed."""
 
 
 @dataclass
 class ReplayReport:
+    """What a replay did: the run summary, each day replaced or merged, and the files that could not be read."""
+
     summary: RunSummary
     changes: list[DayChange]
     bad_files: list[tuple[str, str]] = field(default_factory=list)
     merge: bool = False
 
     def render(self) -> str:
+        """The report as printed by ``haulage replay``: the run summary, then each day changed and each bad file."""
         lines = [self.summary.render(), ""]
         verb = "merged" if self.merge else "replaced"
         lines.append(f"days {verb}: {len(self.changes)}")
@@ -83,6 +88,13 @@ def identify_files(files: Sequence[InputFile], threads: int = 16) -> dict[str, s
 
 
 def run_replay(opts: RunOptions, day_range: Optional[tuple[str, str]], merge: bool, staging_dir: Optional[str]) -> ReplayReport:
+    """Rebuild the days the input files cover (or merge them with ``merge``), then report.
+
+    The rows are parsed and staged by the graph of :func:`~haulage.pipeline.graph.build_pipeline`;
+    only when the staged rows balance with the lines read are they committed day by
+    day, under the output's lock, so a replay is all-or-nothing per day and can be
+    run again with the same result.
+    """
     configure_logging(opts.quiet)
     files = expand_inputs(opts.inputs)
     file_keys = set(identify_files(files).values())
@@ -114,19 +126,10 @@ def run_replay(opts: RunOptions, day_range: Optional[tuple[str, str]], merge: bo
         store.clean_stale()
         staging_dir = store.begin_staging(run_id)
 
-    options = beam_options(opts)
-    import apache_beam as beam
-
     try:
         started = time.monotonic()
-        pipeline = beam.Pipeline(runner=local_runner(options) if opts.local else None, options=options)
-        (
-            pipeline
-            | "ReadLogFiles" >> ReadLogFiles(files, opts.chunk_lines, label_prefix=dead_letter_label(key), chunk_bytes=opts.chunk_bytes)
-            | "ParseLogLines" >> ParseLogLines(opts.agent_cache_size)
-            | "StageDays" >> WriteParquet(staging_dir, day_range=day_range, run_id=run_id)
-        )
-        result = pipeline.run()
+        staging = ReplayStaging(staging_dir, day_range, dead_letter_label(key))
+        result = build_pipeline(opts, files, run_id=run_id, replay=staging).run()
         result.wait_until_finish()
         summary = summary_from_result(result, time.monotonic() - started, len(files))
         if not summary.balanced:

@@ -52,12 +52,15 @@ class BigQueryDayStore:
         self._lock = DatasetLock(self.client, dataset, "replay")
 
     def lock(self) -> None:
+        """Take the dataset's lock (raises LockHeld if a live replay or commit holds it)."""
         self._lock.acquire()
 
     def unlock(self) -> None:
+        """Give the dataset's lock back."""
         self._lock.release()
 
     def staging_table(self, key: str, table: str) -> str:
+        """The name of this replay's staging table for ``table`` (removed by the commit or by the next replay's clean-up)."""
         return self.dataset.table_id(f"_haulage_replay_{key}_{self.run}_{table}")
 
     def clean_stale(self) -> None:
@@ -115,6 +118,7 @@ class BigQueryDayStore:
         label: str = "",
         units: Sequence[SourceUnit] = (),
     ) -> list:
+        """Replace (or merge into) each staged day of each table, then the ledger; return the days changed."""
         from google.cloud import bigquery
 
         from .replay_parquet import DayChange

@@ -48,6 +48,12 @@ from ..datasets import DatasetRef, bigquery_client
 from ..sinks.parquet_commit import ParquetDataset, commit_id_for, fsync_dir, fsync_file
 from .replay_bigquery import BigQueryDayStore  # noqa: F401  (re-exported: replays into BigQuery)
 
+__all__ = [
+    "ROW_TABLES", "EVENT_KEY_LENGTH", "STEPS", "replay_key", "dead_letter_label", "DayChange",
+    "ParquetDayStore", "StagedFiles",
+]
+
+
 _LOG = logging.getLogger("haulage")
 ROW_TABLES = (DOWNLOADS, SIMPLE)
 EVENT_KEY_LENGTH = 16  # event ids are "<16 hex of the file>-<line>"
@@ -73,6 +79,8 @@ def dead_letter_label(key: str) -> str:
 
 @dataclass
 class DayChange:
+    """One day of one table changed by a replay: its row count before and after."""
+
     table: str
     day: str
     rows_before: int
@@ -119,6 +127,7 @@ class ParquetDayStore:
         return self.dataset.staging_dir(name)
 
     def end_staging(self, run_id: str) -> None:
+        """Remove this replay's staging folder."""
         self.dataset.release_staging(f"replay-{run_id}")
 
     def clean_stale(self) -> None:
@@ -127,6 +136,7 @@ class ParquetDayStore:
             self.dataset.recover()
 
     def commit(self, key: str, merge_keys: Optional[set[str]], staging_dir: str, run_id: str) -> list[DayChange]:
+        """Swap in the staged days (or merge them), with the ledger, in one recoverable commit; return the days changed."""
         staging = ParquetDataset(staging_dir)
         units = sorted(staging.committed_units().values(), key=lambda u: u["unit_id"])
         commit = commit_id_for([u["unit_id"] for u in units], salt=f"replay:{key}:{run_id}")
@@ -270,7 +280,9 @@ class StagedFiles:
         self.dataset = ParquetDataset(staging_dir)
 
     def files(self, table: str) -> list[str]:
+        """The committed Parquet files of ``table`` in the staging dataset."""
         return self.dataset.committed_files(table)
 
     def days(self, table: str) -> list[str]:
+        """The days ``table`` has staged files for, sorted."""
         return sorted({p.rsplit("/date=", 1)[1].split("/", 1)[0] for p in self.files(table)})

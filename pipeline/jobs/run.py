@@ -1,8 +1,10 @@
-"""``haulage run``: build the pipeline for the chosen source and sink, run it, report.
+"""``haulage run``: prepare the output, run the pipeline, report.
 
-A thin ``run`` in the style of Beam's complete examples: every stage is a
-named composite transform (ReadLogFiles / PullPubSubWindows /
-ReadPubSubChunks → ParseLogLines → WriteParquet / WriteBigQuery).
+The graph (ReadLogFiles / PullPubSubWindows / ReadPubSubChunks →
+ParseLogLines → WriteParquet / WriteBigQuery) is built by
+:func:`haulage.pipeline.graph.build_pipeline`; this job recovers the output
+from any crashed commit, reads which units it holds, runs the graph (in worker
+processes for local batch runs) and sums up what happened.
 
 Where it runs: ``DirectRunner`` (the default) means Beam's FnApiRunner here,
 with streaming pulled in windows (PullPubSubWindows, acknowledged after
@@ -17,33 +19,31 @@ from __future__ import annotations
 import logging
 import sys
 import time
-import uuid
 from dataclasses import dataclass
-from typing import Any, Optional, Sequence
-
-import apache_beam as beam
-from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
+from typing import Any, Optional
 
 from .. import progress
-from ..sinks.bigquery_commit import BigQueryCommitter, default_staging_root
-from ..sinks.bigquery import LOAD_JOBS, WriteBigQuery
-from ..runners.direct_streaming import HaulageDirectRunner, run_until_stopped
-from ..sources.files import InputFile, ReadLogFiles, expand_inputs
-from ..runners.local_workers import default_workers, run_in_workers
+from ..graph import build_pipeline, new_run_id, staging_root
 from ..options import RunOptions
+from ..runners.direct_streaming import run_until_stopped
+from ..runners.local_workers import default_workers, run_in_workers
+from ..sinks.bigquery import LOAD_JOBS
+from ..sinks.bigquery_commit import BigQueryCommitter
 from ..sinks.parquet_commit import ParquetDataset
-from ..sinks.parquet import WriteParquet
-from ..parse_transform import ParseLogLines
-from ..ledgers import LedgerRef
-from ..sources.notifications import NotificationPolicy
-from ..sources.pubsub import ReadPubSubChunks
-from ..sources.pubsub_windows import PullPubSubWindows
+from ..sources.files import InputFile, expand_inputs
 from ..summary import RunSummary, counters_from_result, summary_from_result
+
+__all__ = ["configure_logging", "PreparedOutput", "prepare_output", "run", "StreamProgress", "interrupted"]
+
 
 _LOG = logging.getLogger("haulage")
 
 
 def configure_logging(quiet: bool) -> None:
+    """haulage's log lines on stderr, prefixed ``haulage:``; Beam's own INFO lines silenced.
+
+    ``quiet`` keeps warnings only.
+    """
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("haulage: %(message)s"))
     _LOG.handlers[:] = [handler]
@@ -53,80 +53,6 @@ def configure_logging(quiet: bool) -> None:
     logging.getLogger("apache_beam").setLevel(logging.WARNING)
     # multi-process workers relay their start-up warnings through this logger
     logging.getLogger("apache_beam.runners.portability.local_job_service").setLevel(logging.ERROR)
-
-
-def beam_options(opts: RunOptions) -> PipelineOptions:
-    options = PipelineOptions(opts.beam_args)
-    if opts.streaming and not opts.local:
-        options.view_as(StandardOptions).streaming = True
-    return options
-
-
-def local_runner(options: PipelineOptions) -> Any:
-    """Beam's FnApiRunner, set up the way the DirectRunner sets it up.
-
-    The DirectRunner of Beam 2.77 first tries to download and start the Prism
-    runner; offline that costs a failed download on every run, and where a
-    Prism binary happens to be cached it changes the execution engine. Local
-    haulage pipelines are bounded (streaming runs pull in windows), which is
-    exactly what the FnApiRunner runs.
-    """
-    from apache_beam.portability.api import beam_provision_api_pb2
-    from apache_beam.runners.portability.fn_api_runner import fn_runner
-    from apache_beam.runners.portability.portable_runner import JobServiceHandle
-
-    encoded = JobServiceHandle.encode_pipeline_options(options.get_all_options())
-    provision = fn_runner.ExtendedProvisionInfo(beam_provision_api_pb2.ProvisionInfo(pipeline_options=encoded))
-    return fn_runner.FnApiRunner(provision_info=provision)
-
-
-def build_pipeline(
-    opts: RunOptions,
-    files: Optional[Sequence[InputFile]] = None,
-    options: Optional[PipelineOptions] = None,
-    output: Optional[PreparedOutput] = None,
-) -> beam.Pipeline:
-    """The whole job graph; ``files`` must be given for batch runs (see expand_inputs).
-
-    ``output`` (from :func:`prepare_output`) carries the run id and the units
-    the output already holds; without it the graph is built as if the output
-    were empty (the sinks still skip committed units when they commit).
-    """
-    options = options or beam_options(opts)
-    output = output or PreparedOutput(new_run_id(), frozenset())
-    runner = local_runner(options) if opts.local else HaulageDirectRunner() if opts.direct_streaming else None
-    pipeline = beam.Pipeline(runner=runner, options=options)
-    policy = NotificationPolicy.from_locations(opts.notification_allow) if opts.notification_allow else None
-    if opts.inputs:
-        chunks = pipeline | "ReadLogFiles" >> ReadLogFiles(files or [], opts.chunk_lines, committed=output.committed, chunk_bytes=opts.chunk_bytes)
-    elif opts.local:
-        chunks = pipeline | "PullPubSubWindows" >> PullPubSubWindows(
-            opts.message_format, opts.subscription, opts.topic, opts.run_for, opts.window_seconds,
-            ledger=ledger_ref(opts), chunk_lines=opts.chunk_lines, chunk_bytes=opts.chunk_bytes, policy=policy,
-        )
-    else:
-        chunks = pipeline | "ReadPubSub" >> ReadPubSubChunks(
-            opts.message_format, opts.subscription, opts.topic, opts.window_seconds, opts.chunk_lines,
-            opts.chunk_bytes, policy,
-        )
-    parsed = chunks | "ParseLogLines" >> ParseLogLines(opts.agent_cache_size)
-    if opts.bigquery_dataset is not None:
-        if opts.local:
-            mode = WriteBigQuery.EACH_ELEMENT if opts.streaming else WriteBigQuery.EACH_BUNDLE
-        else:
-            mode = WriteBigQuery.BATCHED
-        parsed | "WriteBigQuery" >> WriteBigQuery(
-            opts.bigquery_dataset,
-            method=opts.bigquery_method,
-            staging_dir=staging_root(opts),
-            mode=mode,
-            streaming=opts.streaming and not opts.local,
-            load_interval=opts.load_interval,
-            run_id=output.run_id,
-        )
-    else:
-        parsed | "WriteParquet" >> WriteParquet(opts.output_dir, flush_each_chunk=opts.streaming, run_id=output.run_id)
-    return pipeline
 
 
 @dataclass(frozen=True)
@@ -139,37 +65,11 @@ class PreparedOutput:
     committer: Optional[BigQueryCommitter] = None
 
     def finish(self) -> None:
+        """Release what the driver held during the run (staging folders, the BigQuery committer's hold)."""
         if self.dataset is not None:
             self.dataset.release_staging(self.run_id)
         if self.committer is not None:
             self.committer.release()
-
-
-def staging_root(opts: RunOptions) -> str:
-    """Where BigQuery loads are staged: --staging-dir, else under --temp_location on a
-    remote runner, else the local default."""
-    if opts.staging_dir:
-        return opts.staging_dir
-    if not opts.local:
-        from apache_beam.options.pipeline_options import GoogleCloudOptions
-
-        temp = PipelineOptions(opts.beam_args).view_as(GoogleCloudOptions).temp_location
-        if temp:
-            return temp.rstrip("/") + "/haulage-staging"
-    return default_staging_root()
-
-
-def ledger_ref(opts: RunOptions) -> Optional[LedgerRef]:
-    """The ledger of the run's output (None for legacy streaming inserts, which keep none)."""
-    if opts.bigquery_dataset is None:
-        return LedgerRef(output_dir=opts.output_dir)
-    if opts.bigquery_method == LOAD_JOBS:
-        return LedgerRef(dataset=opts.bigquery_dataset)
-    return None
-
-
-def new_run_id() -> str:
-    return uuid.uuid4().hex[:16]
 
 
 def prepare_output(opts: RunOptions) -> PreparedOutput:
@@ -230,7 +130,7 @@ def run(opts: RunOptions) -> RunSummary | None:
             output.finish()
         return RunSummary(counters, time.monotonic() - started, len(files))
     try:
-        result = build_pipeline(opts, files, output=output).run()
+        result = build_pipeline(opts, files, run_id=output.run_id, committed=output.committed).run()
         if opts.direct_streaming:
             run_until_stopped(result, opts.run_for, StreamProgress(result).report, flush_seconds=opts.window_seconds)
         elif opts.streaming and not opts.local:
@@ -255,6 +155,7 @@ class StreamProgress:
         self._last: Optional[tuple[int, ...]] = None
 
     def report(self) -> None:
+        """Log one progress line (messages, lines, rows, dead letters) if anything changed since the last one."""
         counters = counters_from_result(self._result)
         rows = sum(v for k, v in counters.items() if k.startswith("rows.") and not k.startswith("rows.unprocessed."))
         dead = sum(v for k, v in counters.items() if k.startswith("rows.unprocessed."))
@@ -278,6 +179,6 @@ def interrupted(exc: BaseException) -> bool:
 def _run_files(opts: RunOptions, files: list[InputFile], output: PreparedOutput, worker: str) -> dict[str, int]:
     """One worker of a local batch run (see local_workers): the whole pipeline on ``files``, in this process."""
     progress.worker_name = worker
-    result = build_pipeline(opts, files, output=output).run()
+    result = build_pipeline(opts, files, run_id=output.run_id, committed=output.committed).run()
     result.wait_until_finish()
     return counters_from_result(result)

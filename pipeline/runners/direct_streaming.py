@@ -2,7 +2,7 @@
 
 ``haulage run --runner BundleBasedDirectRunner --streaming --subscription S``
 builds exactly the job it would submit to Dataflow
-(:func:`haulage.pipeline.jobs.run.build_pipeline`: ReadPubSub →
+(:func:`haulage.pipeline.graph.build_pipeline`: ReadPubSub →
 ParseLogLines → WriteBigQuery / WriteParquet) and hands it to Beam's Python
 direct runner, which executes streaming pipelines and reads Pub/Sub (or its
 emulator) through its own ``ReadFromPubSub`` evaluator.

@@ -9,7 +9,7 @@ all — each file is read, parsed and written by one worker — so the driver
 instead lists the input, deals the files into one share per worker (largest
 first, each to the least loaded share), and forks one process per share
 that runs the usual pipeline (Beam's FnApiRunner in process, see
-``jobs.run.local_runner``) on its files. Forking shares the driver's
+``graph.local_runner``) on its files. Forking shares the driver's
 imports, nothing crosses processes but the file list and the counters, and
 the run summary adds up every worker's counters.
 

@@ -367,6 +367,7 @@ class WriteBigQuery(beam.PTransform):
         self._run_id = run_id or uuid.uuid4().hex[:16]
 
     def expand(self, parsed):
+        """Parsed chunks → rows in the dataset's tables, by the method and mode this sink was made with."""
         if self._method == STREAMING_INSERTS:
             return parsed | "InsertRows" >> beam.ParDo(InsertRowsFn(self._dataset))
         if self._mode != self.BATCHED:

@@ -52,9 +52,11 @@ class StagedBundle:
 
     @property
     def group_id(self) -> str:
+        """The bundle's id, derived from its units: the same units make the same id on a retry."""
         return commit_id_for([u.unit_id for u in self.units], salt="bundle")
 
     def table(self, name: str) -> Optional[pa.Table]:
+        """The bundle's rows of ``name`` as an Arrow table (None if it has none)."""
         data = self.tables.get(name)
         return pq.read_table(pa.BufferReader(data)) if data else None
 
@@ -90,6 +92,7 @@ class BatchLoader:
         self.committer = committer
 
     def load(self, bundles: Iterable[StagedBundle]) -> LoadOutcome:
+        """Load staged bundles into the tables, each bundle once however often Beam delivered it."""
         committer = self.committer
         unique: dict[str, StagedBundle] = {}
         for bundle in bundles:

@@ -104,6 +104,7 @@ class LoadOutcome:
     rejected: int = 0
 
     def merge(self, other: "LoadOutcome") -> None:
+        """Add another outcome's rows, skipped units and rejections to this one."""
         for key, n in other.rows.items():
             self.rows[key] = self.rows.get(key, 0) + n
         self.skipped_units.extend(other.skipped_units)
@@ -136,6 +137,7 @@ class BigQueryCommitter:
     # -- clients
     @property
     def client(self) -> Any:
+        """The BigQuery client, made on first use (on the worker), located where the dataset is."""
         if self._client is None:
             self._client = bigquery_client(self.dataset.project)
             dataset = retry_transient(lambda: self._client.get_dataset(f"{self.dataset.project}.{self.dataset.dataset}"),
@@ -145,17 +147,21 @@ class BigQueryCommitter:
 
     @property
     def ledger(self) -> BigQueryLedger:
+        """The dataset's ledger, opened on first use."""
         if self._ledger is None:
             self._ledger = BigQueryLedger(self.client, self.dataset, self._location)
         return self._ledger
 
     def hold(self) -> None:
+        """Mark this run's staging folder as in use, so no recovery removes it under the run."""
         self.staging.hold_staging(self.run_id)
 
     def release(self) -> None:
+        """Give up this run's staging folder (removed)."""
         self.staging.release_staging(self.run_id)
 
     def new_group(self) -> StagedGroup:
+        """A new group of staged files to load in one commit (written in place on Cloud Storage)."""
         # on Cloud Storage, files are committed where they are written (no copy-and-delete renames)
         return StagedGroup(self.staging, self.run_id, direct=not self.staging.local)
 

@@ -112,6 +112,7 @@ class Backoff:
     deadline: float = field(default_factory=lambda: _env_float("HAULAGE_RETRY_DEADLINE", 1800.0))
 
     def delays(self):
+        """Seconds to wait before each retry: exponential with jitter, until the deadline has passed."""
         started = time.monotonic()
         delay = self.initial
         while time.monotonic() - started < self.deadline:

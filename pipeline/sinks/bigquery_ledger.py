@@ -41,6 +41,7 @@ _ARROW = pa.schema([
 
 
 def ledger_rows(units: Sequence[SourceUnit], commit_id: str, run_id: str) -> pa.Table:
+    """The ledger rows that record ``units`` as committed by ``commit_id`` in run ``run_id``."""
     now = int(time.time()) * 1_000_000
     return pa.table({
         "unit_id": [u.unit_id for u in units],
@@ -56,6 +57,13 @@ def ledger_rows(units: Sequence[SourceUnit], commit_id: str, run_id: str) -> pa.
 
 
 class BigQueryLedger:
+    """haulage's ledger table in BigQuery: which source units are committed, and by which commit.
+
+    A unit (file or message) is in the output exactly when the ledger lists it;
+    the commit loads its rows and its ledger rows together, so runs and replays
+    skip what is already there and never write a unit twice.
+    """
+
     def __init__(self, client: Any, dataset: DatasetRef, location: Optional[str] = None) -> None:
         self.client = client
         self.dataset = dataset

@@ -53,6 +53,12 @@ def _holder_alive(holder: str) -> bool:
 
 
 class DatasetLock:
+    """A lease on a BigQuery dataset, held in haulage's lock table and renewed while held.
+
+    Replays and commits that swap whole days take it so that two of them never
+    rewrite the same dataset at once; a lease whose holder died expires.
+    """
+
     def __init__(self, client: Any, dataset: DatasetRef, name: str, lease: int = 600) -> None:
         self.client = client
         self.table = dataset.table_id(LOCKS)
@@ -111,6 +117,7 @@ class DatasetLock:
                 _LOG.warning("could not renew lock %s: %s", self.name, exc)
 
     def release(self) -> None:
+        """Stop renewing the lease and give the lock back (if this holder still has it)."""
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=10)

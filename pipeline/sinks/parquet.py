@@ -27,6 +27,7 @@ __all__ = ["ROW_GROUP_ROWS", "WriteFilesFn", "WriteParquet", "count_outcome", "d
 
 
 def day_dir(output_dir: str, table: str, day: str) -> str:
+    """The folder of one table's day in a Parquet dataset: ``<output>/<table>/date=<day>`` (Hive-style)."""
     return f"{output_dir.rstrip('/')}/{table}/date={day}"
 
 
@@ -121,4 +122,5 @@ class WriteParquet(beam.PTransform):
         self._fn = WriteFilesFn(output_dir, flush_each_chunk, day_range, run_id)
 
     def expand(self, parsed):
+        """Parsed chunks → committed Parquet files (one ParDo; see WriteFilesFn)."""
         return parsed | "WriteFiles" >> beam.ParDo(self._fn)

@@ -132,6 +132,7 @@ def fsync_dir(path: str) -> None:
 
 
 def fsync_file(path: str) -> None:
+    """Flush a file's data to disk, so a commit that names it never points at a file a crash emptied."""
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -257,6 +258,7 @@ class ParquetDataset:
 
     # -- paths
     def path(self, *parts: str) -> str:
+        """A path under the dataset's root."""
         return _join(self.root, *parts)
 
     def day_folder(self, table: str, day: str) -> str:
@@ -268,12 +270,15 @@ class ParquetDataset:
         return path.rsplit("/" + self.day_prefix, 1)[1].split("/", 1)[0]
 
     def marker_path(self, commit: str) -> str:
+        """Where the ledger marker of ``commit`` is written (its presence makes the commit visible)."""
         return self.path(LEDGER, f"{commit}.json")
 
     def intent_path(self, commit: str) -> str:
+        """Where the intent of ``commit`` is written before its files move (what recovery finishes)."""
         return self.path(PENDING, f"{commit}.json")
 
     def staging_dir(self, run_id: str) -> str:
+        """The staging folder of run ``run_id``."""
         return self.path(STAGING, run_id)
 
     # -- the lock
@@ -306,6 +311,7 @@ class ParquetDataset:
         return current
 
     def pending(self) -> set[str]:
+        """Commits with an intent not yet cleared (being made, or interrupted)."""
         return {p.rsplit("/", 1)[-1][: -len(".json")] for p in _list(self.path(PENDING, "*.json"))}
 
     def committed_units(self) -> dict[str, dict[str, Any]]:
@@ -317,6 +323,7 @@ class ParquetDataset:
         return units
 
     def visible_commits(self) -> set[str]:
+        """Commits readers may see: a marker and no pending intent."""
         return set(self.markers()) - self.pending()
 
     def committed_files(self, table: str) -> list[str]:
@@ -349,6 +356,7 @@ class ParquetDataset:
         self._liveness.append(handle)
 
     def release_staging(self, run_id: str) -> None:
+        """Give up run ``run_id``'s staging folder: close its liveness handles, remove it."""
         for handle in self._liveness:
             handle.close()
         self._liveness = []
@@ -431,13 +439,16 @@ class ParquetDataset:
 
     # -- writing the ledger
     def write_intent(self, commit: str, ops: list[dict[str, Any]]) -> None:
+        """Durably record what ``commit`` is about to do (``ops``), so a crash can be finished."""
         _write_durable(self.intent_path(commit), json.dumps({"commit": commit, "ops": ops}).encode())
 
     def write_marker(self, commit: str, marker: dict[str, Any]) -> None:
+        """Durably write ``commit``'s ledger marker: from now on its units are in the output."""
         _write_durable(self.marker_path(commit), json.dumps(marker, sort_keys=True).encode())
         self._markers[commit] = marker
 
     def clear_intent(self, commit: str) -> None:
+        """Remove ``commit``'s intent once everything it names is done."""
         _delete(self.intent_path(commit))
         if self.local:
             fsync_dir(self.path(PENDING))
@@ -492,6 +503,7 @@ class CommitOutcome:
 
     @property
     def skipped_lines(self) -> int:
+        """Lines (and file faults) of the units skipped because the output already held them."""
         return sum(u.lines + u.faults for u in self.skipped_units)
 
 
@@ -518,11 +530,13 @@ class StagedGroup:
 
     # -- collecting
     def add_units(self, units: Sequence[SourceUnit], sources: set[str]) -> None:
+        """Record the source units whose rows this group holds, and the sources they came from."""
         for unit in units:
             self.units.setdefault(unit.unit_id, unit)
         self.sources |= sources
 
     def add_rows(self, table: str, day: str, rows: list[dict[str, Any]]) -> None:
+        """Stage row dicts of one table and day."""
         self.add_table(table, day, rows_to_arrow(table, rows))
 
     def add_table(self, table: str, day: str, rows: pa.Table) -> None:
@@ -589,6 +603,7 @@ class StagedGroup:
         return closed
 
     def abort(self) -> None:
+        """Close and remove everything staged: nothing of this group is committed."""
         for files in self._files.values():
             for staged in files:
                 with contextlib.suppress(Exception):

@@ -211,6 +211,7 @@ class BatchChunks(beam.PTransform):
         self._max_seconds = max_seconds
 
     def expand(self, chunks):
+        """Small chunks → batches per worker, by lines, bytes and seconds."""
         return (
             chunks
             | "KeyByWorker" >> beam.ParDo(_KeyByWorkerFn()).with_output_types(Tuple[str, Chunk])

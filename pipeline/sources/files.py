@@ -29,6 +29,12 @@ from ..elements import FILE, Chunk, LineBatch, SourceUnit, tune_gc
 from ..progress import Progress
 from .identity import file_origin
 
+__all__ = [
+    "InputError", "InputFile", "expand_inputs", "open_binary", "DEFAULT_CHUNK_BYTES", "unreadable_chunk",
+    "read_chunks", "read_file", "ReadFileFn", "ReadLogFiles",
+]
+
+
 _LOG = logging.getLogger("haulage")
 
 
@@ -274,6 +280,7 @@ class ReadLogFiles(beam.PTransform):
         self._committed = committed
 
     def expand(self, pbegin):
+        """Input files → chunks of lines (files the output already holds are skipped)."""
         received_at = iso_from_epoch(int(time.time()))
         total_bytes = sum(f.size for f in self._files)
         return (

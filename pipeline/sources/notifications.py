@@ -62,10 +62,13 @@ class LocationError(ValueError):
 
 @dataclass(frozen=True)
 class AllowedLocation:
+    """One ``gs://BUCKET/PREFIX`` that notified files may be read from."""
+
     bucket: str
     prefix: str = ""
 
     def covers(self, bucket: str, name: str) -> bool:
+        """Whether the object ``name`` in ``bucket`` is under this location."""
         return bucket == self.bucket and name.startswith(self.prefix)
 
     def __str__(self) -> str:
@@ -101,9 +104,11 @@ class NotificationPolicy:
 
     @classmethod
     def from_locations(cls, locations: Sequence[str]) -> "NotificationPolicy":
+        """The policy of ``--notification-allow`` values (``gs://BUCKET[/PREFIX]`` each)."""
         return cls(tuple(parse_location(text) for text in locations))
 
     def describe(self) -> str:
+        """The allowed locations, for messages (``(nothing)`` when none)."""
         return ", ".join(str(a) for a in self.allowed) or "(nothing)"
 
     def decide(self, attributes: Mapping[str, str]) -> Union[None, str, Refusal]:

@@ -53,7 +53,7 @@ from .notifications import NotificationPolicy
 from .files import DEFAULT_CHUNK_BYTES
 from ..options import DEFAULT_CHUNK_LINES
 from .pubsub_clients import subscriber_client
-from .pubsub import MessageDecoder
+from .messages import MessageDecoder
 
 __all__ = ["STEPS", "LeaseKeeper", "PullPubSubWindows", "PullWindowsFn", "topic_subscription"]
 
@@ -81,18 +81,22 @@ class LeaseKeeper:
         self._thread = threading.Thread(target=self._run, name="haulage-lease-keeper", daemon=True)
 
     def hold(self, ack_ids: Iterable[str]) -> None:
+        """Keep extending the ack deadline of these messages until released."""
         with self._lock:
             self._held.update(ack_ids)
 
     def release(self, ack_ids: Iterable[str]) -> None:
+        """Stop extending these messages (acknowledged, or handed back)."""
         with self._lock:
             self._held.difference_update(ack_ids)
 
     def start(self) -> "LeaseKeeper":
+        """Start the thread that extends held leases; return self."""
         self._thread.start()
         return self
 
     def stop(self) -> None:
+        """Stop extending leases and wait for the thread."""
         self._stop.set()
         self._thread.join(timeout=10)
 
@@ -279,4 +283,5 @@ class PullPubSubWindows(beam.PTransform):
                                  chunk_lines, chunk_bytes, policy)
 
     def expand(self, pbegin):
+        """One element that pulls windows of messages until stopped, yielding their chunks."""
         return pbegin | "Start" >> beam.Create([None]) | "PullWindows" >> beam.ParDo(self._fn).with_output_types(Chunk)

@@ -14,6 +14,8 @@ from __future__ import annotations
 import importlib
 import inspect
 import pkgutil
+import subprocess
+import sys
 
 import pytest
 
@@ -109,3 +111,22 @@ def test_the_check_sees_a_missing_docstring(monkeypatch):
     monkeypatch.setattr(lines.event_key, "__doc__", None)
     monkeypatch.setattr(lines.LineParser.parse, "__doc__", None)
     assert undocumented("haulage.parsers.lines") == ["event_key", "LineParser.parse"]
+
+
+@pytest.mark.parametrize("room", ["parsers", "stats"])
+def test_parsers_and_stats_do_not_import_beam(room):
+    """The rooms without Beam stay so: importing every module of parsers/ (or stats/) loads no apache_beam.
+
+    A fresh interpreter, since this one has Beam loaded already. (Reading gs:// paths
+    goes through Beam's FileSystems, imported only when such a path is read.)
+    """
+    code = (
+        "import importlib, pkgutil, sys\n"
+        f"package = importlib.import_module('haulage.{room}')\n"
+        "for info in pkgutil.walk_packages(package.__path__, package.__name__ + '.'):\n"
+        "    importlib.import_module(info.name)\n"
+        "print(sorted(m for m in sys.modules if m == 'apache_beam' or m.startswith('apache_beam.')))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]", f"haulage.{room} imports Beam: {result.stdout[:300]}"

@@ -51,7 +51,7 @@ import shutil
 import time
 import uuid
 from dataclasses import asdict, dataclass, field
-from typing import Any, Iterator, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Iterator, Optional, Sequence
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -62,7 +62,9 @@ from ...parsers.arrow_rows import rows_to_arrow
 from ...parsers.batch_schema import batch_schema, conform
 
 from .. import failpoints
-from ..elements import SourceUnit, TableDay
+
+if TYPE_CHECKING:  # types only: the stats read Parquet datasets without importing Beam (elements' coders)
+    from ..elements import SourceUnit, TableDay
 
 __all__ = [
     "STEPS",

@@ -34,6 +34,7 @@ from dataclasses import dataclass, fields
 from typing import Any, Optional, Sequence
 
 from .stats_backends import Backend
+from .stats_rollups import ROLLED_FIELDS, Rollups
 from .stats_query import (DOWNLOADS_TABLE, FIELDS, SIMPLE_TABLE, Field, UnknownField, counts_query, days_query,
                           environments_query, newest_day_query, normalize_project, projects_query, resolve_fields,
                           simple_query)
@@ -318,7 +319,8 @@ def _resolve_range(spec: DaySpec, asker: _Asker) -> tuple[dt.date, dt.date]:
 
 def _explain_empty(project: str, start: dt.date, end: dt.date, asker: _Asker) -> StatsError:
     """Why the project has no rows in the range: unknown name, or other days."""
-    rows = asker.backend.run(projects_query(asker.backend.dialect))
+    rollups = _rollups(asker.backend)
+    rows = rollups.projects() if rollups is not None else asker.backend.run(projects_query(asker.backend.dialect))
     spans: dict[str, tuple[str, str, int]] = {}
     for row in rows:
         if row["project"] is None:
@@ -360,9 +362,23 @@ Groups = tuple[tuple[tuple[Any, ...], Counts], ...]
 def breakdown_groups(backend: Backend, project: str, fields_: Sequence[Field], start: dt.date,
                      end: dt.date) -> Groups:
     """The counted series of ``project`` grouped by ``fields_`` over start..end, in report order."""
-    rows = backend.run(counts_query(backend.dialect, normalize_project(project), fields_, (start, end)))
+    rows = _counts(backend, normalize_project(project), fields_, (start, end))
     groups = [(tuple(row[f"g{i}"] for i in range(len(fields_))), Counts.from_row(row)) for row in rows]
     return tuple(sorted(groups, key=_sort_key(fields_)))
+
+
+def _rollups(backend: Backend) -> Optional[Rollups]:
+    """The backend's per-(project, day) rollups, when it keeps them (Parquet; see stats_rollups)."""
+    return getattr(backend, "rollups", None)
+
+
+def _counts(backend: Backend, project: str, fields_: Sequence[Field],
+            day_range: tuple[dt.date, dt.date]) -> list[dict[str, Any]]:
+    """The rows of :func:`counts_query`: from the rollups for no field, the day or one rolled field, else the rows."""
+    rollups = _rollups(backend)
+    if rollups is not None and len(fields_) <= 1 and (not fields_ or fields_[0].name in ("day", *ROLLED_FIELDS)):
+        return rollups.counts(project, fields_[0].name if fields_ else None, day_range)
+    return backend.run(counts_query(backend.dialect, project, fields_, day_range))
 
 
 def _utc_today() -> dt.date:
@@ -396,7 +412,8 @@ def build_report(backend: Backend, project: str, spec: DaySpec, by: Sequence[str
     present_before = tuple(day for day in with_data if day < start.isoformat())
 
     dialect = backend.dialect
-    rows = backend.run(counts_query(dialect, name, (FIELDS["day"],), (before[0], end)))
+    rollups = _rollups(backend)
+    rows = _counts(backend, name, (FIELDS["day"],), (before[0], end))
     by_day = {row["g0"]: Counts.from_row(row) for row in rows}
     daily = tuple((day, by_day.get(day, Counts())) for day in present)
     totals = sum((counts for _, counts in daily), Counts())
@@ -409,7 +426,10 @@ def build_report(backend: Backend, project: str, spec: DaySpec, by: Sequence[str
     # without the column at all, every day with downloads is a day of unknown environments
     unknown_days = sum(1 for _, counts in daily if counts.total)
     if backend.has_column(DOWNLOADS_TABLE, "agent_fingerprint", (before[0], end)):
-        (row,) = backend.run(environments_query(dialect, name, (before, (start, end))))
+        if rollups is not None:
+            row = rollups.environments(name, (before, (start, end)))
+        else:
+            (row,) = backend.run(environments_query(dialect, name, (before, (start, end))))
         unknown_days = row["unknown_days_1"]
         # no fingerprinted row at all and some without: the count would be a made-up 0
         if row["environments_1"] or not unknown_days:
@@ -419,7 +439,9 @@ def build_report(backend: Backend, project: str, spec: DaySpec, by: Sequence[str
 
     simple_daily: Optional[tuple[int, ...]] = None
     if backend.has_table(SIMPLE_TABLE):
-        simple = {row["g0"]: row["simple_requests"] for row in backend.run(simple_query(dialect, name, (start, end)))}
+        rows = rollups.simple(name, (start, end)) if rollups is not None else backend.run(
+            simple_query(dialect, name, (start, end)))
+        simple = {row["g0"]: row["simple_requests"] for row in rows}
         simple_daily = tuple(int(simple.get(day, 0)) for day in present)
 
     newest = asker.newest_day()

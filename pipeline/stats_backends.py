@@ -144,7 +144,7 @@ class DuckDBBackend:
 
         cursor = self._cursor()
         try:
-            return cursor.execute(sql, params).fetch_arrow_table()
+            return cursor.execute(sql, params).to_arrow_table()
         except duckdb.Error as exc:
             raise SourceError(f"DuckDB could not read {self.output_dir}: {exc}") from exc
         finally:

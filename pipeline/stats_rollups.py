@@ -18,7 +18,7 @@ The rules that keep a rollup from ever being stale or wrong:
   :data:`FORMAT`. A commit adds files and a replay ``--merge`` replaces a
   day's folder, so either changes the key: the old rollup is simply not
   found any more, the day is rolled up again from its committed files before
-  it is read, and the old file is deleted.
+  it is read, and the old file is deleted once it is :data:`STALE_SECONDS` old.
 * A reader only reads rollups whose key matches the files it has just listed
   (:meth:`~.stats_backends.DuckDBBackend.refresh`), so it sees exactly the
   committed rows, in rolled-up form.
@@ -44,6 +44,7 @@ import hashlib
 import logging
 import os
 import threading
+import time
 import uuid
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -65,6 +66,7 @@ DAY_ROW = "day"  # the project's whole day (and its sketch)
 SIMPLE_ROW = "simple"  # the project's simple requests that day, in ``total``
 ROW_GROUP_ROWS = 4096  # rows sorted by project: a project's rows are in one or two row groups
 CACHED_PROJECTS = 16
+STALE_SECONDS = 600  # a rollup of a day's earlier file list is deleted when older than this
 
 
 def day_key(files: dict[str, Sequence[str]]) -> str:
@@ -155,6 +157,10 @@ class Rollups:
                     self.build(day)
         return {day: self.path(day) for day in days}
 
+    def warm(self) -> None:
+        """Roll up every day that has no current rollup, newest first (the short ranges are ready soonest)."""
+        self.ensure(self.days[::-1])
+
     # -- building one day
     def build(self, day: str) -> None:
         """Count one day's committed rows per project into its rollup file (atomically)."""
@@ -174,12 +180,20 @@ class Rollups:
         finally:
             if os.path.exists(temporary):
                 os.remove(temporary)
-        for name in os.listdir(folder):  # rollups of this day's earlier file lists
-            if name != os.path.basename(target) and name.endswith(".parquet"):
-                try:
-                    os.remove(os.path.join(folder, name))
-                except FileNotFoundError:
-                    pass
+        # Rollups of this day's earlier file lists go, once no reader can still be
+        # reading them (a reader that listed the files before a commit opens its
+        # rollup within seconds); newer ones stay (a builder that listed the files
+        # before a commit must not remove the rollup of the files after it).
+        now = time.time()
+        for name in os.listdir(folder):
+            path = os.path.join(folder, name)
+            if name == os.path.basename(target) or not name.endswith(".parquet"):
+                continue
+            try:
+                if now - os.stat(path).st_mtime > STALE_SECONDS:
+                    os.remove(path)
+            except FileNotFoundError:
+                pass
         assert isinstance(table, pa.Table)
 
     def _count(self, downloads: list[str], simple: list[str]) -> Any:

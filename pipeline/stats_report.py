@@ -21,7 +21,11 @@ The figures beyond the counts, defined once here for the CLI and the page:
   the previous period has no data or the figure was 0;
 * ``environments``: distinct (agent fingerprint, country, TLS protocol, TLS
   cipher) tuples among the project's downloads in the range; None when no
-  row in the range has a fingerprint (data written before the column);
+  row in the range has a fingerprint (data written before the column).
+  From Parquet with rollups (the default) an estimate from the days' merged
+  HLL sketches (stats_rollups: about 0.8 % relative standard error, exact in
+  practice below a few thousand); from Parquet without rollups an exact
+  count; from BigQuery its HyperLogLog++ estimate (``environments_method``);
 * ``freshness_days``: whole UTC days from the newest day with data in the
   dataset to today (UTC); 0–1 normal, 2–3 minor lag, 4 or more delayed.
 """
@@ -35,7 +39,7 @@ from typing import Any, Optional, Sequence
 
 from .stats_backends import Backend
 from .stats_rollups import ROLLED_FIELDS, Rollups
-from .stats_query import (DOWNLOADS_TABLE, FIELDS, SIMPLE_TABLE, Field, UnknownField, counts_query, days_query,
+from .stats_query import (BIGQUERY, DOWNLOADS_TABLE, FIELDS, SIMPLE_TABLE, Field, UnknownField, counts_query, days_query,
                           environments_query, newest_day_query, normalize_project, projects_query, resolve_fields,
                           simple_query)
 
@@ -45,6 +49,10 @@ SERIES: tuple[str, ...] = ("total", "without_mirrors", "human", "ci", "automatio
 TRAFFIC: tuple[str, ...] = ("mirror", "ci", "automation", "human", "unknown")
 # the averages as rates: days in a week and in a (30-day) month
 WEEK_DAYS, MONTH_DAYS = 7, 30
+# how the environments were counted: exactly from the rows (Parquet without rollups), merged
+# DataSketches HLL sketches of the rollups (Parquet), BigQuery's HyperLogLog++
+EXACT, SKETCHES, BIGQUERY_HLL = "exact", "hll-sketches", "bigquery-hll++"
+ENVIRONMENT_METHODS = (EXACT, SKETCHES, BIGQUERY_HLL)
 # freshness: the newest day with data is this many days old at most for each label
 FRESHNESS: tuple[tuple[int, str], ...] = ((1, "normal"), (3, "minor lag"))
 DELAYED = "delayed"
@@ -164,6 +172,7 @@ class Report:
     simple_daily: Optional[tuple[int, ...]] = None  # simple requests per day of ``days``; None: no table
     newest_day: Optional[str] = None  # newest day with data in the whole dataset
     today: Optional[dt.date] = None  # the UTC day freshness is measured on
+    environments_method: str = EXACT  # how ``environments`` was counted (ENVIRONMENT_METHODS)
 
     def per_day(self, name: str) -> float:
         return getattr(self.totals, name) / len(self.days)
@@ -451,5 +460,7 @@ def build_report(backend: Backend, project: str, spec: DaySpec, by: Sequence[str
                   tuple(f.name for f in fields_), breakdown,
                   previous=Period(before[0], before[1], present_before, totals_before, environments_before),
                   environments=environments, environments_unknown_days=unknown_days, simple_daily=simple_daily,
-                  newest_day=newest, today=today or _utc_today())
+                  newest_day=newest, today=today or _utc_today(),
+                  environments_method=SKETCHES if rollups is not None else
+                  BIGQUERY_HLL if dialect.name == BIGQUERY else EXACT)
 

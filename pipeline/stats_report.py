@@ -293,8 +293,11 @@ class _Asker:
                 return self._all_days
             first, last = day_range[0].isoformat(), day_range[1].isoformat()
             return {day: n for day, n in self._all_days.items() if first <= day <= last}
-        rows = self.backend.run(days_query(self.backend.dialect, day_range))
-        found = dict(sorted((row["day"], row["downloads"]) for row in rows if row["day"] is not None))
+        rollups = _rollups(self.backend)
+        found = rollups.day_rows(*(day_range or (None, None))) if rollups is not None else None
+        if found is None:
+            rows = self.backend.run(days_query(self.backend.dialect, day_range))
+            found = dict(sorted((row["day"], row["downloads"]) for row in rows if row["day"] is not None))
         if day_range is None:
             self._all_days = found
         return found
@@ -306,6 +309,9 @@ class _Asker:
         """The newest day with download rows in the whole dataset."""
         if self._all_days is not None:
             return max(self._all_days, default=None)
+        rollups = _rollups(self.backend)
+        if rollups is not None and (found := rollups.day_rows()) is not None:
+            return max(found, default=None)
         (row,) = self.backend.run(newest_day_query(self.backend.dialect))
         return row["day"]
 
@@ -434,7 +440,8 @@ def build_report(backend: Backend, project: str, spec: DaySpec, by: Sequence[str
     environments_before: Optional[int] = None
     # without the column at all, every day with downloads is a day of unknown environments
     unknown_days = sum(1 for _, counts in daily if counts.total)
-    if backend.has_column(DOWNLOADS_TABLE, "agent_fingerprint", (before[0], end)):
+    if (rollups.has_fingerprints(before[0], end) if rollups is not None
+            else backend.has_column(DOWNLOADS_TABLE, "agent_fingerprint", (before[0], end))):
         if rollups is not None:
             row = rollups.environments(name, (before, (start, end)))
         else:

@@ -41,13 +41,13 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import json
 import logging
 import os
 import threading
 import time
 import uuid
 from collections import OrderedDict
-from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Optional, Sequence
 
 from haulage.deploy.schemas import DOWNLOADS, SIMPLE
@@ -59,7 +59,7 @@ __all__ = ["FORMAT", "HLL_LG_K", "ROLLED_FIELDS", "ROLLUPS", "RollupCache", "Rol
 _LOG = logging.getLogger("haulage")
 
 ROLLUPS = "_rollups"
-FORMAT = 1  # bump when what a rollup holds changes: every day is then rolled up again
+FORMAT = 2  # bump when what a rollup holds changes: every day is then rolled up again
 HLL_LG_K = 14
 ROLLED_FIELDS: tuple[str, ...] = ("installer", "python", "system", "cpu", "country", "cloud", "version", "package-type")
 DAY_ROW = "day"  # the project's whole day (and its sketch)
@@ -92,37 +92,75 @@ def _sketch_estimate(sketches: Iterable[bytes]) -> int:
     return int(round(union.get_result().get_estimate())) if seen else 0
 
 
-@dataclass
-class _ProjectRows:
-    """One project's rollup rows over some days, as plain Python lists (the page adds them up)."""
-
-    files: dict[str, str]  # day → rollup file the rows came from
-    rows: list[dict[str, Any]]
+META = b"haulage.rollup"  # key of the Parquet key-value metadata: per day, its rows and fingerprint column
 
 
 class RollupCache:
-    """What the rollups of successive listings share in one process: the build lock, recent projects' rows."""
+    """What the rollups of successive listings share in one process.
+
+    The build lock (one builder at a time: DuckDB uses every core anyway),
+    the last projects' rows (keyed by the month files they came from, which
+    never change: a changed month is a new file) and each month file's
+    per-day facts.
+    """
 
     def __init__(self) -> None:
         self.build_lock = threading.Lock()
         self.lock = threading.Lock()
-        self.projects: "OrderedDict[str, _ProjectRows]" = OrderedDict()
+        self.projects: "OrderedDict[tuple[str, tuple[str, ...]], Any]" = OrderedDict()
+        self.meta: dict[str, dict[str, Any]] = {}
+
+
+def _write_atomically(table: Any, target: str, meta: dict[str, Any]) -> None:
+    """``table`` sorted by project into ``target`` (hidden temporary name, then rename); stale siblings go."""
+    import pyarrow.parquet as pq
+
+    folder = os.path.dirname(target)
+    os.makedirs(folder, exist_ok=True)
+    temporary = os.path.join(folder, f".{uuid.uuid4().hex}.tmp")
+    table = table.sort_by([("project", "ascending"), ("field", "ascending"), ("day", "ascending")])
+    table = table.replace_schema_metadata({META: json.dumps(meta, sort_keys=True).encode()})
+    try:
+        pq.write_table(table, temporary, row_group_size=ROW_GROUP_ROWS, compression="zstd")
+        os.replace(temporary, target)
+    finally:
+        if os.path.exists(temporary):
+            os.remove(temporary)
+    # Rollups of this folder's earlier file lists go once no reader can still be
+    # reading them (a reader opens the rollups it listed within seconds); newer
+    # ones stay (a builder that listed the files before a commit must not remove
+    # the rollup of the files after it).
+    now = time.time()
+    for name in os.listdir(folder):
+        path = os.path.join(folder, name)
+        if name == os.path.basename(target) or not name.endswith(".parquet"):
+            continue
+        try:
+            if now - os.stat(path).st_mtime > STALE_SECONDS:
+                os.remove(path)
+        except FileNotFoundError:
+            pass
 
 
 class Rollups:
     """The rollups of one listing of committed files (see the module docstring).
+
+    Two tiers: a **day** rollup (``_rollups/date=D/<day key>.parquet``) is
+    counted from that day's committed rows and is what a change invalidates;
+    a **month** rollup (``_rollups/month=YYYY-MM/<month key>.parquet``) is the
+    day rollups of one month put together, keyed by the month's day keys, and
+    is what readers read: a year is 12 or 13 files, not 365, and a new commit
+    today rebuilds one day from its rows and one month from day rollups.
 
     ``run_arrow(sql, params)`` runs DuckDB SQL and returns an Arrow table;
     ``files`` is the backend's committed files per table.
     """
 
     def __init__(self, output_dir: str, files: dict[str, list[str]], run_arrow: Callable[[str, dict], Any],
-                 shared: "RollupCache") -> None:
+                 shared: RollupCache) -> None:
         self.output_dir = output_dir
         self.run_arrow = run_arrow
-        self._build_lock = shared.build_lock
-        self._cache = shared.projects
-        self._cache_lock = shared.lock
+        self.shared = shared
         self.day_files: dict[str, dict[str, list[str]]] = {}
         for table, paths in files.items():
             for path in paths:
@@ -130,73 +168,69 @@ class Rollups:
                 if day is None:
                     raise ValueError(f"{path}: not in a date=YYYY-MM-DD folder")
                 self.day_files.setdefault(day, {DOWNLOADS: [], SIMPLE: []})[table].append(path)
-        # a day with simple rows only has no download rows: the report never counts it
+        # A day with simple rows only has no download rows: the report never counts it.
         self.days = sorted(day for day, found in self.day_files.items() if found[DOWNLOADS])
+        self.months: dict[str, list[str]] = {}
+        for day in self.days:
+            self.months.setdefault(day[:7], []).append(day)
         self._keys: dict[str, str] = {}
 
-    # -- where each day's rollup is
-    def path(self, day: str) -> str:
+    # -- where the rollups are
+    def day_path(self, day: str) -> str:
         key = self._keys.get(day)
         if key is None:
             key = self._keys[day] = day_key(self.day_files[day])
         return os.path.join(self.output_dir, ROLLUPS, f"date={day}", f"{key}.parquet")
+
+    def month_path(self, month: str) -> str:
+        digest = hashlib.blake2b(digest_size=8)
+        for day in self.months[month]:
+            digest.update(f"{day} {os.path.basename(self.day_path(day))}\n".encode())
+        return os.path.join(self.output_dir, ROLLUPS, f"month={month}", f"{digest.hexdigest()}.parquet")
 
     def days_in(self, first: Optional[dt.date], last: Optional[dt.date]) -> list[str]:
         lo = first.isoformat() if first else ""
         hi = last.isoformat() if last else "9999"
         return [day for day in self.days if lo <= day <= hi]
 
-    def missing(self, days: Sequence[str]) -> list[str]:
-        return [day for day in days if not os.path.exists(self.path(day))]
-
-    def ensure(self, days: Sequence[str]) -> dict[str, str]:
-        """Roll up the days among ``days`` that have no current rollup; day → rollup file."""
-        for day in self.missing(days):
-            with self._build_lock:  # one builder at a time in this process (DuckDB uses every core anyway)
-                if not os.path.exists(self.path(day)):
-                    self.build(day)
-        return {day: self.path(day) for day in days}
+    def ensure(self, days: Sequence[str]) -> list[str]:
+        """The month rollups covering ``days``, built first where missing (from day rollups, built where missing)."""
+        months = sorted({day[:7] for day in days})
+        for month in months:
+            if not os.path.exists(self.month_path(month)):
+                with self.shared.build_lock:
+                    if not os.path.exists(self.month_path(month)):
+                        self._build_month(month)
+        return [self.month_path(month) for month in months]
 
     def warm(self) -> None:
-        """Roll up every day that has no current rollup, newest first (the short ranges are ready soonest)."""
-        self.ensure(self.days[::-1])
+        """Roll up every month that has no current rollup, newest first (the short ranges are ready soonest)."""
+        for month in sorted(self.months, reverse=True):
+            self.ensure(self.months[month][-1:])
 
-    # -- building one day
-    def build(self, day: str) -> None:
-        """Count one day's committed rows per project into its rollup file (atomically)."""
+    # -- building
+    def _build_month(self, month: str) -> None:
         import pyarrow as pa
         import pyarrow.parquet as pq
 
-        files = self.day_files[day]
-        table = self._count(files[DOWNLOADS], files[SIMPLE])
-        target = self.path(day)
-        folder = os.path.dirname(target)
-        os.makedirs(folder, exist_ok=True)
-        temporary = os.path.join(folder, f".{uuid.uuid4().hex}.tmp")
-        try:
-            pq.write_table(table.sort_by([("project", "ascending"), ("field", "ascending")]), temporary,
-                           row_group_size=ROW_GROUP_ROWS, compression="zstd")
-            os.replace(temporary, target)
-        finally:
-            if os.path.exists(temporary):
-                os.remove(temporary)
-        # Rollups of this day's earlier file lists go, once no reader can still be
-        # reading them (a reader that listed the files before a commit opens its
-        # rollup within seconds); newer ones stay (a builder that listed the files
-        # before a commit must not remove the rollup of the files after it).
-        now = time.time()
-        for name in os.listdir(folder):
-            path = os.path.join(folder, name)
-            if name == os.path.basename(target) or not name.endswith(".parquet"):
-                continue
-            try:
-                if now - os.stat(path).st_mtime > STALE_SECONDS:
-                    os.remove(path)
-            except FileNotFoundError:
-                pass
-        assert isinstance(table, pa.Table)
+        tables, meta = [], {}
+        for day in self.months[month]:
+            path = self.day_path(day)
+            if not os.path.exists(path):
+                self._build_day(day)
+            found = pq.read_table(path)
+            meta.update(json.loads(found.schema.metadata[META]))
+            tables.append(found.replace_schema_metadata(None))
+        _write_atomically(pa.concat_tables(tables), self.month_path(month), meta)
 
-    def _count(self, downloads: list[str], simple: list[str]) -> Any:
+    def _build_day(self, day: str) -> None:
+        """Count one day's committed rows per project into its day rollup (atomically)."""
+        files = self.day_files[day]
+        table, meta = self._count(day, files[DOWNLOADS], files[SIMPLE])
+        _write_atomically(table, self.day_path(day), {day: meta})
+
+    def _count(self, day: str, downloads: list[str], simple: list[str]) -> tuple[Any, dict[str, Any]]:
+        """The day's rollup rows, and the facts about the day (its rows, whether it has fingerprints)."""
         import pyarrow as pa
 
         dialect = DuckDBDialect(downloads, simple or None)
@@ -215,10 +249,10 @@ class Rollups:
         counts = ["count(*) AS total", *(f"count(*) FILTER (WHERE c_{name}) AS {name}"
                                          for name, cond in COUNTED if cond is not None)]
         sets = ", ".join(["(project)", *(f"(project, f{i})" for i in range(len(ROLLED_FIELDS)))])
-        sql = (f"SELECT project, CASE {which} ELSE '{DAY_ROW}' END AS field, CASE {value} END AS value, "
-               f"{', '.join(counts)}, count(*) FILTER (WHERE no_fp) AS no_fingerprint\n"
+        sql = (f"SELECT CAST($day AS VARCHAR) AS day, project, CASE {which} ELSE '{DAY_ROW}' END AS field, "
+               f"CASE {value} END AS value, {', '.join(counts)}, count(*) FILTER (WHERE no_fp) AS no_fingerprint\n"
                f"FROM ({inner})\nGROUP BY GROUPING SETS ({sets})")
-        counted_rows = self.run_arrow(sql, {"parquet_glob": downloads})
+        rows = self.run_arrow(sql, {"parquet_glob": downloads, "day": day})
         sketches: dict[Optional[str], bytes] = {}
         if has_fingerprint:
             keys = self.run_arrow(
@@ -234,65 +268,96 @@ class Rollups:
                 for v in values:
                     update(v)
                 sketches[project] = sketch.serialize_compact()
-        projects = counted_rows.column("project").to_pylist()
-        fields_ = counted_rows.column("field").to_pylist()
-        sketch_column = [sketches.get(p) if f == DAY_ROW else None for p, f in zip(projects, fields_)]
-        counted_rows = counted_rows.append_column("sketch", pa.array(sketch_column, pa.binary()))
+        projects = rows.column("project").to_pylist()
+        fields_ = rows.column("field").to_pylist()
+        rows = rows.append_column("sketch", pa.array(
+            [sketches.get(p) if f == DAY_ROW else None for p, f in zip(projects, fields_)], pa.binary()))
+        total = sum(c for c, f in zip(rows.column("total").to_pylist(), fields_) if f == DAY_ROW)
         if simple:
-            simple_rows = self.run_arrow(
-                f"SELECT {dialect.normalized_project()} AS project, count(*) AS total FROM {dialect.source('simple_requests')} "
-                "GROUP BY 1", {"simple_glob": simple})
-            n = simple_rows.num_rows
-            columns = {"project": simple_rows.column("project"), "field": pa.array([SIMPLE_ROW] * n, pa.string()),
-                       "value": pa.nulls(n, pa.string()), "total": simple_rows.column("total")}
-            extra = pa.table({name: columns.get(name, pa.array([0] * n, pa.int64()))
-                              if name != "sketch" else pa.nulls(n, pa.binary())
-                              for name in counted_rows.schema.names})
-            counted_rows = pa.concat_tables([counted_rows, extra.cast(counted_rows.schema)])
-        return counted_rows
+            found = self.run_arrow(
+                f"SELECT CAST($day AS VARCHAR) AS day, {dialect.normalized_project()} AS project, "
+                f"'{SIMPLE_ROW}' AS field, CAST(NULL AS VARCHAR) AS value, count(*) AS total "
+                f"FROM {dialect.source('simple_requests')} GROUP BY project", {"simple_glob": simple, "day": day})
+            n = found.num_rows
+            extra = pa.table({name: found.column(name) if name in found.schema.names
+                              else pa.nulls(n, pa.binary()) if name == "sketch" else pa.array([0] * n, pa.int64())
+                              for name in rows.schema.names})
+            rows = pa.concat_tables([rows, extra.cast(rows.schema)])
+        return rows, {"rows": total, "fingerprint": has_fingerprint}
 
     # -- reading
-    def _project_rows(self, project: str, days: Sequence[str]) -> list[dict[str, Any]]:
-        """The rollup rows of ``project`` on ``days`` (each with its ``day``), built first where missing."""
-        files = self.ensure(days)
-        with self._cache_lock:
-            cached = self._cache.get(project)
-            if cached is not None and all(cached.files.get(day) == path for day, path in files.items()):
-                self._cache.move_to_end(project)
-                wanted = set(days)
-                return [row for row in cached.rows if row["day"] in wanted]
-        if not files:
-            return []
-        found = self.run_arrow(
-            "SELECT regexp_extract(filename, '/date=([0-9-]+)/[^/]*$', 1) AS day, * EXCLUDE (filename, project) "
-            "FROM read_parquet($rollups, filename = true) WHERE project = $project",
-            {"rollups": [files[day] for day in days], "project": project})
-        rows = found.to_pylist()
-        with self._cache_lock:
-            self._cache[project] = _ProjectRows(files, rows)
-            while len(self._cache) > CACHED_PROJECTS:
-                self._cache.popitem(last=False)
-        return rows
+    def month_meta(self, path: str) -> dict[str, Any]:
+        """Per day of one month rollup: its download rows and whether its files have agent_fingerprint."""
+        meta = self.shared.meta.get(path)
+        if meta is None:
+            import pyarrow.parquet as pq
+
+            meta = self.shared.meta[path] = json.loads(pq.read_schema(path).metadata[META])
+        return meta
+
+    def day_rows(self, first: Optional[dt.date] = None, last: Optional[dt.date] = None) -> Optional[dict[str, int]]:
+        """What :func:`~.stats_query.days_query` answers: download rows (all projects) per day with any.
+
+        None when a month of the range has no current rollup yet: the files'
+        footers answer that as fast, and a week's page must not wait for a
+        year to be rolled up.
+        """
+        days = self.days_in(first, last)
+        paths = [self.month_path(month) for month in sorted({day[:7] for day in days})]
+        if not all(os.path.exists(path) for path in paths):
+            return None
+        out: dict[str, int] = {}
+        for path in paths:
+            out.update({day: facts["rows"] for day, facts in self.month_meta(path).items()})
+        return {day: out[day] for day in days if out.get(day)}
+
+    def has_fingerprints(self, first: dt.date, last: dt.date) -> bool:
+        """Whether any day of first..last has files with the agent_fingerprint column."""
+        days = set(self.days_in(first, last))
+        return any(facts["fingerprint"] for path in self.ensure(sorted(days))
+                   for day, facts in self.month_meta(path).items() if day in days)
+
+    def _project_table(self, project: str, days: Sequence[str]) -> Any:
+        """The rollup rows of ``project`` on ``days``, as an Arrow table."""
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        files = tuple(self.ensure(days))
+        key = (project, files)
+        with self.shared.lock:
+            found = self.shared.projects.get(key)
+            if found is not None:
+                self.shared.projects.move_to_end(key)
+        if found is None:
+            found = self.run_arrow("SELECT * EXCLUDE (project) FROM read_parquet($rollups) WHERE project = $project",
+                                   {"rollups": list(files), "project": project})
+            with self.shared.lock:
+                self.shared.projects[key] = found
+                while len(self.shared.projects) > CACHED_PROJECTS:
+                    self.shared.projects.popitem(last=False)
+        return found.filter(pc.is_in(found.column("day"), value_set=pa.array(list(days), pa.string())))
 
     def counts(self, project: str, field: Optional[str], day_range: tuple[dt.date, dt.date]) -> list[dict[str, Any]]:
         """What :func:`~.stats_query.counts_query` answers for one field (``day``, a rolled field) or none."""
+        import pyarrow.compute as pc
+
         kind = DAY_ROW if field in (None, "day") else field
-        groups: dict[Any, dict[str, int]] = {}
-        for row in self._project_rows(project, self.days_in(*day_range)):
-            if row["field"] != kind:
-                continue
-            key = row["day"] if field == "day" else None if field is None else row["value"]
-            into = groups.setdefault(key, dict.fromkeys(COUNT_NAMES, 0))
-            for name in COUNT_NAMES:
-                into[name] += row[name]
+        found = self._project_table(project, self.days_in(*day_range))
+        found = found.filter(pc.equal(found.column("field"), kind))
         if field is None:
-            return [groups.get(None, dict.fromkeys(COUNT_NAMES, 0))]
-        return [{"g0": key, **counts} for key, counts in groups.items()]
+            return [{name: pc.sum(found.column(name)).as_py() or 0 for name in COUNT_NAMES}]
+        key = "day" if field == "day" else "value"
+        grouped = found.group_by(key, use_threads=False).aggregate([(name, "sum") for name in COUNT_NAMES])
+        return [{"g0": row[key], **{name: row[f"{name}_sum"] for name in COUNT_NAMES}} for row in grouped.to_pylist()]
 
     def environments(self, project: str, ranges: Sequence[tuple[dt.date, dt.date]]) -> dict[str, Any]:
         """What :func:`~.stats_query.environments_query` answers, from the merged sketches."""
+        import pyarrow.compute as pc
+
         first, last = min(r[0] for r in ranges), max(r[1] for r in ranges)
-        rows = [row for row in self._project_rows(project, self.days_in(first, last)) if row["field"] == DAY_ROW]
+        found = self._project_table(project, self.days_in(first, last))
+        found = found.filter(pc.equal(found.column("field"), DAY_ROW)).select(["day", "no_fingerprint", "sketch"])
+        rows = found.to_pylist()
         out: dict[str, Any] = {}
         for i, (start, end) in enumerate(ranges):
             lo, hi = start.isoformat(), end.isoformat()
@@ -303,29 +368,30 @@ class Rollups:
 
     def simple(self, project: str, day_range: tuple[dt.date, dt.date]) -> list[dict[str, Any]]:
         """What :func:`~.stats_query.simple_query` answers: simple requests per day."""
-        return [{"g0": row["day"], "simple_requests": row["total"]}
-                for row in self._project_rows(project, self.days_in(*day_range)) if row["field"] == SIMPLE_ROW]
+        import pyarrow.compute as pc
+
+        found = self._project_table(project, self.days_in(*day_range))
+        found = found.filter(pc.equal(found.column("field"), SIMPLE_ROW)).select(["day", "total"])
+        return [{"g0": row["day"], "simple_requests": row["total"]} for row in found.to_pylist()]
 
     def projects(self) -> list[dict[str, Any]]:
         """What :func:`~.stats_query.projects_query` answers (names already normalized)."""
         files = self.ensure(self.days)
         if not files:
             return []
-        found = self.run_arrow(
-            "SELECT project, min(day) AS first_day, max(day) AS last_day, sum(total) AS downloads FROM ("
-            "SELECT regexp_extract(filename, '/date=([0-9-]+)/[^/]*$', 1) AS day, project, total "
-            f"FROM read_parquet($rollups, filename = true) WHERE field = '{DAY_ROW}') GROUP BY project",
-            {"rollups": list(files.values())})
-        return found.to_pylist()
+        return self.run_arrow(
+            "SELECT project, min(day) AS first_day, max(day) AS last_day, sum(total) AS downloads "
+            f"FROM read_parquet($rollups) WHERE field = '{DAY_ROW}' GROUP BY project", {"rollups": files}).to_pylist()
 
     def top_projects(self, day: dt.date, limit: int) -> list[dict[str, Any]]:
-        """What :func:`~.stats_query.top_projects_query` answers, from one day's rollup."""
-        files = self.ensure(self.days_in(day, day))
-        if not files:
+        """What :func:`~.stats_query.top_projects_query` answers, from the day's month rollup."""
+        days = self.days_in(day, day)
+        if not days:
             return []
         return self.run_arrow(
-            f"SELECT project, total AS downloads FROM read_parquet($rollups) WHERE field = '{DAY_ROW}' "
-            f"ORDER BY downloads DESC, project LIMIT {int(limit)}", {"rollups": list(files.values())}).to_pylist()
+            f"SELECT project, total AS downloads FROM read_parquet($rollups) WHERE field = '{DAY_ROW}' AND day = $day "
+            f"ORDER BY downloads DESC, project LIMIT {int(limit)}",
+            {"rollups": self.ensure(days), "day": days[0]}).to_pylist()
 
 
 def open_rollups(output_dir: str) -> bool:

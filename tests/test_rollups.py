@@ -136,10 +136,10 @@ def test_rollups_give_the_numbers_of_the_rows(items, parts, tmp_path):
             build_report(backend, misspelt, DaySpec())
         suggestions.append(caught.value.suggestions)
     assert suggestions[0] == suggestions[1] and projects[0] in suggestions[0]
-    # one rollup per day with download rows, nothing else in the folder
+    # one rollup per day with download rows and one per month, nothing else in the folder
     days = sorted({e.date for _, e in items if e.table == "file_downloads"})
     found = sorted(p.relative_to(out / ROLLUPS).parts for p in (out / ROLLUPS).rglob("*") if p.is_file())
-    assert [folder for folder, _ in found] == [f"date={d}" for d in days]
+    assert [folder for folder, _ in found] == [f"date={d}" for d in days] + ["month=2026-10"]
     # the home page's most downloaded projects of the newest day, from the rollup and from the rows
     from haulage.pipeline.stats_query import top_projects_query
     import datetime as dt
@@ -184,6 +184,7 @@ def test_rollups_follow_new_commits_and_replays(items, parts, tmp_path):
         assert _page_total(page) == answer["total"]
         rolled_after = sorted(p.name for p in (out / ROLLUPS / f"date={day}").iterdir())
         assert rolled_after != rolled_before, "the day's files changed: its rollup must have been made again"
+        assert len(list((out / ROLLUPS / f"month={day[:7]}").iterdir())) == 2, "the month's too (the old one stays a while)"
         counted = build_report(DuckDBBackend(str(out), rollups=False), project, DaySpec()).to_json()
         same_report(stats_json(out, project), {**counted, "source": answer["source"]})
 

@@ -15,13 +15,20 @@ The rules that keep a rollup from ever being stale or wrong:
   The rollup of day D lives at ``<output>/_rollups/date=D/<key>.parquet``,
   where ``key`` hashes the exact list of that day's committed part files of
   both tables (name, size, modification time; see :func:`day_key`) and
-  :data:`FORMAT`. A commit adds files and a replay ``--merge`` replaces a
-  day's folder, so either changes the key: the old rollup is simply not
-  found any more, the day is rolled up again from its committed files before
-  it is read, and the old file is deleted once it is :data:`STALE_SECONDS` old.
+  :data:`FORMAT`. A commit adds files and a replay (with or without
+  ``--merge``) replaces a day's folder, so either changes the key: the old
+  rollup is simply not found any more, the day is rolled up again from its
+  committed files before it is read, and the old file is deleted once it is
+  :data:`STALE_SECONDS` old.
+* Readers read **month** rollups, ``_rollups/month=YYYY-MM/<key>.parquet``:
+  the month's day rollups put together, keyed by the list of their keys, so
+  a changed day changes its month's key the same way (one day counted from
+  its rows again, one month put together again from day rollups). A year is
+  12 or 13 files to open rather than 365.
 * A reader only reads rollups whose key matches the files it has just listed
   (:meth:`~.stats_backends.DuckDBBackend.refresh`), so it sees exactly the
-  committed rows, in rolled-up form.
+  committed rows, in rolled-up form. Nothing in a rollup is read that the
+  listing did not name, and nothing the listing named is left out.
 * A rollup is written to a hidden temporary name and renamed into place
   (atomic on one file system); concurrent builders of the same key write the
   same content.
@@ -204,7 +211,15 @@ class Rollups:
         return [self.month_path(month) for month in months]
 
     def warm(self) -> None:
-        """Roll up every month that has no current rollup, newest first (the short ranges are ready soonest)."""
+        """Roll up every month that has no current rollup, newest first (the short ranges are ready soonest).
+
+        The engine and the libraries a page needs are started first, so that
+        the first page asked for does not pay for them.
+        """
+        import datasketches  # noqa: F401
+        import pyarrow.compute  # noqa: F401
+
+        self.run_arrow("SELECT 1 AS ready", {})
         for month in sorted(self.months, reverse=True):
             self.ensure(self.months[month][-1:])
 

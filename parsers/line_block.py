@@ -25,11 +25,15 @@ from typing import Iterable, Iterator, Sequence, TypeVar, Union
 import numpy as np
 import pyarrow as pa
 
-__all__ = ["LineBlock", "MAX_BLOCK_BYTES", "BLOCK_LINES", "gather_batches"]
+__all__ = ["LineBlock", "MAX_BLOCK_BYTES", "BLOCK_LINES", "BLOCK_BYTES", "gather_batches"]
 
 BLOCK_LINES = 16_384
 """Lines per parsed block: enough that the per-block cost of the Arrow kernels (tens of
 microseconds each) is spread thin, small enough to keep a block's memory at a few MB."""
+
+BLOCK_BYTES = 8 << 20
+"""Bytes of lines at which :func:`gather_batches` stops gathering, whatever the line count:
+16,384 lines of the longest line the reader passes (64 KiB) would otherwise be a 1 GiB block."""
 
 MAX_BLOCK_BYTES = (1 << 31) - 1
 """Arrow string arrays use 32-bit offsets: a block must stay below 2 GiB (chunks are ~10 MB)."""
@@ -121,17 +125,22 @@ Other = TypeVar("Other")
 
 
 def gather_batches(
-    items: Iterable[Union[tuple[int, list[bytes]], Other]], min_lines: int = BLOCK_LINES
+    items: Iterable[Union[tuple[int, list[bytes]], Other]],
+    min_lines: int = BLOCK_LINES,
+    max_bytes: int = BLOCK_BYTES,
 ) -> Iterator[Union[tuple[int, list[bytes]], Other]]:
-    """Consecutive ``(first_position, lines)`` batches joined until they hold ``min_lines``.
+    """Consecutive ``(first_position, lines)`` batches joined until they hold ``min_lines`` lines or ``max_bytes`` bytes.
 
     The reader yields batches of a few hundred lines; the columnar parser
-    wants thousands. Anything that is not a batch (a ``FileFault``) flushes
-    what was gathered and passes through in its place, so order and
+    wants thousands. The byte bound keeps memory proportional to bytes, not
+    lines, when lines are long (a gathered batch exceeds ``max_bytes`` by at
+    most one reader batch). Anything that is not a batch (a ``FileFault``)
+    flushes what was gathered and passes through in its place, so order and
     positions are unchanged.
     """
     first = 0
     gathered: list[bytes] = []
+    gathered_bytes = 0
     for item in items:
         if type(item) is tuple:
             position, lines = item
@@ -139,18 +148,19 @@ def gather_batches(
                 first = position
             elif position != first + len(gathered):  # not contiguous: never join across a gap
                 yield first, gathered
-                first, gathered = position, []
+                first, gathered, gathered_bytes = position, [], 0
             if gathered:
                 gathered.extend(lines)
             else:
                 gathered = list(lines)
-            if len(gathered) >= min_lines:
+            gathered_bytes += sum(map(len, lines))
+            if len(gathered) >= min_lines or gathered_bytes >= max_bytes:
                 yield first, gathered
-                gathered = []
+                gathered, gathered_bytes = [], 0
             continue
         if gathered:
             yield first, gathered
-            gathered = []
+            gathered, gathered_bytes = [], 0
         yield item
     if gathered:
         yield first, gathered

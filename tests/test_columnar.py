@@ -267,3 +267,15 @@ def test_gather_batches_joins_contiguous_batches_and_passes_faults_in_place():
         (1, [b"a", b"b", b"c"]), (4, [b"d", b"e"]), fault, (7, [b"f"]), (9, [b"g", b"h"]),
     ]
     assert list(gather_batches([], 3)) == []
+
+
+def test_gather_batches_stops_at_the_byte_bound_whatever_the_line_count():
+    """Long lines: a gathered batch holds about ``max_bytes``, not ``min_lines`` lines of 64 KiB."""
+    from haulage.parsers.line_block import gather_batches
+
+    long_line = b"x" * 65_536
+    items = [(1 + 10 * i, [long_line] * 10) for i in range(100)]  # 1,000 lines, 64 MiB
+    gathered = list(gather_batches(items, min_lines=16_384, max_bytes=1 << 20))
+    assert [len(lines) for _, lines in gathered] == [20] * 50
+    assert [first for first, _ in gathered] == [1 + 20 * i for i in range(50)]
+    assert max(sum(map(len, lines)) for _, lines in gathered) < (1 << 20) + 10 * len(long_line)

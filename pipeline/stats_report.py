@@ -116,7 +116,7 @@ class Counts:
         return cls(**{f.name: int(row[f.name] or 0) for f in fields(cls)})
 
     def __add__(self, other: "Counts") -> "Counts":
-        return Counts(**{f.name: getattr(self, f.name) + getattr(other, f.name) for f in fields(self)})
+        return Counts(*(getattr(self, name) + getattr(other, name) for name in _COUNT_FIELDS))
 
     def traffic(self, name: str) -> int:
         """Rows of one traffic class (the classes add up to total)."""
@@ -124,6 +124,9 @@ class Counts:
 
     def series(self) -> dict[str, int]:
         return {name: getattr(self, name) for name in SERIES}
+
+
+_COUNT_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(Counts))  # in declaration order
 
 
 @dataclass(frozen=True)

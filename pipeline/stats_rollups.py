@@ -210,16 +210,17 @@ class Rollups:
                         self._build_month(month)
         return [self.month_path(month) for month in months]
 
-    def warm(self) -> None:
-        """Roll up every month that has no current rollup, newest first (the short ranges are ready soonest).
-
-        The engine and the libraries a page needs are started first, so that
-        the first page asked for does not pay for them.
-        """
+    def start(self) -> None:
+        """Load the libraries and start the engine a page needs, so that the first page does not pay for them."""
         import datasketches  # noqa: F401
         import pyarrow.compute  # noqa: F401
+        import pyarrow.parquet  # noqa: F401
 
         self.run_arrow("SELECT 1 AS ready", {})
+
+    def warm(self) -> None:
+        """Roll up every month that has no current rollup, newest first (the short ranges are ready soonest)."""
+        self.start()
         for month in sorted(self.months, reverse=True):
             self.ensure(self.months[month][-1:])
 
@@ -410,7 +411,12 @@ class Rollups:
 
 
 def open_rollups(output_dir: str) -> bool:
-    """Whether rollups can be kept under ``output_dir`` (its ``_rollups`` folder exists or can be made, writable)."""
+    """Whether rollups can be kept under ``output_dir``: DataSketches installed, ``_rollups`` there or made, writable."""
+    try:
+        import datasketches  # noqa: F401  (the "stats" extra)
+    except ImportError:
+        _LOG.info("no rollups: datasketches is not installed (pip install 'haulage[stats]'); counting from the rows")
+        return False
     folder = os.path.join(output_dir, ROLLUPS)
     try:
         os.makedirs(folder, exist_ok=True)

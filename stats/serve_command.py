@@ -62,6 +62,9 @@ def main(args: argparse.Namespace, extra: Optional[list[str]] = None) -> int:
         return fail(str(exc), 2)
     except SourceError as exc:
         return fail(str(exc), exc.exit_code)
+    rollups = getattr(backend, "rollups", None)
+    if rollups is not None:
+        rollups.start()
     try:
         server = make_server(backend, args.host, args.port, log=not args.quiet)
     except OSError as exc:
@@ -69,7 +72,6 @@ def main(args: argparse.Namespace, extra: Optional[list[str]] = None) -> int:
     host, port = server.server_address[:2]
     shown = f"[{host}]" if ":" in str(host) else host
     print(f"serving {backend.describe()} on http://{shown}:{port}/ (Ctrl-C to stop)", flush=True)
-    rollups = getattr(backend, "rollups", None)
     if rollups is not None:  # days without a current rollup are rolled up in the background, newest first
         threading.Thread(target=_warm, args=(rollups,), name="rollups", daemon=True).start()
     try:

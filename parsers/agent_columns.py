@@ -51,7 +51,6 @@ class AgentStore:
         self._kept: list[AgentResult] = []
         self._details: list[pa.Array] = []
         self._classification: list[pa.Array] = []
-        self._chunk_starts: list[int] = []
 
     def __len__(self) -> int:
         return len(self._kept)
@@ -74,7 +73,6 @@ class AgentStore:
         return self._take(self._details, sids), self._take(self._classification, sids)
 
     def _append(self, new: list[AgentResult]) -> None:
-        self._chunk_starts.append(len(self._kept))
         self._kept.extend(new)
         self._details.append(pa.array([r.details for r in new], DETAILS_TYPE))
         self._classification.append(pa.array([r.classification for r in new], CLASSIFICATION_TYPE))
@@ -83,22 +81,13 @@ class AgentStore:
             for chunks in (self._details, self._classification):
                 last = chunks.pop()
                 chunks[-1] = pa.concat_arrays([chunks[-1], last])
-            self._chunk_starts.pop()
 
     def _take(self, chunks: list[pa.Array], sids: np.ndarray) -> pa.Array:
         if len(chunks) == 1:
             return chunks[0].take(pa.array(sids))
-        starts = np.asarray(self._chunk_starts)
-        chunk_of = np.searchsorted(starts, sids, side="right") - 1
-        order = np.argsort(chunk_of, kind="stable")
-        parts = []
-        for c in np.unique(chunk_of).tolist():
-            members = sids[order[chunk_of[order] == c]]
-            parts.append(chunks[c].take(pa.array(members - starts[c])))
-        gathered = pa.concat_arrays(parts)
-        inverse = np.empty_like(order)
-        inverse[order] = np.arange(len(order))
-        return gathered.take(pa.array(inverse))
+        # Arrow gathers across chunks itself (several times faster than splitting by chunk here)
+        taken = pa.chunked_array(chunks).take(pa.array(sids))
+        return taken.chunk(0) if taken.num_chunks == 1 else taken.combine_chunks()
 
 
 class _Validity:

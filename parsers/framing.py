@@ -4,6 +4,10 @@ Why not ``gzip.open(...)`` and ``for line in f``: :mod:`gzip` raises at the
 first damaged byte, drops what it had inflated for the current line and
 cannot go on to the intact members after the damage. Here inflation is driven
 by hand with :mod:`zlib` and every rule below holds whatever the bytes are.
+Members of a stream that can seek (files, local or ``gs://``) are inflated
+with ISA-L (the ``isal`` package, about twice as fast); one that does not end
+cleanly is read again from its start with zlib, so the rules are zlib's
+(see ``_GzipDecoder._member``).
 
 Rules (the contract is in docs/parsers-api.md, "Readers"):
 
@@ -44,10 +48,17 @@ import zlib
 from dataclasses import dataclass
 from typing import BinaryIO, Iterator, Optional, Union
 
+try:  # ISA-L's inflate: the same plaintext as zlib's, about twice as fast
+    from isal import isal_zlib
+except ImportError:  # pragma: no cover - a runtime dependency; zlib alone stays correct
+    isal_zlib = None
+
 __all__ = [
     "FileFault",
     "LineBatch",
+    "LineRun",
     "iter_line_batches",
+    "iter_line_runs",
     "iter_lines",
     "GZIP_MAGIC",
     "MAX_LINE_BYTES",
@@ -142,6 +153,19 @@ class _Reader:
         self._stream = stream
         self._read_size = read_size
         self.at_eof = False
+        self.origin = _start_offset(stream)  # None: the stream cannot go back
+
+    def rewind(self, offset: int) -> bool:
+        """Read again from ``offset`` bytes after where reading started; False when the stream cannot."""
+        if self.origin is None:
+            return False
+        try:
+            self._stream.seek(self.origin + offset)
+        except Exception:  # a stream that said it could seek and cannot
+            self.origin = None
+            return False
+        self.at_eof = False
+        return True
 
     def read(self) -> bytes:
         if self.at_eof:
@@ -154,6 +178,14 @@ class _Reader:
             self.at_eof = True
             return b""
         return bytes(data)
+
+
+def _start_offset(stream: BinaryIO) -> Optional[int]:
+    """Where a seekable stream stands before it is read (None for pipes, sockets and the like)."""
+    try:
+        return stream.tell() if stream.seekable() else None
+    except Exception:
+        return None
 
 
 def _inflate_before_error(checkpoint: "zlib._Decompress", data: "bytes | memoryview", cap: int) -> tuple[bytes, int]:
@@ -178,6 +210,21 @@ def _inflate_before_error(checkpoint: "zlib._Decompress", data: "bytes | memoryv
         return checkpoint.copy().decompress(data[:good], cap), good
     except zlib.error:  # good == 0 and even no input fails: nothing to recover
         return b"", 0
+
+
+def _skip_bytes(pieces: Iterator[bytes], skip: int) -> Iterator[bytes]:
+    """``pieces`` without their first ``skip`` bytes; returns what ``pieces`` returns."""
+    while True:
+        try:
+            out = next(pieces)
+        except StopIteration as done:
+            return done.value
+        if skip >= len(out):
+            skip -= len(out)
+            continue
+        if skip:
+            out, skip = out[skip:], 0
+        yield out
 
 
 _GARBAGE, _CORRUPT, _UNFINISHED = "garbage", "corrupt", "unfinished"
@@ -270,7 +317,54 @@ class _GzipDecoder:
                 return
 
     def _member(self) -> Iterator[bytes]:
-        """Inflate the member at the cursor; return None when it ends cleanly, else (kind, why)."""
+        """Inflate the member at the cursor; return None when it ends cleanly, else (kind, why).
+
+        With ISA-L and a stream that can seek, the member is inflated by
+        ISA-L first. ISA-L cannot copy its state, which the damage rules need
+        (:func:`_inflate_before_error`), so a member that does not end
+        cleanly is read again from its start with zlib, which yields only what
+        comes after the plaintext ISA-L already gave: the damage path is
+        zlib's, byte for byte, and an intact member never pays for it.
+        """
+        if isal_zlib is not None and self.reader.origin is not None:
+            start, furthest = self.cursor, self.furthest
+            given = yield from self._member_isal()
+            if given is None:
+                return None
+            if self.reader.rewind(start):
+                self.buf, self.base, self.cursor, self.furthest = bytearray(), start, start, furthest
+                return (yield from _skip_bytes(self._member_zlib(), given))
+            return _CORRUPT, "the stream could not be read again"  # pragma: no cover - seekable streams rewind
+        return (yield from self._member_zlib())
+
+    def _member_isal(self) -> Iterator[bytes]:
+        """ISA-L over the member at the cursor: None when it ends cleanly, else how many bytes it yielded."""
+        inflater = isal_zlib.decompressobj(wbits=31)
+        step = self.step
+        given = 0
+        while True:
+            if self.cursor == self.end and not self._read_more():
+                return given  # cut short: zlib decides what the rest of it gives
+            with memoryview(self.buf) as whole, whole[self.cursor - self.base :] as data:
+                fed = len(data)
+                try:
+                    out = inflater.decompress(data, step)
+                except isal_zlib.error:
+                    return given
+            left = inflater.unused_data if inflater.eof else inflater.unconsumed_tail
+            if not out and fed == len(left) and not inflater.eof:
+                return given
+            self.cursor += fed - len(left)
+            if out:
+                given += len(out)
+                yield out
+            if inflater.eof:
+                self.furthest = max(self.furthest, self.cursor)
+                return None
+            self._drop_before(self.cursor - RESYNC_WINDOW)
+
+    def _member_zlib(self) -> Iterator[bytes]:
+        """zlib over the member at the cursor, with a checkpoint per step for the damage rules."""
         inflater = zlib.decompressobj(wbits=31)
         step = self.step
         while True:
@@ -459,12 +553,40 @@ def _cut(line: bytes, max_line: int) -> bytes:
     return line if len(line) <= max_line else line[: max_line + 1]
 
 
+LineRun = tuple[int, bytes, int]
+"""``(position of the first line, the lines each ended by "\\n", how many)``: a batch as one buffer."""
+
+
+def _lines_fit(tail: bytes, body: bytes, max_line: int) -> bool:
+    """Whether every line of ``tail + body`` (``body`` ends with ``\\n``) is at most ``max_line`` bytes.
+
+    Without splitting: the first line is measured, and a longer line anywhere
+    would hold a newline-free run of ``max_line + 1`` bytes, which covers a
+    whole aligned window of ``(max_line + 2) // 2`` bytes; so every such
+    window holding a newline (one ``find`` each, stopping at the first)
+    proves there is none.
+    """
+    if len(tail) + body.find(b"\n") > max_line:
+        return False
+    window = (max_line + 2) // 2
+    for start in range(0, len(body), window):
+        if body.find(b"\n", start, start + window) < 0:
+            return False
+    return True
+
+
 def _frame(
     pieces: Iterator[Union[bytes, _Break]], name: str, max_line: int
-) -> Iterator[Union[LineBatch, FileFault]]:
-    """Plaintext pieces and breaks → line batches and faults with positions (see the module rules)."""
+) -> Iterator[Union[LineRun, FileFault]]:
+    """Plaintext pieces and breaks → runs of lines and faults with positions (see the module rules).
+
+    A run is one buffer of whole lines, so the columnar parser can view it
+    without a Python object per line; a piece's lines are split only when
+    one of them is over ``max_line`` (rare: to cut it).
+    """
     position = 1
-    lines: list[bytes] = []
+    chunks: list[bytes] = []  # whole lines, each ended by "\n"
+    count = 0  # lines in chunks
     pending_bytes = 0
     tail = b""  # the line being assembled, at most max_line + 1 bytes
     skipping = False  # tail is already over the limit; the rest of the line is dropped
@@ -472,10 +594,10 @@ def _frame(
     try:
         for piece in pieces:
             if type(piece) is _Break:
-                if lines:
-                    yield position, lines
-                    position += len(lines)
-                    lines, pending_bytes = [], 0
+                if count:
+                    yield position, b"".join(chunks), count
+                    position += count
+                    chunks, count, pending_bytes = [], 0, 0
                 yield FileFault(piece.reason, piece.detail, position, tail, piece.raw)
                 position += 1
                 tail, skipping, emitted = b"", False, True
@@ -484,53 +606,59 @@ def _frame(
                 newline = piece.find(b"\n")
                 if newline < 0:
                     continue
-                lines.append(tail)
+                chunks.append(tail + b"\n")
+                count += 1
                 piece = piece[newline + 1 :]
                 tail, skipping = b"", False
-            parts = piece.split(b"\n")
-            if tail:
-                parts[0] = tail + parts[0]
-            tail = parts.pop()
+            last = piece.rfind(b"\n")
+            if last < 0:
+                tail += piece
+            else:
+                body = piece[: last + 1] if last + 1 < len(piece) else piece
+                if _lines_fit(tail, body, max_line):
+                    chunks.append(tail + body if tail else body)
+                    count += body.count(b"\n")
+                else:
+                    parts = body[:-1].split(b"\n")
+                    parts[0] = tail + parts[0]
+                    parts = [_cut(part, max_line) for part in parts]
+                    chunks.append(b"\n".join(parts) + b"\n")
+                    count += len(parts)
+                tail = piece[last + 1 :]
             if len(tail) > max_line:
                 tail, skipping = tail[: max_line + 1], True
-            if parts:
-                if max(map(len, parts)) > max_line:
-                    parts = [_cut(part, max_line) for part in parts]
-                lines += parts
             pending_bytes += len(piece)
-            if pending_bytes >= BATCH_BYTES and lines:
-                yield position, lines
-                position += len(lines)
-                lines, pending_bytes, emitted = [], 0, True
+            if pending_bytes >= BATCH_BYTES and count:
+                yield position, b"".join(chunks), count
+                position += count
+                chunks, count, pending_bytes, emitted = [], 0, 0, True
     except _Unreadable as exc:
-        if lines:
-            yield position, lines
-            position += len(lines)
+        if count:
+            yield position, b"".join(chunks), count
+            position += count
         yield FileFault("unreadable-file", f"{name}: {exc}", position, tail)
         return
     if tail or skipping:
-        lines.append(tail)
-    if lines:
-        yield position, lines
+        chunks.append(tail + b"\n")
+        count += 1
+    if count:
+        yield position, b"".join(chunks), count
     elif not emitted:
         yield FileFault("empty-file", f"{name}: no lines after decompression", 1)
 
 
-def iter_line_batches(
+def iter_line_runs(
     stream: BinaryIO,
     name: str = "",
     *,
     max_line: int = MAX_LINE_BYTES,
     read_size: int = READ_SIZE,
     inflate_step: int = INFLATE_STEP,
-) -> Iterator[Union[LineBatch, FileFault]]:
-    """Yield batches of raw lines (without ``\\n``) and faults, in file order.
+) -> Iterator[Union[LineRun, FileFault]]:
+    """:func:`iter_line_batches` with each batch as one buffer: ``(position, lines ended by "\\n", count)``.
 
-    Faults come where the damage is, and reading goes on after them (see the
-    module docstring for every rule). An unreadable stream ends with an
-    ``unreadable-file`` fault; a file without any line or fault gives one
-    ``empty-file`` fault. ``max_line``, ``read_size`` and ``inflate_step``
-    exist for tests; the results do not depend on the last two.
+    The same lines, positions and faults (it is what iter_line_batches
+    splits); for readers that parse whole buffers (:class:`~haulage.parsers.line_block.LineBlock`).
     """
     reader = _Reader(stream, read_size)
     first = b""
@@ -551,6 +679,32 @@ def iter_line_batches(
     else:
         pieces = _plain_pieces(reader, first)
     yield from _frame(pieces, name, max_line)
+
+
+def iter_line_batches(
+    stream: BinaryIO,
+    name: str = "",
+    *,
+    max_line: int = MAX_LINE_BYTES,
+    read_size: int = READ_SIZE,
+    inflate_step: int = INFLATE_STEP,
+) -> Iterator[Union[LineBatch, FileFault]]:
+    """Yield batches of raw lines (without ``\\n``) and faults, in file order.
+
+    Faults come where the damage is, and reading goes on after them (see the
+    module docstring for every rule). An unreadable stream ends with an
+    ``unreadable-file`` fault; a file without any line or fault gives one
+    ``empty-file`` fault. ``max_line``, ``read_size`` and ``inflate_step``
+    exist for tests; the results do not depend on the last two.
+    """
+    for item in iter_line_runs(stream, name, max_line=max_line, read_size=read_size, inflate_step=inflate_step):
+        if type(item) is tuple:
+            position, data, _ = item
+            lines = data.split(b"\n")
+            lines.pop()  # after the last "\n"
+            yield position, lines
+        else:
+            yield item
 
 
 def iter_lines(stream: BinaryIO, name: str = "", **options: int) -> Iterator[Union[tuple[int, bytes], FileFault]]:

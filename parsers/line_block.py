@@ -25,7 +25,7 @@ from typing import Iterable, Iterator, Sequence, TypeVar, Union
 import numpy as np
 import pyarrow as pa
 
-__all__ = ["LineBlock", "MAX_BLOCK_BYTES", "BLOCK_LINES", "BLOCK_BYTES", "gather_batches"]
+__all__ = ["LineBlock", "MAX_BLOCK_BYTES", "BLOCK_LINES", "BLOCK_BYTES", "gather_batches", "gather_blocks"]
 
 BLOCK_LINES = 16_384
 """Lines per parsed block: enough that the per-block cost of the Arrow kernels (tens of
@@ -164,3 +164,44 @@ def gather_batches(
         yield item
     if gathered:
         yield first, gathered
+
+
+def gather_blocks(
+    items: Iterable[Union[tuple[int, bytes, int], Other]], min_lines: int = BLOCK_LINES, max_bytes: int = BLOCK_BYTES
+) -> Iterator[Union[LineBlock, Other]]:
+    """Consecutive runs of lines (framing's ``(position, lines ended by "\\n", count)``) as blocks.
+
+    The counterpart of :func:`gather_batches` for buffers, with the same
+    bounds: contiguous runs are joined (one copy of their bytes) until they
+    hold ``min_lines`` lines or ``max_bytes`` bytes; anything that is not a
+    run (a ``FileFault``) flushes what was gathered and passes through in
+    its place, so order and positions are unchanged.
+    """
+    first = 0
+    parts: list[bytes] = []
+    count = size = 0
+
+    def block() -> LineBlock:
+        return LineBlock.from_bytes(b"".join(parts) if len(parts) > 1 else parts[0], first)
+
+    for item in items:
+        if type(item) is tuple:
+            position, data, lines = item
+            if parts and position != first + count:  # not contiguous: never join across a gap
+                yield block()
+                parts, count, size = [], 0, 0
+            if not parts:
+                first = position
+            parts.append(data)
+            count += lines
+            size += len(data)
+            if count >= min_lines or size >= max_bytes:
+                yield block()
+                parts, count, size = [], 0, 0
+            continue
+        if parts:
+            yield block()
+            parts, count, size = [], 0, 0
+        yield item
+    if parts:
+        yield block()

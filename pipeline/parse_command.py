@@ -14,8 +14,8 @@ import orjson
 from haulage.parsers import Origin
 from haulage.parsers.agents import DEFAULT_AGENT_CACHE_SIZE
 from haulage.parsers.columnar import ColumnarParser
-from haulage.parsers.framing import FileFault, iter_line_batches
-from haulage.parsers.line_block import gather_batches
+from haulage.parsers.framing import FileFault, iter_line_runs
+from haulage.parsers.line_block import gather_blocks
 from haulage.parsers.lines import fault_dead_letter
 from haulage.parsers.ndjson import block_ndjson
 from haulage.parsers.timestamps import iso_from_epoch
@@ -58,27 +58,32 @@ def parse_stream(stream: BinaryIO, name: str, parser: ColumnarParser, out: Binar
     """Write one NDJSON object per line of ``stream`` and per damaged region; return the damage.
 
     So ``lines read + faults = objects written``; an empty file writes nothing
-    and is not damage. Each batch of lines the reader yields is parsed as one
-    Arrow block and written straight from the columns
+    and is not damage. The reader's runs of lines (one buffer each) are
+    gathered into blocks of thousands of lines, each parsed as one Arrow block and written straight from the columns
     (:mod:`haulage.parsers.ndjson`): the bytes are those the row parser's
     dicts would give through orjson.
     """
     origin = Origin.for_file(name)
     faults: list[FileFault] = []
-    for item in gather_batches(iter_line_batches(stream, name)):
+    for item in gather_blocks(iter_line_runs(stream, name)):
         if isinstance(item, FileFault):
             if item.reason != "empty-file":
                 _write_records(out, [fault_dead_letter(origin, item, received_at)])
                 faults.append(item)
             continue
-        first_position, lines = item
-        out.write(block_ndjson(parser.parse_lines(lines, origin, first_position, received_at)))
+        out.write(block_ndjson(parser.parse_block(item, origin, received_at)))
     return faults
 
 
 def run_parse(files: list[str], agent_cache_size: int) -> int:
     import time
 
+    import gc
+
+    # As the pipeline's workers do (elements.tune_gc, not imported: it brings Beam): the agent
+    # cache keeps tens of thousands of parsed agents alive, and rescanning them is wasted work.
+    gc.set_threshold(50_000, *gc.get_threshold()[1:])
+    gc.freeze()
     parser = ColumnarParser(agent_cache_size=agent_cache_size)
     out = sys.stdout.buffer
     received_at = iso_from_epoch(int(time.time()))

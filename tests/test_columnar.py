@@ -269,6 +269,45 @@ def test_gather_batches_joins_contiguous_batches_and_passes_faults_in_place():
     assert list(gather_batches([], 3)) == []
 
 
+def test_gather_blocks_joins_contiguous_runs_and_passes_faults_in_place():
+    from haulage.parsers.framing import FileFault
+    from haulage.parsers.line_block import gather_blocks
+
+    fault = FileFault("bad-gzip", "x", 6)
+    items = [(1, b"a\nb\n", 2), (3, b"c\n", 1), (4, b"d\ne\n", 2), fault, (7, b"f\n", 1), (9, b"g\n", 1), (10, b"h\n", 1)]
+    out = [
+        item if isinstance(item, FileFault) else (item.first_position, [item.line(i) for i in range(len(item))])
+        for item in gather_blocks(items, min_lines=3)
+    ]
+    assert out == [(1, [b"a", b"b", b"c"]), (4, [b"d", b"e"]), fault, (7, [b"f"]), (9, [b"g", b"h"])]
+    assert list(gather_blocks([], 3)) == []
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.lists(st.binary(max_size=40).map(lambda b: b.replace(b"\n", b"")), max_size=30),
+    st.lists(st.integers(1, 50), min_size=1, max_size=8),
+    st.integers(0, 12),
+)
+def test_line_runs_hold_the_lines_framing_reads_whatever_the_piece_sizes(lines, sizes, max_line):
+    """Runs (one buffer per batch) split to exactly the lines and cuts of the rules, long lines included."""
+    from haulage.parsers.framing import _frame
+
+    text = b"".join(line + b"\n" for line in lines)
+    pieces, at, turn = [], 0, 0
+    while at < len(text):
+        pieces.append(text[at : at + sizes[turn % len(sizes)]])
+        at += sizes[turn % len(sizes)]
+        turn += 1
+    got = []
+    for item in _frame(iter(pieces), "t", max_line):
+        if isinstance(item, tuple):
+            position, data, count = item
+            assert data.endswith(b"\n") and data.count(b"\n") == count and position == len(got) + 1
+            got += data.split(b"\n")[:-1]
+    assert got == [line[: max_line + 1] for line in lines]
+
+
 def test_gather_batches_stops_at_the_byte_bound_whatever_the_line_count():
     """Long lines: a gathered batch holds about ``max_bytes``, not ``min_lines`` lines of 64 KiB."""
     from haulage.parsers.line_block import gather_batches
@@ -279,3 +318,15 @@ def test_gather_batches_stops_at_the_byte_bound_whatever_the_line_count():
     assert [len(lines) for _, lines in gathered] == [20] * 50
     assert [first for first, _ in gathered] == [1 + 20 * i for i in range(50)]
     assert max(sum(map(len, lines)) for _, lines in gathered) < (1 << 20) + 10 * len(long_line)
+
+
+def test_gather_blocks_stops_at_the_byte_bound_whatever_the_line_count():
+    """As gather_batches: long lines make blocks of about ``max_bytes``, not ``min_lines`` lines of 64 KiB."""
+    from haulage.parsers.line_block import gather_blocks
+
+    run = (b"x" * 65_536 + b"\n") * 10
+    items = [(1 + 10 * i, run, 10) for i in range(100)]
+    blocks = list(gather_blocks(items, min_lines=16_384, max_bytes=1 << 20))
+    assert [len(block) for block in blocks] == [20] * 50
+    assert [block.first_position for block in blocks] == [1 + 20 * i for i in range(50)]
+    assert max(len(block.data) for block in blocks) < (1 << 20) + len(run)

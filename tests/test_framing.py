@@ -336,3 +336,55 @@ def test_members_nested_in_damaged_members_cost_a_bounded_rewind(monkeypatch):
     assert [item[1] for item in items] == list(range(1, len(items) + 1))
     # without the allowance this is ~300 x 50 KB re-inflated per level (quadratic)
     assert len(lines_of(items)) < 4 * ((1 << 20) + 2 * len(level))
+
+
+class OneWayStream(io.RawIOBase):
+    """A stream that cannot seek (a pipe): framing inflates it with zlib alone."""
+
+    def __init__(self, data: bytes) -> None:
+        self._data = io.BytesIO(data)
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        chunk = self._data.read(len(buffer))
+        buffer[: len(chunk)] = chunk
+        return len(chunk)
+
+
+class CountingIsal:
+    """Stands in for ``isal_zlib`` in framing and counts the inflaters made."""
+
+    def __init__(self, real) -> None:
+        self.error, self._real, self.made = real.error, real, 0
+
+    def decompressobj(self, wbits: int = 15):
+        self.made += 1
+        return self._real.decompressobj(wbits=wbits)
+
+
+@pytest.mark.skipif(framing.isal_zlib is None, reason="isal not installed")
+@pytest.mark.parametrize("damage", ["none", "flip", "truncate", "garbage"])
+def test_seekable_streams_inflate_with_isal_and_damage_reads_as_with_zlib_alone(damage, monkeypatch):
+    """ISA-L reads members of a seekable stream; a damaged one is read again with zlib from its start,
+    so lines, cut lines, faults and raw bytes are those of the zlib-only path (a stream that cannot seek)."""
+    counting = CountingIsal(framing.isal_zlib)
+    monkeypatch.setattr(framing, "isal_zlib", counting)
+    text = b"".join(b"line %d %s\n" % (i, b"y" * (i % 97)) for i in range(30_000))
+    first, second = gzip_member(text[:700_000], 6), gzip_member(text[700_000:], 1)
+    if damage == "flip":
+        at = len(first) // 2
+        first = first[:at] + bytes([first[at] ^ 0x55]) + first[at + 1 :]
+    elif damage == "truncate":
+        second = second[: len(second) // 2]
+    elif damage == "garbage":
+        first += b"not gzip at all"
+    data = first + second
+    seekable = items_of(iter_line_batches(io.BytesIO(data), "t.log.gz", inflate_step=1 << 16))
+    assert counting.made >= 2
+    one_way = items_of(iter_line_batches(io.BufferedReader(OneWayStream(data)), "t.log.gz", inflate_step=1 << 16))
+    assert seekable == one_way
+    assert (damage == "none") == (not faults_of(seekable))
+    if damage == "none":
+        assert lines_of(seekable) == text.split(b"\n")[:-1]

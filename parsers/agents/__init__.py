@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
-from cachetools import LRUCache
+from collections import OrderedDict
 
 from ..classify import classify
 from ..fingerprint import agent_fingerprint
@@ -121,24 +121,27 @@ def parse_agent(user_agent: str) -> AgentResult:
 class AgentCache:
     """LRU cache of :func:`parse_agent` keyed on the raw agent, with hit/miss counts.
 
-    The LRU (cachetools) is the bounded store that decides what to evict. A
-    plain dict of recently used agents sits in front of it because an LRU
-    lookup costs ~1 µs of recency bookkeeping while a dict lookup costs
-    ~50 ns, and at 200k lines/s that difference is a fifth of the budget. The
-    front dict is emptied every ``front_size`` distinct agents, after which
-    hot agents touch the LRU again, so eviction order stays close to true LRU.
+    The LRU (an ``OrderedDict`` kept in recency order: a hit moves its agent
+    to the end, an insertion past ``maxsize`` evicts the first) is the
+    bounded store that decides what to evict. A plain dict of recently used
+    agents sits in front of it because even that recency bookkeeping costs
+    several times a dict lookup, and at hundreds of thousands of lines per
+    second that difference is a large share of the budget. The front dict is
+    emptied every ``front_size`` distinct agents, after which hot agents
+    touch the LRU again, so eviction order stays close to true LRU.
 
     Agents longer than :data:`CACHED_AGENT_CHARS` never enter either store
     (each sight is parsed and counted as a miss), so the memory the cache
     holds is bounded by bytes, not only by entries.
     """
 
-    __slots__ = ("_lru", "front", "front_size", "hits", "misses")
+    __slots__ = ("_lru", "_maxsize", "front", "front_size", "hits", "misses")
 
     def __init__(self, maxsize: int = DEFAULT_AGENT_CACHE_SIZE, front_size: int = 4096) -> None:
         if maxsize < 1:
             raise ValueError("agent cache size must be at least 1")
-        self._lru: LRUCache[str, AgentResult] = LRUCache(maxsize=maxsize)
+        self._lru: OrderedDict[str, AgentResult] = OrderedDict()
+        self._maxsize = maxsize
         self.front: dict[str, AgentResult] = {}
         self.front_size = min(front_size, maxsize)
         self.hits = 0
@@ -146,7 +149,7 @@ class AgentCache:
 
     @property
     def maxsize(self) -> int:
-        return int(self._lru.maxsize)
+        return self._maxsize
 
     def __len__(self) -> int:
         return len(self._lru)
@@ -160,15 +163,19 @@ class AgentCache:
 
     def lookup(self, user_agent: str) -> AgentResult:
         """The LRU path: for agents not in the front dict."""
-        try:
-            result = self._lru[user_agent]
+        lru = self._lru
+        result = lru.get(user_agent)
+        if result is not None:
             self.hits += 1
-        except KeyError:
+            lru.move_to_end(user_agent)
+        else:
             self.misses += 1
             result = parse_agent(user_agent)
             if len(user_agent) > CACHED_AGENT_CHARS:
                 return result
-            self._lru[user_agent] = result
+            lru[user_agent] = result
+            if len(lru) > self._maxsize:
+                lru.popitem(last=False)
         if len(self.front) >= self.front_size:
             self.front.clear()
         self.front[user_agent] = result

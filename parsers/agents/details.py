@@ -21,7 +21,11 @@ def text(value: Any) -> Optional[str]:
     """A scalar as cattrs' ``str`` hook would give it; None stays None."""
     if value is None:
         return None
-    if isinstance(value, str):
+    if type(value) is str:
+        if value.isascii():  # the usual case: nothing to check
+            return value
+        result = value
+    elif isinstance(value, str):
         result = value
     elif isinstance(value, (dict, list)):
         return None  # cattrs would stringify a repr; a container is not a field value

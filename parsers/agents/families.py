@@ -36,16 +36,52 @@ class Family:
     parse: Parse
 
 
+_VERSION_ANSWERS: dict[tuple[int, str], bool] = {}
+"""Answers of :func:`_version_in` already given. Distinct agents far outnumber the installer
+versions in them (a fresh pip agent differs in its kernel build, not its pip version), and
+``packaging`` spends microseconds per question; emptied past :data:`_VERSION_ANSWERS_LIMIT`
+entries, and versions longer than :data:`_VERSION_MEMO_CHARS` are not kept, so it stays small."""
+_VERSION_ANSWERS_LIMIT = 4096
+_VERSION_MEMO_CHARS = 64
+
+
 def _version_in(version: str, spec: SpecifierSet) -> bool:
+    """Is ``version`` a PEP 440 version inside ``spec``? (False when it is no version at all.)"""
+    key = (id(spec), version)  # the specifier sets are module constants
+    answer = _VERSION_ANSWERS.get(key)
+    if answer is not None:
+        return answer
     try:
-        return Version(version) in spec
+        answer = Version(version) in spec
     except InvalidVersion:
-        return False
+        answer = False
+    if len(version) <= _VERSION_MEMO_CHARS:
+        if len(_VERSION_ANSWERS) >= _VERSION_ANSWERS_LIMIT:
+            _VERSION_ANSWERS.clear()
+        _VERSION_ANSWERS[key] = answer
+    return answer
 
 
 def _holds_float(value: object) -> bool:
     """Is there a float anywhere in a decoded JSON value? One pass, no recursion."""
-    stack = [value]
+    if type(value) is not dict:
+        return _holds_float_in([value])
+    # a linehaul agent: a flat object of strings and small objects of strings
+    for item in value.values():  # type: ignore[attr-defined]
+        kind = type(item)
+        if kind is str or item is None:
+            continue
+        if kind is dict:
+            for inner in item.values():
+                if type(inner) is not str and inner is not None and _holds_float_in([inner]):
+                    return True
+        elif _holds_float_in([item]):
+            return True
+    return False
+
+
+def _holds_float_in(stack: list) -> bool:
+    """The general walk behind :func:`_holds_float` (``stack`` is consumed)."""
     while stack:
         item = stack.pop()
         kind = type(item)
@@ -81,11 +117,6 @@ def _loads(payload: str) -> object:
         return None
 
 
-def _json_after_first_space(user_agent: str) -> object:
-    parts = user_agent.split(maxsplit=1)
-    return _loads(parts[1]) if len(parts) == 2 else None
-
-
 # --- JSON "linehaul" agents -------------------------------------------------
 
 _PIP6 = SpecifierSet(">=6", prereleases=True)
@@ -94,20 +125,35 @@ _UV_JSON = SpecifierSet(">=0.1.22", prereleases=True)
 _ANY_VERSION = SpecifierSet(">=0", prereleases=True)
 
 
-def _prefix_version(user_agent: str) -> str:
-    return user_agent.split(maxsplit=1)[0].split("/", 1)[1] if user_agent.strip() else ""
+def _head_and_json(user_agent: str, spec: SpecifierSet) -> Optional[Details]:
+    """``NAME/VERSION {json}`` whose VERSION is in ``spec``: the JSON's details, else None.
+
+    VERSION is what follows the first ``/`` of the first whitespace-free
+    token, the JSON what ``split(maxsplit=1)`` leaves after that token
+    (leading whitespace dropped, trailing kept): found with one scan each,
+    without splitting copies of the agent. A token without ``/`` raises
+    IndexError, as splitting it would (parse_agent reads that as "not
+    mine"; the family's prefix rules it out anyway).
+    """
+    start = len(user_agent) - len(user_agent.lstrip()) if user_agent[:1].isspace() else 0
+    if start == len(user_agent):
+        return None  # no token, so no version
+    end = token_end(user_agent, start)
+    slash = user_agent.find("/", start, end)
+    if slash < 0:
+        raise IndexError("no NAME/VERSION token")  # what splitting the token at "/" would raise
+    if not _version_in(user_agent[slash + 1 : end], spec):
+        return None
+    payload = user_agent[end:].lstrip()
+    return d.from_linehaul_json(_loads(payload)) if payload else None
 
 
 def pip_json(user_agent: str) -> Optional[Details]:
-    if not _version_in(_prefix_version(user_agent), _PIP6):
-        return None
-    return d.from_linehaul_json(_json_after_first_space(user_agent))
+    return _head_and_json(user_agent, _PIP6)
 
 
 def uv_json(user_agent: str) -> Optional[Details]:
-    if not _version_in(_prefix_version(user_agent), _UV_JSON):
-        return None
-    return d.from_linehaul_json(_json_after_first_space(user_agent))
+    return _head_and_json(user_agent, _UV_JSON)
 
 
 def hatch_json(user_agent: str) -> Optional[Details]:

@@ -107,9 +107,9 @@ def main(argv: list[str] | None = None) -> int:
               f"rows, {_size(data) / 1e9:.2f} GB of Parquet; downloads a day: "
               + ", ".join(f"{p} {sizes.get(p, 0) / days:,.0f}" for p in (args.project, *args.small)))
 
-        # the rollups (pipeline/stats_rollups.py): made once from the rows, then kept
+        # the rollups (stats/rollups.py): made once from the rows, then kept
         # under DATA/_rollups/ until the files change; 0 s when they are current
-        from haulage.pipeline.stats_backends import DuckDBBackend
+        from haulage.stats.backends import DuckDBBackend
 
         started = time.perf_counter()
         backend = DuckDBBackend(str(data))

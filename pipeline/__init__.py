@@ -1,0 +1,9 @@
+"""haulage.pipeline — the Beam pipeline: sources, the parse transform, sinks, jobs.
+
+At this level: ``options`` (what a run is asked to do), ``elements`` (what flows
+between stages), ``parse_transform`` (lines to rows), ``summary``, ``metrics``,
+``progress``, ``datasets``, ``ledgers`` and ``failpoints``. Sources, sinks, the
+local runners and the run/replay jobs each have their own subpackage.
+"""
+
+__all__: list[str] = []

@@ -1,4 +1,4 @@
-"""Rollups (pipeline/stats_rollups.py) give the rows' numbers and follow every commit and replay.
+"""Rollups (stats/rollups.py) give the rows' numbers and follow every commit and replay.
 
 A labelled synthetic log of four days, in three files, goes through the real
 pipeline into Parquet. The statistics read through the rollups must equal
@@ -33,10 +33,10 @@ if str(ROOT / "benchmarks") not in sys.path:
 
 import corpus  # noqa: E402
 
-from haulage.pipeline.stats_backends import DuckDBBackend  # noqa: E402
-from haulage.pipeline.stats_query import normalize_project  # noqa: E402
-from haulage.pipeline.stats_report import DaySpec, UnknownProject, build_report  # noqa: E402
-from haulage.pipeline.stats_rollups import ROLLUPS  # noqa: E402
+from haulage.stats.backends import DuckDBBackend  # noqa: E402
+from haulage.stats.query import normalize_project  # noqa: E402
+from haulage.stats.report import DaySpec, UnknownProject, build_report  # noqa: E402
+from haulage.stats.rollups import ROLLUPS  # noqa: E402
 from haulage.stats.page_data import BREAKDOWNS, project_page  # noqa: E402
 
 LINES, SEED, START, DAYS = 3000, 20261130, "2026-10-01", 4
@@ -141,7 +141,7 @@ def test_rollups_give_the_numbers_of_the_rows(items, parts, tmp_path):
     found = sorted(p.relative_to(out / ROLLUPS).parts for p in (out / ROLLUPS).rglob("*") if p.is_file())
     assert [folder for folder, _ in found] == [f"date={d}" for d in days] + ["month=2026-10"]
     # the home page's most downloaded projects of the newest day, from the rollup and from the rows
-    from haulage.pipeline.stats_query import top_projects_query
+    from haulage.stats.query import top_projects_query
     import datetime as dt
 
     newest = dt.date.fromisoformat(days[-1])

@@ -134,7 +134,7 @@ def read_parquet_output(out_dir: str | os.PathLike) -> Output:
     """
     import pyarrow.parquet as pq
 
-    from haulage.pipeline.parquet_commit import committed_files
+    from haulage.pipeline.sinks.parquet_commit import committed_files
 
     out = Output()
     root = Path(out_dir)
@@ -146,7 +146,7 @@ def read_parquet_output(out_dir: str | os.PathLike) -> Output:
         if rel[0] == "_ledger":  # commit markers, and the commit lock; no commit left half done
             assert (len(rel) == 2 and (rel[1].endswith(".json") or rel[1] == ".lock")), f"unexpected ledger file: {path}"
             continue
-        if rel[0] == "_rollups":  # the statistics' derived cache (pipeline/stats_rollups.py), not output
+        if rel[0] == "_rollups":  # the statistics' derived cache (stats/rollups.py), not output
             continue
         assert rel[0] != "_staging", f"staging left behind by a finished run: {path}"
         assert len(rel) == 3, f"unexpected file in the output: {path}"
@@ -234,7 +234,7 @@ class CliResult:
 
 def run_cli(argv: Sequence[str]) -> CliResult:
     """``haulage`` in this process (so test spies and env patches apply)."""
-    from haulage.pipeline.cli import main
+    from haulage.cli.main import main
 
     out, err = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):

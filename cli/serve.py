@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import sys
 import textwrap
+import threading
 from typing import Optional
 
 from .argtypes import non_negative_int
@@ -63,6 +64,9 @@ def main(args: argparse.Namespace, extra: Optional[list[str]] = None) -> int:
         return fail(str(exc), 2)
     except SourceError as exc:
         return fail(str(exc), exc.exit_code)
+    rollups = getattr(backend, "rollups", None)
+    if rollups is not None:
+        rollups.start()
     try:
         server = make_server(backend, args.host, args.port, log=not args.quiet)
     except OSError as exc:
@@ -70,6 +74,8 @@ def main(args: argparse.Namespace, extra: Optional[list[str]] = None) -> int:
     host, port = server.server_address[:2]
     shown = f"[{host}]" if ":" in str(host) else host
     print(f"serving {backend.describe()} on http://{shown}:{port}/ (Ctrl-C to stop)", flush=True)
+    if rollups is not None:  # days without a current rollup are rolled up in the background, newest first
+        threading.Thread(target=_warm, args=(rollups,), name="rollups", daemon=True).start()
     try:
         server.serve_forever()
     except KeyboardInterrupt:
@@ -77,3 +83,11 @@ def main(args: argparse.Namespace, extra: Optional[list[str]] = None) -> int:
     finally:
         server.server_close()
     return 0
+
+
+def _warm(rollups) -> None:
+    """Build missing rollups; a failure here is only logged (the request that needs the day builds it again)."""
+    try:
+        rollups.warm()
+    except Exception as exc:  # noqa: BLE001 - a background convenience must not kill the server
+        print(f"haulage serve: rolling up days in the background failed: {exc}", file=sys.stderr)

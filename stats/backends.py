@@ -18,6 +18,7 @@ from ..parsers.schemas import DOWNLOADS, SIMPLE
 from ..pipeline.datasets import DatasetRef, bigquery_client
 from ..pipeline.sinks.parquet_commit import committed_files
 from .query import BigQueryDialect, Dialect, DuckDBDialect, Query
+from .rollups import RollupCache, Rollups, open_rollups
 
 
 __all__ = ["SourceError", "Backend", "plain", "DuckDBBackend", "BigQueryBackend"]
@@ -70,7 +71,7 @@ class DuckDBBackend:
     counted, so the statistics never need to de-duplicate.
     """
 
-    def __init__(self, output_dir: str) -> None:
+    def __init__(self, output_dir: str, rollups: bool = True) -> None:
         if output_dir.startswith("gs://"):
             raise SourceError(
                 f"--output-dir {output_dir}: stats reads local Parquet only; copy the dataset here "
@@ -79,6 +80,9 @@ class DuckDBBackend:
         self.output_dir = output_dir
         self._con: Any = None
         self._lock = threading.Lock()
+        # per-(project, day) rollups (stats/rollups.py): kept under the output folder when it can be written
+        self._rollup_cache = RollupCache() if rollups and os.path.isdir(table_dir) and open_rollups(output_dir) else None
+        self.rollups: Optional[Rollups] = None
         self.refresh()
         if not self.files[DOWNLOADS]:
             raise SourceError(
@@ -92,6 +96,12 @@ class DuckDBBackend:
                       for table in (DOWNLOADS, SIMPLE)}
         # the file lists are query parameters, never SQL text
         self.dialect = DuckDBDialect(self.files[DOWNLOADS], self.files[SIMPLE] or None)
+        self.rollups = None
+        if self._rollup_cache is not None:
+            try:
+                self.rollups = Rollups(self.output_dir, self.files, self.run_arrow, self._rollup_cache)
+            except ValueError:  # a part file outside a date= folder: count from the rows
+                self.rollups = None
 
     def state(self) -> tuple[str, ...]:
         """The committed files of both tables: what a cached answer depends on (committed files never change)."""
@@ -132,6 +142,18 @@ class DuckDBBackend:
         finally:
             cursor.close()
         return [{name: plain(value) for name, value in zip(names, row)} for row in rows]
+
+    def run_arrow(self, sql: str, params: dict[str, Any]) -> Any:
+        """``sql`` with ``params`` as an Arrow table (what the rollups read and write)."""
+        import duckdb
+
+        cursor = self._cursor()
+        try:
+            return cursor.execute(sql, params).to_arrow_table()
+        except duckdb.Error as exc:
+            raise SourceError(f"DuckDB could not read {self.output_dir}: {exc}") from exc
+        finally:
+            cursor.close()
 
     def has_table(self, table: str) -> bool:
         """Whether the output has committed files of ``table``."""

@@ -20,7 +20,7 @@ import html
 from typing import Any, Optional, Sequence
 from urllib.parse import quote
 
-from .report import TRAFFIC, Counts, Groups, Report
+from .report import BIGQUERY_HLL, EXACT, SKETCHES, TRAFFIC, Counts, Groups, Report
 from .series import HEADLINE
 
 from .page_data import BREAKDOWNS, RANGES, ProjectPage
@@ -245,7 +245,7 @@ def _side_cards(report: Report) -> str:
         "Many people share an environment (the same pip on the same Python in the same country looks identical), "
         "and one person can have several (a laptop, a CI runner, a new pip). No IP address exists in the logs "
         f"or is used. {env_note}</p>"
-        f"<p class=\"note\">{'Exact count' if report.source.startswith('parquet:') else 'HyperLogLog++ estimate'} "
+        f"<p class=\"note\">{_METHOD_NOTES[report.environments_method]} "
         "(see definitions).</p></div>")
     # index look-ups
     if report.simple_daily is None:
@@ -345,11 +345,19 @@ def _bars(name: str, groups: Groups, total: int) -> str:
             f'<table class="bars-t"><tbody>{"".join(rows)}</tbody></table></div>')
 
 
+_METHOD_NOTES = {EXACT: "Exact count", SKETCHES: "HyperLogLog estimate", BIGQUERY_HLL: "HyperLogLog++ estimate"}
+_METHOD_DEFINITIONS = {
+    EXACT: "Counted exactly (DuckDB <code>count(DISTINCT …)</code> over the Parquet files)",
+    SKETCHES: ("Estimated from per-day HyperLogLog sketches (Apache DataSketches, 2<sup>14</sup> registers) of the "
+               "project's environments, merged over the range: about 0.8 % relative standard error, exact in "
+               "practice below a few thousand"),
+    BIGQUERY_HLL: ("Estimated by BigQuery's <code>APPROX_COUNT_DISTINCT</code> (HyperLogLog++; exact for small "
+                   "counts, within about a percent for large ones)"),
+}
+
+
 def _definitions(report: Report) -> str:
-    estimate = ("Counted exactly (DuckDB <code>count(DISTINCT …)</code> over the Parquet files)"
-                if report.source.startswith("parquet:") else
-                "Estimated by BigQuery's <code>APPROX_COUNT_DISTINCT</code> (HyperLogLog++; exact for small "
-                "counts, within about a percent for large ones)")
+    estimate = _METHOD_DEFINITIONS[report.environments_method]
     return f"""<section class="panel" id="definitions"><h2 style="margin-top:0">Definitions</h2><dl class="defs">
 <dt>Total</dt><dd>Every download of a file of the project: nothing removed. Includes mirrors, CI, scripts and bots.</dd>
 <dt>Without mirrors</dt><dd>Removes downloads by mirroring clients — <code>classification.traffic = 'mirror'</code>:

@@ -182,7 +182,10 @@ class Handler(BaseHTTPRequestHandler):
         if newest is not None:
             age = (self.server.today() - dt.date.fromisoformat(newest)).days
             label = freshness_label(age)
-            rows = backend.run(top_projects_query(backend.dialect, dt.date.fromisoformat(newest), TOP_PROJECTS))
+            day = dt.date.fromisoformat(newest)
+            rollups = getattr(backend, "rollups", None)
+            rows = (rollups.top_projects(day, TOP_PROJECTS) if rollups is not None
+                    else backend.run(top_projects_query(backend.dialect, day, TOP_PROJECTS)))
             projects = [(r["project"], r["downloads"]) for r in rows if r["project"]]
         return HTTPStatus.OK, page.home_page(backend.describe(), newest, age, label, projects)
 

@@ -1,6 +1,6 @@
 """The Dataflow worker image installs what the pipeline needs and nothing for the workstation.
 
-``haulage stats`` needs DuckDB and matplotlib; the pipeline needs neither,
+``haulage stats`` needs DuckDB, matplotlib and DataSketches; the pipeline needs none,
 and every package in the worker image (deploy/Dockerfile: ``pip install .``)
 is start-up time and attack surface on every worker. Checked offline:
 
@@ -25,7 +25,7 @@ from pathlib import Path
 from packaging.requirements import Requirement
 
 ROOT = Path(__file__).resolve().parents[1]
-WORKSTATION_ONLY = {"duckdb", "matplotlib"}
+WORKSTATION_ONLY = {"duckdb", "matplotlib", "datasketches"}
 
 
 def _normal(name: str) -> str:
@@ -84,7 +84,7 @@ import sys, importlib.abc
 
 class Blocked(importlib.abc.MetaPathFinder):
     def find_spec(self, name, path=None, target=None):
-        if name.split(".")[0] in ("duckdb", "matplotlib"):
+        if name.split(".")[0] in ("duckdb", "matplotlib", "datasketches"):
             raise ImportError(f"{name} is not in the worker image", name=name)
         return None
 
@@ -100,7 +100,7 @@ launch(["--subscription=projects/test-project/subscriptions/s1", "--message_form
 from haulage.cli.main import main
 code = main(["run", "--input", "fixtures/downloads-2026-10-01T00.log.gz", "--output-dir", sys.argv[1], "--quiet"])
 assert code == 0, code
-assert not {"duckdb", "matplotlib"} & {m.split(".")[0] for m in sys.modules}
+assert not {"duckdb", "matplotlib", "datasketches"} & {m.split(".")[0] for m in sys.modules}
 print("ok")
 '''
 

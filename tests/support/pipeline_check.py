@@ -146,6 +146,8 @@ def read_parquet_output(out_dir: str | os.PathLike) -> Output:
         if rel[0] == "_ledger":  # commit markers, and the commit lock; no commit left half done
             assert (len(rel) == 2 and (rel[1].endswith(".json") or rel[1] == ".lock")), f"unexpected ledger file: {path}"
             continue
+        if rel[0] == "_rollups":  # the statistics' derived cache (stats/rollups.py), not output
+            continue
         assert rel[0] != "_staging", f"staging left behind by a finished run: {path}"
         assert len(rel) == 3, f"unexpected file in the output: {path}"
         assert path in committed, f"a part file no commit marker covers: {path}"

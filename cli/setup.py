@@ -10,10 +10,8 @@ or refused (an incompatible difference setup will not "fix"); a run that
 changed nothing ends with "nothing to change". Exit status: 0 done, 1 a
 resource was refused or an API call failed, 2 bad options.
 
-Uses the Google client libraries (google-cloud-bigquery, -pubsub, -storage).
-They honour the emulator variables: PUBSUB_EMULATOR_HOST and
-STORAGE_EMULATOR_HOST by themselves, BIGQUERY_EMULATOR_HOST through
-:func:`haulage.pipeline.datasets.bigquery_client`.
+This module is the command line: options, their validation, the report. The
+job, every resource in dependency order, is :func:`haulage.deploy.resources.run_setup`.
 """
 
 from __future__ import annotations
@@ -23,7 +21,7 @@ import re
 import sys
 from typing import Optional
 
-__all__ = ["add_parser", "run_setup", "main"]
+__all__ = ["add_parser", "main"]
 
 
 _TOPIC = re.compile(r"^projects/[^/]+/topics/[^/]+$")
@@ -114,59 +112,6 @@ def _validate(args: argparse.Namespace) -> None:
         raise _UsageError("--dead-letter-topic must differ from --topic")
 
 
-def run_setup(args: argparse.Namespace, outcomes: Optional[list] = None) -> list:
-    """Every step in dependency order, appending to ``outcomes`` (so what was done
-    before an API error can still be reported); returns them."""
-    from ..deploy.outcomes import Outcome, Status
-
-    outcomes = [] if outcomes is None else outcomes
-    if args.bigquery_dataset:
-        from ..pipeline.datasets import DatasetRef, bigquery_client
-
-        from ..deploy.bigquery_setup import BigQueryRequest, iter_bigquery
-
-        ref = DatasetRef.parse(args.bigquery_dataset)
-        client = bigquery_client(ref.project)
-        try:
-            outcomes.extend(iter_bigquery(client, BigQueryRequest(ref.project, ref.dataset, args.location,
-                                                                    args.partition_expiration_days)))
-        finally:
-            client.close()
-    if args.topic:
-        from google.cloud import pubsub_v1
-
-        from ..deploy.pubsub_setup import PubSubRequest, default_dead_letter_topic, iter_pubsub
-
-        publisher = pubsub_v1.PublisherClient()
-        subscriber = pubsub_v1.SubscriberClient()
-        try:
-            request = PubSubRequest(
-                topic=args.topic,
-                subscription=args.subscription,
-                dead_letter_topic=(args.dead_letter_topic or default_dead_letter_topic(args.topic)) if args.subscription else None,
-                ack_deadline_seconds=args.ack_deadline_seconds,
-                retention_seconds=args.retention_days * 86_400,
-                max_delivery_attempts=args.max_delivery_attempts,
-                topic_retention_seconds=args.topic_retention_days * 86_400 if args.topic_retention_days else None,
-                project_number=args.project_number,
-            )
-            outcomes.extend(iter_pubsub(publisher, subscriber, request))
-            if args.notification_bucket:
-                from google.cloud import storage
-
-                from ..deploy.notification_setup import NotificationRequest, iter_notification
-
-                storage_client = storage.Client(project=request.topic.split("/")[1])
-                outcomes.extend(iter_notification(storage_client, publisher, NotificationRequest(
-                    args.notification_bucket.removeprefix("gs://").rstrip("/"), args.topic, args.notification_prefix)))
-        finally:
-            subscriber.close()
-            publisher.stop()
-    if not outcomes:
-        outcomes.append(Outcome("setup", "-", Status.SKIPPED, "nothing requested"))
-    return outcomes
-
-
 def main(args: argparse.Namespace, extra: Optional[list[str]] = None) -> int:
     """Validate the options, create or check each resource, print what happened; exit status 0, 1 or 2."""
     try:
@@ -175,10 +120,11 @@ def main(args: argparse.Namespace, extra: Optional[list[str]] = None) -> int:
         print(f"haulage setup: {exc}", file=sys.stderr)
         return 2
     from ..deploy.outcomes import Status, render
+    from ..deploy.resources import run_setup
 
     outcomes: list = []
     try:
-        run_setup(args, outcomes)
+        run_setup(args, outcomes)  # the job: haulage.deploy.resources
     except Exception as exc:  # an API error: say which, after what was done so far
         from google.api_core import exceptions as gexc
         from google.auth import exceptions as auth_exc

@@ -46,10 +46,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from corpus import Corpus  # noqa: E402
 
-from haulage.deploy.schemas import DOWNLOADS, SIMPLE, arrow_schema  # noqa: E402
+from haulage.parsers.schemas import DOWNLOADS, SIMPLE, arrow_schema  # noqa: E402
 from haulage.parsers import LineParser, Origin  # noqa: E402
-from haulage.pipeline.arrow_rows import rows_to_arrow  # noqa: E402
-from haulage.pipeline.parquet_sink import ROW_GROUP_ROWS  # noqa: E402
+from haulage.parsers.arrow_rows import rows_to_arrow  # noqa: E402
+from haulage.pipeline.sinks.parquet import ROW_GROUP_ROWS  # noqa: E402
 
 __all__ = ["templates", "write_dataset"]
 

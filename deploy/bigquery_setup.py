@@ -1,6 +1,6 @@
 """BigQuery side of ``haulage setup``: dataset, the three tables, the views.
 
-Tables come from :mod:`haulage.deploy.schemas` (the one definition the
+Tables come from :mod:`haulage.parsers.schemas` (the one definition the
 pipeline's writers and the docs use too): DAY partitions on the partition
 column, clustering and descriptions as defined there.
 
@@ -27,7 +27,7 @@ from typing import Any, Iterator, Optional
 
 from .bigquery_views import ViewSpec, normalized_sql, views
 from .outcomes import Outcome, Status
-from .schemas import (
+from ..parsers.schemas import (
     CLUSTERING,
     DESCRIPTIONS,
     LEDGER,

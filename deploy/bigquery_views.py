@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .schemas import DOWNLOADS
+from ..parsers.schemas import DOWNLOADS
 
 # series name -> (NULL-safe row condition, what it counts)
 SERIES: dict[str, tuple[str, str]] = {

@@ -5,7 +5,7 @@
 
 A generated section sits between ``<!-- generated: NAME -->`` and
 ``<!-- end generated: NAME -->``; NAME is a table (its columns, from
-:func:`haulage.deploy.schemas.markdown_table`) or ``views`` (the views and
+:func:`haulage.parsers.schemas.markdown_table`) or ``views`` (the views and
 what they count, from :mod:`haulage.deploy.bigquery_views`). The README is
 then one more reader of the one schema definition, like the writers and
 ``haulage setup``.
@@ -19,7 +19,7 @@ import sys
 from pathlib import Path
 
 from .bigquery_views import DAILY, DAILY_PROJECT, SERIES, TRAFFIC_COUNTS, series_view_name
-from .schemas import CLUSTERING, PARTITION_COLUMN, TABLE_NAMES, markdown_table
+from ..parsers.schemas import CLUSTERING, PARTITION_COLUMN, TABLE_NAMES, markdown_table
 
 README = Path(__file__).with_name("README.md")
 _SECTION = re.compile(r"(<!-- generated: (?P<name>[\w-]+) -->\n)(?P<body>.*?)(<!-- end generated: (?P=name) -->)", re.S)

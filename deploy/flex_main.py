@@ -5,7 +5,7 @@ deploy/Dockerfile) with the template parameters as ``--name=value`` plus the
 Dataflow options it adds itself (project, region, staging, the SDK container
 image…). It translates the parameters back to ``haulage run`` options
 (:mod:`haulage.deploy.template_options`), validates them with the same code,
-builds the same job graph (:func:`haulage.pipeline.run_command.build_pipeline`)
+builds the same job graph (:func:`haulage.pipeline.jobs.run.build_pipeline`)
 and submits it.
 
 It must exit once the job is submitted: Google's Flex Template docs say not
@@ -31,9 +31,9 @@ class LaunchError(ValueError):
 
 def launch(argv: Sequence[str]) -> Any:
     """Build and submit the job; return Beam's PipelineResult (not awaited)."""
-    from haulage.pipeline.file_source import expand_inputs
+    from haulage.pipeline.sources.files import expand_inputs
     from haulage.pipeline.options import OptionsError, options_from_namespace
-    from haulage.pipeline.run_command import build_pipeline, configure_logging
+    from haulage.pipeline.jobs.run import build_pipeline, configure_logging
 
     from haulage.deploy.template_options import NOT_TEMPLATE_PARAMETERS, parameter_name, run_parser, to_cli_argv
 
@@ -73,7 +73,7 @@ def launch(argv: Sequence[str]) -> Any:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    from haulage.pipeline.file_source import InputError
+    from haulage.pipeline.sources.files import InputError
 
     try:
         launch(sys.argv[1:] if argv is None else argv)

@@ -28,7 +28,7 @@ LIST_PARAMETERS = {"input", "notification_allow"}
 
 def run_parser() -> argparse.ArgumentParser:
     """A parser with exactly the options of ``haulage run`` (built by its own module)."""
-    from haulage.pipeline import run_cli
+    from ..cli import run as run_cli
 
     root = argparse.ArgumentParser(prog="haulage")
     commands = root.add_subparsers(dest="command")

@@ -25,7 +25,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from haulage.deploy.schemas import DOWNLOADS, arrow_schema
+from .schemas import DOWNLOADS, arrow_schema
 
 from .agents import AgentResult
 

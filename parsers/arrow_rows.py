@@ -1,4 +1,4 @@
-"""Row dicts → Arrow tables with the schema from ``haulage.deploy.schemas``.
+"""Row dicts → Arrow tables with the schema from ``haulage.parsers.schemas``.
 
 Built column by column rather than with ``Table.from_pylist``: the nested
 ``details`` and ``classification`` dicts are shared by every row of the same
@@ -18,7 +18,7 @@ from typing import Any, Sequence
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from haulage.deploy.schemas import PARTITION_COLUMN, arrow_schema
+from .schemas import PARTITION_COLUMN, arrow_schema
 
 __all__ = ["rows_to_arrow", "arrow_to_rows"]
 

@@ -1,6 +1,6 @@
 """The Arrow schema of parsed record batches: the table schema, with shared values dictionary-encoded.
 
-``deploy/schemas.py`` defines the columns; this module says how the columnar
+``parsers/schemas.py`` defines the columns; this module says how the columnar
 parser *carries* them. A batch of 20,000 downloads holds a few thousand
 distinct agents and urls, so every column derived from the agent
 (``details.*``, ``classification.*``, ``user_agent``) or from the url
@@ -22,7 +22,7 @@ from functools import lru_cache
 
 import pyarrow as pa
 
-from haulage.deploy.schemas import DOWNLOADS, SIMPLE, UNPROCESSED, arrow_schema
+from .schemas import DOWNLOADS, SIMPLE, UNPROCESSED, arrow_schema
 
 __all__ = ["DICTIONARY_COLUMNS", "DICTIONARY_STRING", "batch_schema", "conform", "plain", "empty_batch"]
 

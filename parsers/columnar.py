@@ -33,7 +33,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from haulage.deploy.schemas import PARTITION_COLUMN
+from .schemas import PARTITION_COLUMN
 
 from .agent_columns import AgentStore, _Validity, expand
 from .agents import DEFAULT_AGENT_CACHE_SIZE, AgentCache

@@ -19,8 +19,8 @@ from typing import Any, Optional
 import apache_beam as beam
 import pyarrow as pa
 
-from haulage.parsers import Origin
-from haulage.parsers.framing import FileFault
+from ..parsers import Origin
+from ..parsers.framing import FileFault
 
 
 FILE = "file"
@@ -32,7 +32,7 @@ class SourceUnit:
     """A source that is ingested once, as a whole: a log file or a Pub/Sub message.
 
     ``unit_id`` is the event-id key of its lines (``Origin.key``): for a file
-    derived from its content (see :mod:`source_identity`), for a message from
+    derived from its content (see :mod:`.sources.identity`), for a message from
     its subscription and message id. The sinks' ledgers record committed
     units by this id; ``lines`` and ``faults`` say what the unit held.
     """
@@ -177,7 +177,7 @@ def tune_gc() -> None:
     (:mod:`haulage.pipeline.malloc_tuning`): blocks of lines are MB-sized
     buffers freed and reallocated per chunk.
     """
-    from haulage.pipeline.malloc_tuning import keep_freed_memory
+    from .malloc_tuning import keep_freed_memory
 
     keep_freed_memory()  # the same workers free and reallocate MB-sized buffers per block
     threshold0, threshold1, threshold2 = gc.get_threshold()

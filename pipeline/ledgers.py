@@ -32,12 +32,12 @@ class OpenLedger:
             return set()
         if self._ref.output_dir is not None:
             if self._dataset is None:
-                from .parquet_commit import ParquetDataset
+                from .sinks.parquet_commit import ParquetDataset
 
                 self._dataset = ParquetDataset(self._ref.output_dir)
             return wanted & set(self._dataset.committed_units())
         if self._bigquery is None:
-            from .bigquery_ledger import BigQueryLedger
+            from .sinks.bigquery_ledger import BigQueryLedger
             from .datasets import bigquery_client
 
             assert self._ref.dataset is not None

@@ -13,10 +13,10 @@ import re
 from dataclasses import dataclass, field
 from typing import Optional, Sequence
 
-from haulage.parsers.agents import DEFAULT_AGENT_CACHE_SIZE
+from ..parsers.agents import DEFAULT_AGENT_CACHE_SIZE
 
-from .argtypes import positive_float as _positive_float
-from .argtypes import positive_int as _positive_int
+from ..cli.argtypes import positive_float as _positive_float
+from ..cli.argtypes import positive_int as _positive_int
 from .datasets import DatasetRef, DatasetSpecError
 
 LINES = "lines"
@@ -189,7 +189,7 @@ def options_from_namespace(ns: argparse.Namespace, beam_args: Sequence[str]) -> 
         )
     if notification_allow and message_format != GCS_NOTIFICATION:
         raise OptionsError("--notification-allow applies to --message-format gcs-notification")
-    from .notifications import LocationError, parse_location
+    from .sources.notifications import LocationError, parse_location
 
     for text in notification_allow:
         try:

@@ -9,11 +9,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from apache_beam.transforms.window import TimestampedValue
 
-from haulage.parsers import UNPROCESSED
-from haulage.parsers.arrow_rows import rows_to_arrow
-from haulage.parsers.batch_schema import batch_schema
-from haulage.parsers.columnar import ColumnarParser, split_by_day
-from haulage.parsers.lines import fault_dead_letter
+from ..parsers import UNPROCESSED
+from ..parsers.arrow_rows import rows_to_arrow
+from ..parsers.batch_schema import batch_schema
+from ..parsers.columnar import ColumnarParser, split_by_day
+from ..parsers.lines import fault_dead_letter
 
 from .elements import Chunk, LineBatch, ParsedChunk, TableDay, tune_gc
 from .metrics import Counters

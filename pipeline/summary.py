@@ -9,7 +9,7 @@ from typing import Any, Optional
 
 from apache_beam.metrics.metric import MetricsFilter
 
-from haulage.deploy.schemas import TABLE_NAMES, UNPROCESSED
+from ..parsers.schemas import TABLE_NAMES, UNPROCESSED
 
 
 @dataclass

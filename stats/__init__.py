@@ -1,5 +1,9 @@
-"""haulage.stats — reading the tables: the ``haulage serve`` web page.
+"""haulage.stats — reading the tables, without Beam.
 
-The query code it reads through (series, breakdowns, backends) is
-``haulage.pipeline.stats_*`` for now, shared with ``haulage stats``.
+``query`` (the SQL of every series and breakdown, for DuckDB and BigQuery),
+``backends`` (where the tables are read from), ``report`` (queries to numbers),
+``render`` and ``plot`` (text, CSV, JSON, PNG for ``haulage stats``) and the
+``haulage serve`` web page (``server``, ``page_data``, ``page``, ``svg``).
 """
+
+__all__: list[str] = []

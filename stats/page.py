@@ -9,7 +9,7 @@ constants goes through :func:`html.escape` (text and attributes) or
 :func:`urllib.parse.quote` (URL parts). Project names come from URLs.
 
 The figures and their definitions are those of ``haulage stats``
-(:mod:`haulage.pipeline.stats_report`); what is written here is how they
+(:mod:`haulage.stats.report`); what is written here is how they
 are shown: which cards, which precision, which words.
 """
 
@@ -20,7 +20,7 @@ import html
 from typing import Any, Optional, Sequence
 from urllib.parse import quote
 
-from haulage.pipeline.stats_report import TRAFFIC, Counts, Groups, Report
+from .report import TRAFFIC, Counts, Groups, Report
 
 from .page_data import BREAKDOWNS, RANGES, ProjectPage
 from .svg import Layer, stacked_columns, two_lines

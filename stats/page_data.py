@@ -2,8 +2,8 @@
 
 Why a separate step from the HTML: the page and ``haulage stats --json``
 must agree number for number, so the page takes its figures from the same
-:func:`~haulage.pipeline.stats_report.build_report` (and the breakdowns from
-the same :func:`~haulage.pipeline.stats_report.breakdown_groups` that
+:func:`~haulage.stats.report.build_report` (and the breakdowns from
+the same :func:`~haulage.stats.report.breakdown_groups` that
 ``--by`` uses); this module only chooses the range and the breakdowns.
 """
 
@@ -14,9 +14,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Optional
 
-from haulage.pipeline.stats_backends import Backend
-from haulage.pipeline.stats_query import resolve_fields
-from haulage.pipeline.stats_report import DaySpec, Groups, Report, breakdown_groups, build_report
+from .backends import Backend
+from .query import resolve_fields
+from .report import DaySpec, Groups, Report, breakdown_groups, build_report
 
 __all__ = ["RANGES", "DEFAULT_RANGE", "BREAKDOWNS", "ProjectPage", "project_page", "range_spec"]
 

@@ -30,9 +30,9 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from packaging.utils import canonicalize_name
 
-from haulage.pipeline.stats_backends import Backend, SourceError
-from haulage.pipeline.stats_query import top_projects_query
-from haulage.pipeline.stats_report import (NoDownloadsInRange, StatsError, UnknownProject, freshness_label)
+from .backends import Backend, SourceError
+from .query import top_projects_query
+from .report import (NoDownloadsInRange, StatsError, UnknownProject, freshness_label)
 
 from . import page
 from .page_data import DEFAULT_RANGE, RANGES, project_page
@@ -172,7 +172,7 @@ class Handler(BaseHTTPRequestHandler):
     # ---- pages -----------------------------------------------------------
 
     def _home(self) -> tuple[int, str]:
-        from haulage.pipeline.stats_query import newest_day_query
+        from .query import newest_day_query
 
         backend = self.server.backend
         (row,) = backend.run(newest_day_query(backend.dialect))

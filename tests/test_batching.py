@@ -1,4 +1,4 @@
-"""Chunks and batches bounded by lines and bytes (pipeline/batching.py), and the direct runner's books.
+"""Chunks and batches bounded by lines and bytes (pipeline/sources/batching.py), and the direct runner's books.
 
 * :func:`bounded_chunks` over random line batches (hypothesis): every line
   once, in order, at its position; no chunk over the line cap; no chunk over
@@ -25,8 +25,8 @@ from hypothesis import strategies as hs
 
 from haulage.parsers import Origin
 from haulage.parsers.framing import FileFault
-from haulage.pipeline.batching import BatchChunks, bounded_chunks, chunk_size
-from haulage.pipeline.direct_streaming import HaulageDirectRunner
+from haulage.pipeline.sources.batching import BatchChunks, bounded_chunks, chunk_size
+from haulage.pipeline.runners.direct_streaming import HaulageDirectRunner
 from haulage.pipeline.elements import MESSAGE, Chunk, LineBatch, SourceUnit
 
 RECEIVED = "2026-11-30T00:00:00Z"
@@ -156,7 +156,7 @@ def test_counters_of_every_bundle_are_kept():
     from pathlib import Path
 
     assert counted(HaulageDirectRunner()) == 6
-    # The Beam bug worked around in pipeline/direct_streaming.py: Beam's own runner keeps the
+    # The Beam bug worked around in pipeline/runners/direct_streaming.py: Beam's own runner keeps the
     # first bundle's count only. A canary, in a fresh process (the work-around is process-wide):
     # when Beam fixes this, drop _fresh_sampler_per_bundle.
     code = ("import sys; sys.path.insert(0, 'tests'); from test_batching import counted; "

@@ -6,7 +6,7 @@
   (Dataflow: a Read, a decode and a metrics step; the direct runner: one
   native read) and the sink's ``GroupByKey`` (Dataflow: one step; the
   direct runner: reify, group, group by window);
-* what Beam's direct runner guarantees (pipeline/direct_streaming.py): it
+* what Beam's direct runner guarantees (pipeline/runners/direct_streaming.py): it
   acknowledges a message when it pulls it. Stopping the process with SIGTERM
   drains — every message it read is written, nothing is left or lost; a
   ``kill -9`` loses exactly the messages it had read and not yet written:
@@ -138,7 +138,7 @@ def _as_seen_by(graph: dict[str, list[str]], other: dict[str, list[str]]) -> tup
 def test_the_graph_that_runs_here_is_the_dataflow_job(pubsub, pubsub_emulator, monkeypatch, message_format):
     from apache_beam.runners.direct.direct_runner import _DirectReadFromPubSub, _GroupByKey
 
-    from haulage.pipeline.direct_streaming import HaulageDirectRunner
+    from haulage.pipeline.runners.direct_streaming import HaulageDirectRunner
     from test_deploy_dataflow_graph import PROJECT, streaming_job
 
     _, _, _, subscription = pubsub
@@ -228,7 +228,7 @@ def test_what_the_direct_runner_guarantees_when_stopped(stop, pubsub, pubsub_emu
         pc.check_summary(summary, out, acc)
         assert st.event_ids(out) == st.expected_event_ids(subscription, sources)
     else:  # read, hence acknowledged, and not written: lost
-        from haulage.pipeline.parquet_commit import ParquetDataset
+        from haulage.pipeline.sinks.parquet_commit import ParquetDataset
 
         assert proc.returncode == -signal.SIGKILL
         dataset = ParquetDataset(str(out_dir))  # (its staging, if any, is recovered by the next run into it)

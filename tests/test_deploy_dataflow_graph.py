@@ -171,7 +171,7 @@ def gcs_logs(gcs_emulator):
 def test_batch_job_graph_over_gcs_files(gcs_logs, offline, monkeypatch, sink, write):
     from apache_beam.options.pipeline_options import StandardOptions
 
-    from haulage.pipeline import file_source
+    from haulage.pipeline.sources import files as file_source
 
     folder, paths = gcs_logs
     listed: list = []

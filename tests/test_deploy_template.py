@@ -274,8 +274,8 @@ def _expand(text: str, env: dict[str, str]) -> str:
 
 
 def test_readme_haulage_commands_parse():
-    from haulage.deploy import setup_command
-    from haulage.pipeline.cli import build_parser
+    from haulage.cli import setup as setup_command
+    from haulage.cli.main import build_parser
 
     env = _names_env()
     assert {"PROJECT", "REGION", "BUCKET", "DATASET", "TOPIC", "SUBSCRIPTION", "IMAGE", "TEMPLATE"} <= set(env)

@@ -26,7 +26,7 @@ from support.fault_proxy import Rule, fault_proxy
 
 pytestmark = pytest.mark.emulator
 
-# The steps of a BigQuery load commit (haulage.pipeline.bigquery_commit.STEPS), and where to kill.
+# The steps of a BigQuery load commit (haulage.pipeline.sinks.bigquery_commit.STEPS), and where to kill.
 BIGQUERY_KILL_POINTS = (
     "parquet:marker-written",  # while staging
     "bigquery:staged",
@@ -121,7 +121,7 @@ def test_killed_at_every_step_of_a_load_then_run_again(bigquery, gcs_emulator, g
     """kill -9 while staging, after staging, after the batch is written down,
     after each table's load job, after the ledger's, after clean-up; the next
     run finishes what was started (same job ids) and skips what is in."""
-    from haulage.pipeline import bigquery_commit
+    from haulage.pipeline.sinks import bigquery_commit
 
     assert set(bigquery_commit.STEPS) == {p.split("=")[0] for p in BIGQUERY_KILL_POINTS[1:]}
     client = bigquery.client()
@@ -225,7 +225,7 @@ def test_replays_never_share_staging(bigquery, gcs_emulator, google_credentials,
                                      monkeypatch):
     """A replay that died after staging leaves its files; the next replay with
     the same ``--staging-dir`` must not load them along with its own."""
-    from haulage.pipeline import replay as replay_module
+    from haulage.pipeline.jobs import replay_parquet as replay_module
 
     dataset = new_dataset(bigquery)
     env = env_for(bigquery, gcs_emulator, google_credentials)
@@ -305,7 +305,7 @@ def test_storage_write_api_evidence(bigquery, archive, tmp_path):
     from google.cloud.bigquery_storage_v1 import BigQueryWriteClient, types
     from google.cloud.bigquery_storage_v1.services.big_query_write.transports import BigQueryWriteGrpcTransport
 
-    from haulage.pipeline.parquet_commit import committed_files
+    from haulage.pipeline.sinks.parquet_commit import committed_files
 
     out = tmp_path / "out"
     assert pc.run_cli(["run", "--input", str(archive.files[0]), "--output-dir", str(out), "--quiet"]).code == 0
@@ -341,9 +341,9 @@ def test_retried_bundles_on_dataflow_load_once(bigquery, gcs_emulator, google_cr
     end): a staging bundle run twice, and the load step run twice after it
     finished, put every line in once."""
     from haulage.parsers.agents import DEFAULT_AGENT_CACHE_SIZE
-    from haulage.pipeline import bigquery_sink
+    from haulage.pipeline.sinks import bigquery as bigquery_sink
     from haulage.pipeline.datasets import DatasetRef
-    from haulage.pipeline.file_source import ReadFileFn, expand_inputs
+    from haulage.pipeline.sources.files import ReadFileFn, expand_inputs
     from haulage.pipeline.parse_transform import ParseChunkFn
 
     dataset = new_dataset(bigquery)

@@ -23,7 +23,7 @@ from support import exactly_once as eo
 from support import killable
 from support import pipeline_check as pc
 
-# The steps of a Parquet commit, in order (haulage.pipeline.parquet_commit.STEPS).
+# The steps of a Parquet commit, in order (haulage.pipeline.sinks.parquet_commit.STEPS).
 PARQUET_COMMIT_STEPS = (
     "parquet:staged",
     "parquet:intent-written",
@@ -110,7 +110,7 @@ def test_bucket_and_local_copy_give_the_same_event_ids(archive, reference, gcs_e
 def _parsed_chunks(archive: eo.Archive) -> list:
     """The input as the sink receives it: parsed chunks of 50 lines."""
     from haulage.parsers.agents import DEFAULT_AGENT_CACHE_SIZE
-    from haulage.pipeline.file_source import ReadFileFn, expand_inputs
+    from haulage.pipeline.sources.files import ReadFileFn, expand_inputs
     from haulage.pipeline.parse_transform import ParseChunkFn
 
     files = expand_inputs([str(archive.root / "*" / "*.gz")])
@@ -138,7 +138,7 @@ def _run_bundle(sink, parsed, *, inspect=None) -> None:
 def test_retried_bundle_writes_its_rows_once(archive, reference, tmp_path):
     """Beam may run a bundle again after its ``finish_bundle`` committed
     (Dataflow retries a bundle whose completion it did not record)."""
-    from haulage.pipeline.parquet_sink import WriteFilesFn
+    from haulage.pipeline.sinks.parquet import WriteFilesFn
 
     parsed = _parsed_chunks(archive)
     out = tmp_path / "out"
@@ -155,8 +155,8 @@ def test_table_folders_never_show_unfinished_files(archive, reference, tmp_path,
     gs://…/*`` or a DuckDB glob reads) shows nothing of it."""
     import importlib
 
-    from haulage.pipeline import parquet_sink
-    from haulage.pipeline.parquet_sink import WriteFilesFn
+    from haulage.pipeline.sinks import parquet as parquet_sink
+    from haulage.pipeline.sinks.parquet import WriteFilesFn
 
     for name in ("parquet_sink", "parquet_commit"):  # flush to disk while the bundle is open
         try:
@@ -197,7 +197,7 @@ def test_killed_at_every_commit_step_then_run_again(archive, reference, tmp_path
         # what a reader saw between the crash and the re-run: whole files only (with a worker per
         # core, the worker that was not killed may have committed its files before the kill)
         assert_whole_units(committed_before, reference, step)
-    from haulage.pipeline import parquet_commit
+    from haulage.pipeline.sinks import parquet_commit
 
     assert tuple(parquet_commit.STEPS) == PARQUET_COMMIT_STEPS
 
@@ -220,7 +220,7 @@ def assert_whole_units(view: eo.Holdings, reference: eo.Holdings, step: str) -> 
 
 def _committed_view(out: Path) -> eo.Holdings:
     """What a reader of the dataset sees: haulage's committed files."""
-    from haulage.pipeline.parquet_commit import committed_files
+    from haulage.pipeline.sinks.parquet_commit import committed_files
 
     import pyarrow.parquet as pq
 

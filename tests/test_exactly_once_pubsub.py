@@ -201,11 +201,11 @@ def test_the_same_notification_twice(channel, pubsub_emulator, gcs_emulator, goo
 
 
 def file_holdings(bucket, sources: list[pc.Source]) -> eo.Holdings:
-    """Event ids of files named by their content (haulage.pipeline.source_identity's rule)."""
+    """Event ids of files named by their content (haulage.pipeline.sources.identity's rule)."""
     import collections
     import io
 
-    from haulage.pipeline.source_identity import file_key
+    from haulage.pipeline.sources.identity import file_key
 
     ids, dead = collections.Counter(), collections.Counter()
     for source in sources:

@@ -34,7 +34,7 @@ REPEATS = 128  # 128 x 16 MiB = 2 GiB of log lines, plus one 256 MiB line
 CHILD = r"""
 import json, sys
 from haulage.parsers import Origin
-from haulage.pipeline.file_source import read_chunks
+from haulage.pipeline.sources.files import read_chunks
 
 def peak_kib():
     for line in open("/proc/self/status"):

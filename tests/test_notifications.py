@@ -1,4 +1,4 @@
-"""Which Cloud Storage notifications are read (pipeline/notifications.py) and the options around them.
+"""Which Cloud Storage notifications are read (pipeline/sources/notifications.py) and the options around them.
 
 The rule: an OBJECT_FINALIZE is read only when its bucket is an allowed
 bucket and its name starts with that bucket's prefix; other events are
@@ -17,7 +17,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as hs
 
-from haulage.pipeline.notifications import (
+from haulage.pipeline.sources.notifications import (
     BAD_NOTIFICATION,
     NOT_ALLOWED,
     LocationError,
@@ -107,7 +107,7 @@ def test_locations_that_are_refused(text):
 def _options(*argv: str):
     import argparse
 
-    from haulage.pipeline import run_cli
+    from haulage.cli import run as run_cli
     from haulage.pipeline.options import options_from_namespace
 
     root = argparse.ArgumentParser()

@@ -12,8 +12,8 @@ import pyarrow.parquet as pq
 from haulage.parsers import Origin
 from haulage.parsers.framing import FileFault
 from haulage.pipeline.elements import Chunk, LineBatch, ParsedChunk, ParsedChunkCoder
-from haulage.pipeline.file_source import InputFile
-from haulage.pipeline.local_workers import deal_files
+from haulage.pipeline.sources.files import InputFile
+from haulage.pipeline.runners.local_workers import deal_files
 from haulage.pipeline.parse_transform import ParseChunkFn, blocks_of
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -73,7 +73,7 @@ def test_files_are_dealt_into_balanced_nonempty_shares_in_listed_order():
 
 
 def test_run_on_two_workers_writes_what_one_worker_writes(tmp_path):
-    from haulage.pipeline.cli import main
+    from haulage.cli.main import main
 
     lines = corpus.generate_lines(6000, seed=62, days=2, bad_fraction=0.02)
     inputs = tmp_path / "in"

@@ -2,7 +2,7 @@
 Parquet output of the same input.
 
 The dataset and its three tables are created here with google-cloud-bigquery
-from ``haulage.deploy.schemas`` (DAY partitions on PARTITION_COLUMN,
+from ``haulage.parsers.schemas`` (DAY partitions on PARTITION_COLUMN,
 clustering per CLUSTERING), as ``haulage setup`` would. The same local gzip
 files are then run once into BigQuery and once into Parquet, and the two are
 compared; the BigQuery rows are also checked line by line against the
@@ -25,7 +25,7 @@ pytestmark = pytest.mark.emulator
 def create_tables(client, dataset_id: str) -> None:
     """The tables as `haulage setup` makes them (its own code), checked for layout."""
     from haulage.deploy.bigquery_setup import BigQueryRequest, ensure_bigquery
-    from haulage.deploy.schemas import CLUSTERING, PARTITION_COLUMN, TABLE_NAMES
+    from haulage.parsers.schemas import CLUSTERING, PARTITION_COLUMN, TABLE_NAMES
 
     ensure_bigquery(client, BigQueryRequest(client.project, dataset_id))
     for name in TABLE_NAMES:

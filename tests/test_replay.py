@@ -15,8 +15,8 @@ import duckdb
 import gzip
 import pytest
 
-from haulage.pipeline.source_identity import file_origin
-from haulage.pipeline.cli import main
+from haulage.pipeline.sources.identity import file_origin
+from haulage.cli.main import main
 from support import killable
 from support.logfiles import corpus, write_gzip
 
@@ -190,7 +190,7 @@ REPLAY_COMMIT_STEPS = (
 def test_killed_replay_rerun_ends_exact(tmp_path):
     """kill -9 while staging (inside the staging commit) and at every step of
     the replay's commit; each re-run of the replay ends exact."""
-    from haulage.pipeline import replay as replay_module
+    from haulage.pipeline.jobs import replay_parquet as replay_module
 
     assert tuple(replay_module.STEPS) == REPLAY_COMMIT_STEPS
     labelled = corpus.generate_labelled(1200, seed=23, start_date="2026-10-01", days=2, bad_fraction=0.02)

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from haulage.deploy.bigquery_setup import BigQueryRequest, ensure_bigquery
-from haulage.pipeline.cli import main
+from haulage.cli.main import main
 from support.emulators import patched_env
 from support.logfiles import corpus, write_gzip
 
@@ -98,7 +98,7 @@ def test_merge_replaces_rows_of_the_given_files_only(dataset, archive, tmp_path)
     root, files, labelled = archive
     assert replay(spec, "--input", str(root / "*.gz")) == 0
     complete = rows(client, table_id, "file_downloads")
-    from haulage.pipeline.source_identity import file_origin
+    from haulage.pipeline.sources.identity import file_origin
 
     key = file_origin(str(files[3]))[0].key
     assert sum(r[0].startswith(key + "-") for r in complete) > 400

@@ -1,7 +1,7 @@
 """``haulage setup`` against the real local emulators, then ``haulage run`` on what it made.
 
 * First run creates the dataset, the three tables (schemas from
-  deploy/schemas.py, DAY partitions, clustering), the views, the topic, the
+  parsers/schemas.py, DAY partitions, clustering), the views, the topic, the
   subscription and its dead-letter topic and subscription; the second run
   reports every resource unchanged, ends with "nothing to change", and a
   snapshot of every resource taken before and after is identical.
@@ -39,7 +39,7 @@ from typing import Any
 import pytest
 
 from haulage.deploy import bigquery_views
-from haulage.deploy.schemas import CLUSTERING, DESCRIPTIONS, DOWNLOADS, PARTITION_COLUMN, TABLE_NAMES, bigquery_schema
+from haulage.parsers.schemas import CLUSTERING, DESCRIPTIONS, DOWNLOADS, PARTITION_COLUMN, TABLE_NAMES, bigquery_schema
 from support import emulators
 from support import pipeline_check as pc
 

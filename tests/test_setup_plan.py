@@ -16,7 +16,7 @@ from haulage.deploy import bigquery_views
 from haulage.deploy.bigquery_setup import plan_schema
 from haulage.deploy.notification_setup import NotificationRequest, _reuse_or_create
 from haulage.deploy.outcomes import Outcome, Status, render
-from haulage.deploy.schemas import DOWNLOADS, SIMPLE, TABLE_NAMES, bigquery_schema
+from haulage.parsers.schemas import DOWNLOADS, SIMPLE, TABLE_NAMES, bigquery_schema
 from support import pipeline_check as pc
 
 

@@ -37,7 +37,7 @@ if str(ROOT / "benchmarks") not in sys.path:
 import corpus  # noqa: E402
 
 
-from haulage.pipeline import stats_query as sq  # noqa: E402
+from haulage.stats import query as sq  # noqa: E402
 
 LINES, SEED, START, DAYS = 3000, 20261003, "2026-10-01", 3
 SERIES = ("total", "without_mirrors", "human", "ci", "automation", "mirror", "unknown", "bots")
@@ -337,7 +337,7 @@ def test_text_csv_and_errors_agree_between_backends(items, both):
 
 @pytest.mark.emulator
 def test_bigquery_queries_scan_only_the_days_asked_for(items, both, monkeypatch):
-    from haulage.pipeline.stats_backends import BigQueryBackend
+    from haulage.stats.backends import BigQueryBackend
 
     seen: list[sq.Query] = []
     original = BigQueryBackend.run
@@ -382,7 +382,7 @@ def write_rows(folder: Path, rows: list[dict[str, Any]]) -> None:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from haulage.deploy.schemas import arrow_schema
+    from haulage.parsers.schemas import arrow_schema
 
     def loosen(t: pa.DataType) -> pa.DataType:
         if pa.types.is_struct(t):
@@ -555,8 +555,8 @@ def test_plots_are_written_and_valid(items, parquet_dir, tmp_path):
 
 def test_plot_of_many_days_and_gaps(tmp_path):
     """Over 120 days the chart switches to areas; a gap in the data is said."""
-    from haulage.pipeline.stats_plot import write_plot
-    from haulage.pipeline.stats_report import Counts, Report
+    from haulage.stats.plot import write_plot
+    from haulage.stats.report import Counts, Report
 
     start = dt.date(2026, 1, 1)
     days = [(start + dt.timedelta(days=i)).isoformat() for i in range(200) if not 50 <= i < 60]
@@ -673,7 +673,7 @@ def test_serve_from_bigquery_shows_the_bigquery_numbers(items, both, bigquery_em
     import urllib.request
 
     from haulage.pipeline.datasets import DatasetRef
-    from haulage.pipeline.stats_backends import BigQueryBackend
+    from haulage.stats.backends import BigQueryBackend
     from haulage.stats.server import make_server
 
     project = top_projects(items, 1)[0]

@@ -97,7 +97,7 @@ common = ["--project=test-project", "--region=us-central1", "--temp_location=gs:
 launch(["--subscription=projects/test-project/subscriptions/s1", "--bigquery_dataset=test-project:pypi", *common])
 launch(["--subscription=projects/test-project/subscriptions/s1", "--message_format=gcs-notification",
         "--notification_allow=gs://logs-bucket/logs/", "--output_dir=gs://haulage-test/out", *common])
-from haulage.pipeline.cli import main
+from haulage.cli.main import main
 code = main(["run", "--input", "fixtures/downloads-2026-10-01T00.log.gz", "--output-dir", sys.argv[1], "--quiet"])
 assert code == 0, code
 assert not {"duckdb", "matplotlib"} & {m.split(".")[0] for m in sys.modules}

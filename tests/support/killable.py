@@ -23,9 +23,9 @@ _PRELOAD = [
     "apache_beam",
     "google.cloud.bigquery",
     "google.cloud.pubsub_v1",
-    "haulage.pipeline.cli",
-    "haulage.pipeline.run_command",
-    "haulage.pipeline.replay_command",
+    "haulage.cli.main",
+    "haulage.pipeline.jobs.run",
+    "haulage.pipeline.jobs.replay",
     "support.killable",
 ]
 
@@ -50,7 +50,7 @@ def _child(argv: Sequence[str], env: Mapping[str, str], cwd: Optional[str], log:
     target = os.open(log or os.devnull, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     os.dup2(target, 1)
     os.dup2(target, 2)
-    from haulage.pipeline.cli import main
+    from haulage.cli.main import main
 
     code = main(list(argv))
     sys.stdout.flush()

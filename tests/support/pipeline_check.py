@@ -134,7 +134,7 @@ def read_parquet_output(out_dir: str | os.PathLike) -> Output:
     """
     import pyarrow.parquet as pq
 
-    from haulage.pipeline.parquet_commit import committed_files
+    from haulage.pipeline.sinks.parquet_commit import committed_files
 
     out = Output()
     root = Path(out_dir)
@@ -232,7 +232,7 @@ class CliResult:
 
 def run_cli(argv: Sequence[str]) -> CliResult:
     """``haulage`` in this process (so test spies and env patches apply)."""
-    from haulage.pipeline.cli import main
+    from haulage.cli.main import main
 
     out, err = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):

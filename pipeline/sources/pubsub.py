@@ -1,0 +1,207 @@
+"""Streaming input from Pub/Sub, in two shapes.
+
+* :class:`ReadPubSubChunks` — Beam's ``ReadFromPubSub``, decode, batch: the
+  graph that runs on Dataflow (where the service acks a message only after
+  the bundle that consumed it is committed) and, unchanged, on Beam's
+  direct runner here (``--runner BundleBasedDirectRunner``, see
+  :mod:`haulage.pipeline.runners.direct_streaming`: that runner acks on pull).
+* :class:`~haulage.pipeline.sources.pubsub_windows.PullPubSubWindows` (in
+  pubsub_windows.py) — haulage's default local runner: windows of messages,
+  acknowledged only after they are committed; it decodes with the
+  :class:`MessageDecoder` here.
+
+A message carries newline-separated log lines (gzip-compressed when it starts
+with the gzip magic or says ``compression=gzip``), or with
+``message_format="gcs-notification"`` a Cloud Storage OBJECT_FINALIZE
+notification for a log file, which is then streamed in chunks if it is inside
+the allow-list (:mod:`haulage.pipeline.sources.notifications`) and a dead letter if
+not. Everything is cut into chunks of at most ``chunk_lines`` lines and
+``chunk_bytes`` bytes, and windows and batches are capped the same way.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import time
+from typing import Any, Callable, Iterator, Mapping, Optional
+
+import apache_beam as beam
+from apache_beam.metrics import Metrics
+
+from ...parsers import Origin
+from ...parsers.framing import FileFault, iter_line_batches
+from ...parsers.timestamps import iso_from_epoch
+
+from .batching import BatchChunks, bounded_chunks
+from ..elements import FILE, MESSAGE, Chunk, LineBatch, SourceUnit
+from .files import DEFAULT_CHUNK_BYTES, read_file
+from .notifications import NotificationPolicy, Refusal
+from ..options import DEFAULT_CHUNK_LINES, GCS_NOTIFICATION
+
+__all__ = ["MessageDecoder", "ReadPubSubChunks", "line_batches_of_message"]
+
+_LOG = logging.getLogger("haulage")
+
+
+def line_batches_of_message(data: bytes, attributes: Mapping[str, str], message_id: str, subscription: str, received_at: str) -> Iterator[LineBatch]:
+    """One message of log lines, as line batches read lazily (gzip detected from its magic bytes).
+
+    The last batch carries the message's :class:`SourceUnit` (``finished``):
+    the message is complete once that batch is written.
+    """
+    origin = Origin.for_message(subscription, message_id)
+    name = origin.label + (".gz" if attributes.get("compression", "").lower() == "gzip" else "")
+    held: Optional[LineBatch] = None  # one batch behind, so the last one can be marked
+    lines = faults = 0
+    for item in iter_line_batches(io.BytesIO(data), name):
+        if held is not None:
+            yield held
+        if isinstance(item, FileFault):
+            if item.reason == "empty-file":
+                item = FileFault("empty-message", f"{origin.label}: message has no data", 1)
+            held = LineBatch(origin, item.position, [], received_at, item)
+            faults += 1
+        else:
+            held = LineBatch(origin, item[0], item[1], received_at)
+            lines += len(item[1])
+    if held is None:
+        held = LineBatch(origin, 1, [], received_at)
+    held.finished = SourceUnit(origin.key, MESSAGE, origin.label, len(data), lines, faults)
+    yield held
+
+
+class MessageDecoder:
+    """Turns a message into chunks of at most ``chunk_lines`` lines and ``chunk_bytes`` bytes.
+
+    Lines messages are cut into chunks as they inflate (a small gzip message
+    can hold gigabytes); a notification is checked against the allow-list
+    (:mod:`haulage.pipeline.sources.notifications`) and its file streamed in chunks,
+    never read whole. ``skip(unit_id)`` true means that message or file is
+    already ingested: nothing of it is yielded (counted as
+    ``units_skipped.<kind>``).
+    """
+
+    def __init__(
+        self,
+        subscription: str,
+        message_format: str,
+        chunk_lines: int = DEFAULT_CHUNK_LINES,
+        chunk_bytes: int = DEFAULT_CHUNK_BYTES,
+        policy: Optional[NotificationPolicy] = None,
+    ) -> None:
+        self.subscription = subscription
+        self.message_format = message_format
+        self.chunk_lines = chunk_lines
+        self.chunk_bytes = chunk_bytes
+        self.policy = policy or NotificationPolicy(())
+        self.ignored = Metrics.counter("haulage", "notifications_ignored")
+        self.refused = Metrics.counter("haulage", "notifications_refused")
+        self.messages = Metrics.counter("haulage", "messages_read")
+        # lines plus file faults handed on: what the parser will count as lines_read + file_faults
+        self.decoded = Metrics.counter("haulage", "lines_decoded")
+        self.skipped = {kind: Metrics.counter("haulage", f"units_skipped.{kind}") for kind in (FILE, MESSAGE)}
+
+    def chunks(
+        self,
+        data: bytes,
+        attributes: Mapping[str, str],
+        message_id: str,
+        received_at: str,
+        skip: Optional[Callable[[str], bool]] = None,
+    ) -> Iterator[Chunk]:
+        self.messages.inc()
+        for chunk in self._chunks(data, attributes, message_id, received_at, skip or _nothing_ingested):
+            self.decoded.inc(sum(len(b.lines) + (b.fault is not None) for b in chunk))
+            yield chunk
+
+    def _chunks(self, data, attributes, message_id, received_at, skip: Callable[[str], bool]) -> Iterator[Chunk]:
+        origin = Origin.for_message(self.subscription, message_id)
+        if self.message_format != GCS_NOTIFICATION:
+            if skip(origin.key):
+                self.skipped[MESSAGE].inc()
+                return
+            batches = line_batches_of_message(data, attributes, message_id, self.subscription, received_at)
+            yield from bounded_chunks(batches, self.chunk_lines, self.chunk_bytes)
+            return
+        decision = self.policy.decide(attributes)
+        if decision is None:  # deletes, metadata updates: nothing to read
+            self.ignored.inc()
+        elif isinstance(decision, Refusal):
+            if skip(origin.key):  # its dead letter is already written
+                self.skipped[MESSAGE].inc()
+                return
+            self.refused.inc()
+            fault = FileFault(decision.reason, f"{origin.label}: {decision.detail}", 1, decision.attributes.encode())
+            unit = SourceUnit(origin.key, MESSAGE, origin.label, len(data), 0, 1)
+            yield Chunk([LineBatch(origin, 1, [], received_at, fault, unit)])
+        else:
+            def skip_file(unit_id: str) -> bool:
+                if skip(unit_id):
+                    self.skipped[FILE].inc()
+                    return True
+                return False
+
+            # named by its content, like the same file read by a batch run or a replay
+            yield from read_file(decision, received_at, self.chunk_lines, skip=skip_file, chunk_bytes=self.chunk_bytes)
+
+
+def _nothing_ingested(unit_id: str) -> bool:
+    return False
+
+
+class _DecodeMessageFn(beam.DoFn):
+    def __init__(self, subscription: str, message_format: str, chunk_lines: int, chunk_bytes: int,
+                 policy: Optional[NotificationPolicy]) -> None:
+        self._args = (subscription, message_format, chunk_lines, chunk_bytes, policy)
+
+    def setup(self) -> None:
+        self._decoder = MessageDecoder(*self._args)
+
+    def process(self, message: Any) -> Iterator[Chunk]:
+        received_at = iso_from_epoch(int(time.time()))
+        yield from self._decoder.chunks(message.data or b"", message.attributes or {}, message.message_id or "", received_at)
+
+
+class ReadPubSubChunks(beam.PTransform):
+    """Unbounded: ``ReadFromPubSub`` → chunks of ≤ ``chunk_lines`` lines and ≤ ``chunk_bytes`` bytes.
+
+    A CDN sends one log line per message; parsing and writing per message
+    would make one BigQuery request (or one Parquet file) per line. Lines
+    messages are therefore batched (:class:`~haulage.pipeline.sources.batching.BatchChunks`:
+    by lines, bytes and ``window_seconds``) before they are parsed and
+    written. A notified file already arrives in bounded chunks and is not
+    batched: its chunks go straight to the parser, in the step that read it.
+    """
+
+    def __init__(
+        self,
+        message_format: str,
+        subscription: Optional[str] = None,
+        topic: Optional[str] = None,
+        window_seconds: float = 60.0,
+        chunk_lines: int = DEFAULT_CHUNK_LINES,
+        chunk_bytes: int = DEFAULT_CHUNK_BYTES,
+        policy: Optional[NotificationPolicy] = None,
+    ) -> None:
+        super().__init__()
+        self._format = message_format
+        self._subscription = subscription
+        self._topic = topic
+        self._window_seconds = window_seconds
+        self._chunk_lines = chunk_lines
+        self._chunk_bytes = chunk_bytes
+        self._policy = policy
+
+    def expand(self, pbegin):
+        decode = _DecodeMessageFn(self._subscription or self._topic or "", self._format, self._chunk_lines,
+                                  self._chunk_bytes, self._policy)
+        chunks = (
+            pbegin
+            | "ReadFromPubSub" >> beam.io.ReadFromPubSub(subscription=self._subscription, topic=self._topic, with_attributes=True)
+            | "DecodeMessages" >> beam.ParDo(decode).with_output_types(Chunk)
+        )
+        if self._format == GCS_NOTIFICATION:
+            return chunks
+        return chunks | "BatchMessages" >> BatchChunks(self._chunk_lines, self._chunk_bytes, self._window_seconds)
+

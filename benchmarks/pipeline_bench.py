@@ -9,8 +9,9 @@ once per ``--workers`` setting (``default`` = no option given: what a user
 gets) and prints lines/s (wall clock, process start-up included) next to:
 
 * PyPI's parser (the ``linehaul`` package) on the same lines, in this run;
-* inflate alone, every file inflated with zlib by as many processes as the
-  machine has cores — the ceiling the issue measures against;
+* inflate alone, every file inflated (ISA-L, as framing does; zlib without
+  it) by as many processes as the machine has cores — the ceiling the issue
+  measures against;
 * the scaling of N workers over one worker.
 """
 
@@ -31,10 +32,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from anchor import DEFAULT_ANCHOR_LINES, linehaul_rate, linehaul_version  # noqa: E402
 from stages import add_corpus_arguments, child_cpu, gzip_bytes, make_corpus  # noqa: E402
 
+from haulage.parsers.framing import isal_zlib  # noqa: E402
+
 
 def _inflate_file(path: str) -> int:
+    """Inflate one file as framing does: ISA-L when installed, else zlib."""
     with open(path, "rb") as f:
-        return len(zlib.decompress(f.read(), wbits=31))
+        return len((isal_zlib or zlib).decompress(f.read(), wbits=31))
 
 
 def inflate_all_cores(paths: list[str], processes: int) -> float:
@@ -125,7 +129,8 @@ def _measure(args, sink: list[str] | None, env: dict | None) -> int:
         pypi, _, _ = linehaul_rate(lines, args.anchor_lines)
         print(f"PyPI's parser (linehaul {linehaul_version()}), parse + JSON per line, one core: {pypi:>10,.0f} lines/s (= 1×)")
         inflate = n / inflate_all_cores(paths, cores)  # wall clock: the ceiling on this machine as it is now
-        print(f"inflate alone, zlib, {cores} processes{'':<17}: {inflate:>10,.0f} lines/s  {inflate / pypi:>7,.1f}× PyPI")
+        inflater = "ISA-L" if isal_zlib is not None else "zlib"
+        print(f"inflate alone, {inflater}, {cores} processes{'':<16}: {inflate:>10,.0f} lines/s  {inflate / pypi:>7,.1f}× PyPI")
 
         rates: dict[str, float] = {}
         for workers in args.workers:

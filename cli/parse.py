@@ -19,6 +19,7 @@ from ..parsers.line_block import gather_blocks
 from ..parsers.lines import fault_dead_letter
 from ..parsers.ndjson import block_ndjson
 from ..parsers.timestamps import iso_from_epoch
+from ..pipeline.malloc_tuning import keep_freed_memory
 
 __all__ = ["STDIN_NAME", "add_parser", "main", "parse_stream", "run_parse"]
 
@@ -91,6 +92,7 @@ def run_parse(files: list[str], agent_cache_size: int) -> int:
     # cache keeps tens of thousands of parsed agents alive, and rescanning them is wasted work.
     gc.set_threshold(50_000, *gc.get_threshold()[1:])
     gc.freeze()
+    keep_freed_memory()  # blocks and their Arrow buffers are freed and reallocated thousands of times
     parser = ColumnarParser(agent_cache_size=agent_cache_size)
     out = sys.stdout.buffer
     received_at = iso_from_epoch(int(time.time()))

@@ -2,8 +2,9 @@
 
 At this level: ``graph`` (the one graph builder of every job), ``options``
 (what a run is asked to do), ``elements`` (what flows between stages),
-``parse_transform`` (lines to rows), ``summary``, ``metrics``,
-``progress``, ``datasets``, ``ledgers`` and ``failpoints``. Sources, sinks, the
+``parse_transform`` (lines to rows), ``summary``, ``metrics``, ``progress``,
+``datasets``, ``ledgers``, ``failpoints`` and ``malloc_tuning`` (workers keep
+freed memory for reuse). Sources, sinks, the
 local runners and the run/replay jobs each have their own subpackage.
 """
 

@@ -181,8 +181,13 @@ def tune_gc() -> None:
     collector does here is rescan the tens of thousands of rows a batch keeps
     alive, which measured at about 30 % of a local run. A larger first
     threshold keeps collection (Beam's own objects do form cycles) but makes
-    those rescans rare.
+    those rescans rare. It also keeps freed memory for reuse
+    (:mod:`haulage.pipeline.malloc_tuning`): blocks of lines are MB-sized
+    buffers freed and reallocated per chunk.
     """
+    from .malloc_tuning import keep_freed_memory
+
+    keep_freed_memory()  # the same workers free and reallocate MB-sized buffers per block
     threshold0, threshold1, threshold2 = gc.get_threshold()
     if threshold0 < 50_000:
         gc.set_threshold(50_000, max(threshold1, 20), max(threshold2, 20))

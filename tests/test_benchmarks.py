@@ -31,6 +31,6 @@ def test_parse_bench_prints_ratios_and_stage_shares(capsys):
     out = capsys.readouterr().out
     assert "distinct agents" in out
     assert "× PyPI" in out
-    for stage in ("inflate", "split", "agents", "write"):
+    for stage in ("start-up", "inflate", "split", "agents", "write"):
         assert f"  {stage}" in out
     assert "isal" in out

@@ -14,8 +14,8 @@ import textwrap
 import threading
 from typing import Optional
 
-from .argtypes import non_negative_int
 from ..pipeline.options import DEFAULT_OUTPUT_DIR
+from .argtypes import non_negative_int
 
 __all__ = ["add_parser", "main"]
 

@@ -18,8 +18,8 @@ import re
 import sys
 from pathlib import Path
 
-from .bigquery_views import DAILY, DAILY_PROJECT, SERIES, TRAFFIC_COUNTS, series_view_name
 from ..parsers.schemas import CLUSTERING, PARTITION_COLUMN, TABLE_NAMES, markdown_table
+from .bigquery_views import DAILY, DAILY_PROJECT, SERIES, TRAFFIC_COUNTS, series_view_name
 
 __all__ = ["README", "section", "regenerate", "main"]
 

@@ -13,10 +13,9 @@ import re
 from dataclasses import dataclass, field
 from typing import Optional, Sequence
 
-from ..parsers.agents import DEFAULT_AGENT_CACHE_SIZE
-
 from ..cli.argtypes import positive_float as _positive_float
 from ..cli.argtypes import positive_int as _positive_int
+from ..parsers.agents import DEFAULT_AGENT_CACHE_SIZE
 from .datasets import DatasetRef, DatasetSpecError
 
 __all__ = [

@@ -14,7 +14,6 @@ from ..parsers.arrow_rows import rows_to_arrow
 from ..parsers.batch_schema import batch_schema
 from ..parsers.columnar import ColumnarParser, split_by_day
 from ..parsers.lines import fault_dead_letter
-
 from .elements import Chunk, LineBatch, ParsedChunk, TableDay, tune_gc
 from .metrics import Counters
 

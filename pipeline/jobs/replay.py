@@ -12,18 +12,17 @@ from typing import Optional, Sequence
 import pyarrow.parquet as pq
 
 from ...parsers.schemas import UNPROCESSED
-
-from ..sources.files import InputFile, expand_inputs, unreadable_chunk
+from ..elements import SourceUnit
+from ..graph import ReplayStaging, build_pipeline, new_run_id
 from ..options import RunOptions
 from ..sinks.bigquery_lock import LockHeld
-from ..elements import SourceUnit
 from ..sinks.parquet_commit import ParquetDataset
 from ..sinks.parquet_commit import _remove_tree as remove_tree
-from .replay_parquet import BigQueryDayStore, DayChange, ParquetDayStore, StagedFiles, dead_letter_label, replay_key
-from ..graph import ReplayStaging, build_pipeline, new_run_id
-from .run import configure_logging
+from ..sources.files import InputFile, expand_inputs, unreadable_chunk
 from ..sources.identity import file_origin
 from ..summary import RunSummary, summary_from_result
+from .replay_parquet import BigQueryDayStore, DayChange, ParquetDayStore, StagedFiles, dead_letter_label, replay_key
+from .run import configure_logging
 
 __all__ = ["FILE_FAULT_REASONS", "ReplayError", "ReplayReport", "identify_files", "run_replay"]
 

@@ -29,12 +29,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ...parsers.schemas import LEDGER, PARTITION_COLUMN, TABLES, UNPROCESSED, bigquery_schema, bookkeeping_schema
-
+from ..datasets import DatasetRef, bigquery_client
+from ..elements import SourceUnit
 from ..sinks.bigquery_jobs import retry_transient, run_load_job
 from ..sinks.bigquery_ledger import ledger_rows
 from ..sinks.bigquery_lock import DatasetLock
-from ..datasets import DatasetRef, bigquery_client
-from ..elements import SourceUnit
 
 __all__ = ["BigQueryDayStore"]
 

@@ -40,9 +40,8 @@ import pyarrow.compute as pc
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
-from ...parsers.schemas import DOWNLOADS, PARTITION_COLUMN, SIMPLE, TABLES, UNPROCESSED, arrow_schema, bigquery_schema
 from ...parsers.lines import event_key
-
+from ...parsers.schemas import DOWNLOADS, PARTITION_COLUMN, SIMPLE, TABLES, UNPROCESSED, arrow_schema, bigquery_schema
 from .. import failpoints
 from ..datasets import DatasetRef, bigquery_client
 from ..sinks.parquet_commit import ParquetDataset, commit_id_for, fsync_dir, fsync_file

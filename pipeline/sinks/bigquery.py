@@ -31,19 +31,18 @@ from apache_beam.transforms.window import GlobalWindow, GlobalWindows
 from apache_beam.utils.timestamp import Timestamp
 from apache_beam.utils.windowed_value import WindowedValue
 
-from ...parsers.schemas import UNPROCESSED
 from ...parsers.arrow_rows import arrow_to_rows
 from ...parsers.lines import dead_letter, event_key
+from ...parsers.schemas import UNPROCESSED
 from ...parsers.timestamps import iso_from_epoch
-
-from .bigquery_batches import BatchLoader, StagedBundle, stage_bundle
-from .bigquery_commit import BigQueryCommitter, LoadOutcome, default_staging_root
-from .bigquery_jobs import retry_transient
 from ..datasets import DatasetRef, bigquery_client
 from ..elements import ParsedChunk
 from ..metrics import Counters
-from .parquet_commit import CommitOutcome, IncompleteUnitError, StagedGroup
 from ..progress import note_day
+from .bigquery_batches import BatchLoader, StagedBundle, stage_bundle
+from .bigquery_commit import BigQueryCommitter, LoadOutcome, default_staging_root
+from .bigquery_jobs import retry_transient
+from .parquet_commit import CommitOutcome, IncompleteUnitError, StagedGroup
 
 __all__ = ["LOAD_JOBS", "METHODS", "STREAMING_INSERTS", "InsertRowsFn", "LoadBatchesFn", "LoadGroupsFn",
            "LoadStagedFn", "StageFilesFn", "StageGroupsFn", "WriteBigQuery", "count_load"]

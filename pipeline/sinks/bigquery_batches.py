@@ -34,10 +34,9 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from ...parsers.schemas import PARTITION_COLUMN, UNPROCESSED, arrow_schema
-
+from ..elements import SourceUnit, TableDay
 from .bigquery_commit import LOAD_ORDER, BigQueryCommitter, LoadOutcome
 from .bigquery_jobs import job_id
-from ..elements import SourceUnit, TableDay
 from .parquet_commit import _delete, _join, _write_durable, commit_id_for, without_units
 
 __all__ = ["BatchLoader", "StagedBundle", "stage_bundle"]

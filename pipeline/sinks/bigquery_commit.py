@@ -51,16 +51,15 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from ...parsers.schemas import DOWNLOADS, SIMPLE, UNPROCESSED, arrow_schema, bigquery_schema
-from ...parsers.lines import dead_letter
-from ...parsers.timestamps import iso_from_epoch
-
-from .. import failpoints
 from ...parsers.arrow_rows import rows_to_arrow
-from .bigquery_jobs import LoadRejected, job_id, retry_transient, run_load_job
-from .bigquery_ledger import BigQueryLedger
+from ...parsers.lines import dead_letter
+from ...parsers.schemas import DOWNLOADS, SIMPLE, UNPROCESSED, arrow_schema, bigquery_schema
+from ...parsers.timestamps import iso_from_epoch
+from .. import failpoints
 from ..datasets import DatasetRef, bigquery_client
 from ..elements import MESSAGE, SourceUnit, TableDay
+from .bigquery_jobs import LoadRejected, job_id, retry_transient, run_load_job
+from .bigquery_ledger import BigQueryLedger
 from .parquet_commit import (
     CommitOutcome,
     ParquetDataset,

@@ -19,10 +19,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ...parsers.schemas import LEDGER, bookkeeping_schema
-
-from .bigquery_jobs import retry_transient, run_load_job
 from ..datasets import DatasetRef
 from ..elements import SourceUnit
+from .bigquery_jobs import retry_transient, run_load_job
 
 __all__ = ["BigQueryLedger", "ledger_rows"]
 

@@ -24,9 +24,8 @@ import uuid
 from typing import Any, Optional
 
 from ...parsers.schemas import LOCKS
-
-from .bigquery_jobs import retry_transient
 from ..datasets import DatasetRef
+from .bigquery_jobs import retry_transient
 
 __all__ = ["DatasetLock", "LockHeld"]
 

@@ -24,7 +24,6 @@ from ...parsers import Origin
 from ...parsers.framing import FileFault, iter_line_batches
 from ...parsers.lines import event_key
 from ...parsers.timestamps import iso_from_epoch
-
 from ..elements import FILE, Chunk, LineBatch, SourceUnit, tune_gc
 from ..progress import Progress
 from .identity import file_origin

@@ -44,16 +44,15 @@ import apache_beam as beam
 
 from ...parsers import Origin
 from ...parsers.timestamps import iso_from_epoch
-
 from .. import failpoints
-from .batching import chunk_size
 from ..elements import Chunk
 from ..ledgers import LedgerRef, OpenLedger
-from .notifications import NotificationPolicy
-from .files import DEFAULT_CHUNK_BYTES
 from ..options import DEFAULT_CHUNK_LINES
-from .pubsub_clients import subscriber_client
+from .batching import chunk_size
+from .files import DEFAULT_CHUNK_BYTES
 from .messages import MessageDecoder
+from .notifications import NotificationPolicy
+from .pubsub_clients import subscriber_client
 
 __all__ = ["STEPS", "LeaseKeeper", "PullPubSubWindows", "PullWindowsFn", "topic_subscription"]
 

@@ -13,7 +13,10 @@ page is served from the server's cache — then a small project's page. It
 prints the wall-clock time of every request (client side, HTTP included)
 with the median over rounds, and the time of ``haulage stats --json`` on the
 same data for comparison. ``--screenshot`` writes a PNG of the popular
-project's page with Debian's headless Chromium.
+project's page with Debian's headless Chromium. ``--after-commit`` adds a
+copy of a part file to the newest day (as a commit would), times the
+popular project's year page once more (the day and its month are rolled up
+again first), and removes the file.
 """
 
 from __future__ import annotations
@@ -82,6 +85,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="other projects of the dataset also timed (boto3 ≈ 16k, pytest ≈ 250 downloads a day)")
     ap.add_argument("--ranges", nargs="+", default=list(RANGES), choices=RANGES)
     ap.add_argument("--screenshot", help="write a PNG of the project page here")
+    ap.add_argument("--after-commit", action="store_true",
+                    help="also time the year's page after a part file is added to the newest day (removed after)")
     args = ap.parse_args(argv)
 
     temporary = None
@@ -145,6 +150,25 @@ def main(argv: list[str] | None = None) -> int:
                 process.terminate()
                 process.wait()
 
+        after_commit = None
+        if args.after_commit:
+            # a new part file on the newest day, as a commit adds one: the next page
+            # counts that day again and puts its month together again (then the file goes)
+            newest = sorted((data / "file_downloads").iterdir())[-1]
+            extra = newest / "part-bench-extra.parquet"
+            shutil.copy(sorted(newest.glob("*.parquet"))[-1], extra)
+            try:
+                process, url = _serve(data)
+                try:
+                    after_commit, status, _ = _get(f"{url}project/{args.project}?range=all")
+                    assert status == 200
+                    again, _, _ = _get(f"{url}project/{args.project}?range=all")
+                finally:
+                    process.terminate()
+                    process.wait()
+            finally:
+                extra.unlink()
+
         started = time.perf_counter()
         subprocess.run([HAULAGE, "stats", args.project, "--output-dir", str(data), "--json"], check=True,
                        capture_output=True)
@@ -155,6 +179,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  {'page':<28}{'median':>8}  all rounds")
         for name, values in timings.items():
             print(f"  {name:<28}{statistics.median(values):>8.3f}  {' '.join(f'{v:.3f}' for v in values)}")
+        if after_commit is not None:
+            print(f"{args.project} all, first request after a new file on the newest day: {after_commit:.3f} s "
+                  f"(the same page again: {again:.3f} s)")
         print(f"haulage stats {args.project} --json (process start included): {stats_seconds:.3f} s")
     finally:
         if temporary:

@@ -399,15 +399,22 @@ class Rollups:
             "SELECT project, min(day) AS first_day, max(day) AS last_day, sum(total) AS downloads "
             f"FROM read_parquet($rollups) WHERE field = '{DAY_ROW}' GROUP BY project", {"rollups": files}).to_pylist()
 
-    def top_projects(self, day: dt.date, limit: int) -> list[dict[str, Any]]:
-        """What :func:`~.query.top_projects_query` answers, from the day's month rollup."""
+    def top_projects(self, day: dt.date, limit: int) -> Optional[list[dict[str, Any]]]:
+        """What :func:`~.query.top_projects_query` answers, from the day's month rollup.
+
+        None when that month has no current rollup yet: one day's rows answer
+        that sooner than a month's rollup is made (the home page of a server
+        just started on a folder without rollups).
+        """
         days = self.days_in(day, day)
         if not days:
             return []
+        path = self.month_path(days[0][:7])
+        if not os.path.exists(path):
+            return None
         return self.run_arrow(
             f"SELECT project, total AS downloads FROM read_parquet($rollups) WHERE field = '{DAY_ROW}' AND day = $day "
-            f"ORDER BY downloads DESC, project LIMIT {int(limit)}",
-            {"rollups": self.ensure(days), "day": days[0]}).to_pylist()
+            f"ORDER BY downloads DESC, project LIMIT {int(limit)}", {"rollups": [path], "day": days[0]}).to_pylist()
 
 
 def open_rollups(output_dir: str) -> bool:

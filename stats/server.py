@@ -184,8 +184,9 @@ class Handler(BaseHTTPRequestHandler):
             label = freshness_label(age)
             day = dt.date.fromisoformat(newest)
             rollups = getattr(backend, "rollups", None)
-            rows = (rollups.top_projects(day, TOP_PROJECTS) if rollups is not None
-                    else backend.run(top_projects_query(backend.dialect, day, TOP_PROJECTS)))
+            rows = rollups.top_projects(day, TOP_PROJECTS) if rollups is not None else None
+            if rows is None:
+                rows = backend.run(top_projects_query(backend.dialect, day, TOP_PROJECTS))
             projects = [(r["project"], r["downloads"]) for r in rows if r["project"]]
         return HTTPStatus.OK, page.home_page(backend.describe(), newest, age, label, projects)
 

@@ -180,20 +180,6 @@ def read_file(
     yield from read_chunks(path, received_at, chunk_lines, origin, size, chunk_bytes)
 
 
-def _lines_that_fit(lines: list[bytes], room_lines: int, room_bytes: int) -> tuple[int, int]:
-    """How many of ``lines`` (from the first) fit the room left, at least one; and their bytes."""
-    take = min(len(lines), room_lines)
-    size = sum(map(len, lines[:take])) if take < len(lines) else sum(map(len, lines))
-    if size <= room_bytes:
-        return take, size
-    used = 0
-    for count, line in enumerate(lines[:take]):
-        if count and used + len(line) > room_bytes:
-            return count, used
-        used += len(line)
-    return take, used
-
-
 class ReadFileFn(beam.DoFn):
     """Reads each listed file that is not yet ingested, once per bundle.
 

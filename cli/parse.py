@@ -16,7 +16,7 @@ __all__ = ["add_parser", "main"]
 
 def add_parser(commands):
     """Declare ``haulage parse FILE...`` and its options."""
-    from .argtypes import positive_int as _positive_int
+    from ..pipeline.options import positive_int
 
     parse = commands.add_parser(
         "parse",
@@ -31,7 +31,7 @@ def add_parser(commands):
     )
     parse.add_argument("files", nargs="*", metavar="FILE", help="log files; '-' or none reads stdin")
     parse.add_argument(
-        "--agent-cache-size", type=_positive_int, default=DEFAULT_AGENT_CACHE_SIZE, metavar="N",
+        "--agent-cache-size", type=positive_int, default=DEFAULT_AGENT_CACHE_SIZE, metavar="N",
         help=f"distinct user agents kept parsed in the LRU cache (default {DEFAULT_AGENT_CACHE_SIZE})",
     )
     return parse

@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .argtypes import iso_date
+from ..pipeline.options import iso_date
 
 __all__ = ["PASSES_EXTRA_ARGS", "add_parser", "main"]
 

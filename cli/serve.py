@@ -14,8 +14,7 @@ import textwrap
 import threading
 from typing import Optional
 
-from ..pipeline.options import DEFAULT_OUTPUT_DIR
-from .argtypes import non_negative_int
+from ..pipeline.options import DEFAULT_OUTPUT_DIR, non_negative_int
 
 __all__ = ["add_parser", "main"]
 

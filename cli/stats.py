@@ -14,8 +14,7 @@ import sys
 import textwrap
 from typing import Optional
 
-from ..pipeline.options import DEFAULT_OUTPUT_DIR
-from .argtypes import iso_date, non_negative_int, positive_int
+from ..pipeline.options import DEFAULT_OUTPUT_DIR, iso_date, non_negative_int, positive_int
 
 
 __all__ = ["add_parser", "OptionError", "main"]

@@ -4,7 +4,8 @@ See docs/parsers-api.md for the contract. Entry points:
 
 * :class:`LineParser` — one line to one :class:`Record` (row or dead letter);
 * :func:`haulage.parsers.agents.parse_agent` — one user agent to details + kind;
-* :func:`haulage.parsers.framing.iter_line_batches` — byte streams to lines.
+* :func:`haulage.parsers.framing.iter_line_batches` — byte streams to lines;
+* :func:`haulage.parsers.ndjson_files.parse_files` — files to NDJSON (the job of ``haulage parse``).
 """
 
 from .grammar import DOWNLOAD, SIMPLE

@@ -3,18 +3,19 @@
 haulage's own options are parsed here with argparse, so a mistake gets a
 message that says what to fix; everything else on the command line
 (``--runner``, ``--project``, ``--region``, ``--temp_location``…) is passed
-through to Beam untouched.
+through to Beam untouched. The argparse value types (``positive_int``…) live
+here too, for every subcommand: :mod:`haulage.cli` imports them from this
+module, so the dependency runs one way (the command line on the pipeline).
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime
 import re
 from dataclasses import dataclass, field
 from typing import Optional, Sequence
 
-from ..cli.argtypes import positive_float as _positive_float
-from ..cli.argtypes import positive_int as _positive_int
 from ..parsers.agents import DEFAULT_AGENT_CACHE_SIZE
 from .datasets import DatasetRef, DatasetSpecError
 
@@ -23,6 +24,7 @@ __all__ = [
     "DEFAULT_CHUNK_LINES", "DEFAULT_CHUNK_MIB", "DEFAULT_LOAD_INTERVAL", "BIGQUERY_METHODS",
     "FN_API_RUNNERS", "DIRECT_STREAMING_RUNNER", "OptionsError", "RunOptions", "add_source_arguments",
     "add_sink_arguments", "add_tuning_arguments", "options_from_namespace", "validated_options",
+    "positive_int", "non_negative_int", "positive_float", "iso_date",
 ]
 
 
@@ -44,6 +46,49 @@ DIRECT_STREAMING_RUNNER = "BundleBasedDirectRunner"
 
 _SUBSCRIPTION = re.compile(r"^projects/[^/]+/subscriptions/[^/]+$")
 _TOPIC = re.compile(r"^projects/[^/]+/topics/[^/]+$")
+
+
+# argparse value types, for these options and every other subcommand's (haulage.cli imports them
+# from here: the command line may depend on the pipeline's options, never the reverse).
+
+
+def _int_at_least(text: str, minimum: int) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < minimum:
+        raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {value}")
+    return value
+
+
+def positive_int(text: str) -> int:
+    """argparse type: an integer ≥ 1, with a message saying what was given."""
+    return _int_at_least(text, 1)
+
+
+def non_negative_int(text: str) -> int:
+    """argparse type: an integer ≥ 0, with a message saying what was given."""
+    return _int_at_least(text, 0)
+
+
+def iso_date(text: str) -> datetime.date:
+    """argparse type: a day as ``YYYY-MM-DD``."""
+    try:
+        return datetime.date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a date as YYYY-MM-DD, got {text!r}") from None
+
+
+def positive_float(text: str) -> float:
+    """argparse type: a number of seconds > 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be more than 0, got {text}")
+    return value
 
 
 class OptionsError(ValueError):
@@ -138,7 +183,7 @@ def add_sink_arguments(parser: argparse.ArgumentParser, *, streaming: bool = Tru
         group.add_argument("--bigquery-method", choices=BIGQUERY_METHODS, default=BIGQUERY_METHODS[0],
                            help="'load-jobs' (default: free, exactly once, with a ledger) or 'streaming-inserts' "
                                 "(legacy insertAll: billed per row, duplicates possible)")
-        group.add_argument("--load-interval", type=_positive_float, default=DEFAULT_LOAD_INTERVAL, metavar="SECONDS",
+        group.add_argument("--load-interval", type=positive_float, default=DEFAULT_LOAD_INTERVAL, metavar="SECONDS",
                            help=f"BigQuery on Dataflow, streaming: load the staged rows this often "
                                 f"(default {DEFAULT_LOAD_INTERVAL:g}; one load job per table each time)")
 
@@ -147,21 +192,21 @@ def add_tuning_arguments(parser: argparse.ArgumentParser, *, streaming: bool = T
     """The tuning options: chunk sizes, agent cache, workers and the streaming windows."""
     group = parser.add_argument_group("tuning")
     if streaming:
-        group.add_argument("--run-for", type=_positive_float, metavar="SECONDS",
+        group.add_argument("--run-for", type=positive_float, metavar="SECONDS",
                            help="streaming: stop cleanly after this many seconds, writing everything read")
-        group.add_argument("--window-seconds", type=_positive_float, default=DEFAULT_WINDOW_SECONDS, metavar="SECONDS",
+        group.add_argument("--window-seconds", type=positive_float, default=DEFAULT_WINDOW_SECONDS, metavar="SECONDS",
                            help="streaming: the longest a message waits to be written; a batch of messages is "
                                 "written after this many seconds, --chunk-lines lines or --chunk-bytes bytes, "
                                 f"whichever comes first (default {DEFAULT_WINDOW_SECONDS:g})")
-    group.add_argument("--agent-cache-size", type=_positive_int, default=DEFAULT_AGENT_CACHE_SIZE, metavar="N",
+    group.add_argument("--agent-cache-size", type=positive_int, default=DEFAULT_AGENT_CACHE_SIZE, metavar="N",
                        help=f"distinct user agents kept parsed per worker (default {DEFAULT_AGENT_CACHE_SIZE})")
-    group.add_argument("--chunk-lines", type=_positive_int, default=DEFAULT_CHUNK_LINES, metavar="N",
+    group.add_argument("--chunk-lines", type=positive_int, default=DEFAULT_CHUNK_LINES, metavar="N",
                        help=f"lines per unit of work (default {DEFAULT_CHUNK_LINES})")
-    group.add_argument("--chunk-mib", type=_positive_float, default=DEFAULT_CHUNK_MIB, metavar="MIB",
+    group.add_argument("--chunk-mib", type=positive_float, default=DEFAULT_CHUNK_MIB, metavar="MIB",
                        help="at most about this many MiB of lines per unit of work, whatever --chunk-lines says: "
                             "file chunks, and in streaming message batches and windows "
                             f"(default {DEFAULT_CHUNK_MIB:g})")
-    group.add_argument("--workers", type=_positive_int, default=None, metavar="N",
+    group.add_argument("--workers", type=positive_int, default=None, metavar="N",
                        help="local batch runs: worker processes, each with a share of the files (default: one per core)")
     group.add_argument("--quiet", action="store_true", help="no progress lines, only the summary")
 

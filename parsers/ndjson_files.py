@@ -1,0 +1,86 @@
+"""The job of ``haulage parse``: log files (or stdin) to NDJSON, one object per input line.
+
+The parsers without Beam, for looking at what a file turns into, for shell
+pipelines, and as the end-to-end benchmark of the parsing code. Each file is
+read by :mod:`~haulage.parsers.framing` (plain or gzip, damage reported as
+faults), its lines gathered into blocks, each block parsed by the
+:class:`~haulage.parsers.columnar.ColumnarParser` and written as NDJSON by
+:mod:`~haulage.parsers.ndjson`.
+
+The rule: one object per line read and one per damaged region (a dead letter
+in ``unprocessed``), in input order, so ``lines read + faults = objects
+written``. The command line (options, process set-up) is
+:mod:`haulage.cli.parse`.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import BinaryIO, Iterable
+
+import orjson
+
+from .columnar import ColumnarParser
+from .framing import FileFault, iter_line_runs
+from .line_block import gather_blocks
+from .lines import Origin, fault_dead_letter
+from .ndjson import block_ndjson
+from .timestamps import iso_from_epoch
+
+__all__ = ["STDIN_NAME", "parse_stream", "parse_files"]
+
+
+STDIN_NAME = "-"
+"""The file name that means standard input."""
+
+
+def _write_records(out: BinaryIO, records: Iterable) -> None:
+    dumps = orjson.dumps
+    out.write(b"".join(dumps({"table": r.table, "row": r.row}) + b"\n" for r in records))
+
+
+def parse_stream(stream: BinaryIO, name: str, parser: ColumnarParser, out: BinaryIO, received_at: str) -> list[FileFault]:
+    """Write one NDJSON object per line of ``stream`` and per damaged region; return the damage.
+
+    So ``lines read + faults = objects written``; an empty file writes nothing
+    and is not damage. The reader's runs of lines (one buffer each) are
+    gathered into blocks of thousands of lines, each parsed as one Arrow block and written straight from the columns
+    (:mod:`haulage.parsers.ndjson`): the bytes are those the row parser's
+    dicts would give through orjson.
+    """
+    origin = Origin.for_file(name)
+    faults: list[FileFault] = []
+    for item in gather_blocks(iter_line_runs(stream, name)):
+        if isinstance(item, FileFault):
+            if item.reason != "empty-file":
+                _write_records(out, [fault_dead_letter(origin, item, received_at)])
+                faults.append(item)
+            continue
+        out.write(block_ndjson(parser.parse_block(item, origin, received_at)))
+    return faults
+
+
+def parse_files(files: list[str], agent_cache_size: int) -> int:
+    """Parse each file (``-``: stdin) to NDJSON on stdout; exit status 1 if a file could not be read or had a
+    file-level fault (a damaged or cut gzip member; an empty file is not one), each reported on stderr."""
+    parser = ColumnarParser(agent_cache_size=agent_cache_size)
+    out = sys.stdout.buffer
+    received_at = iso_from_epoch(int(time.time()))
+    failed = 0
+    for name in files or [STDIN_NAME]:
+        try:
+            if name == STDIN_NAME:
+                faults = parse_stream(sys.stdin.buffer, "<stdin>", parser, out, received_at)
+            else:
+                with open(name, "rb") as stream:
+                    faults = parse_stream(stream, name, parser, out, received_at)
+        except OSError as exc:
+            print(f"haulage parse: cannot read {name}: {exc.strerror or exc}", file=sys.stderr)
+            failed += 1
+            continue
+        for fault in faults:
+            print(f"haulage parse: {fault.detail} ({fault.reason}); dead letter at line {fault.position}", file=sys.stderr)
+        failed += bool(faults)
+    out.flush()
+    return 1 if failed else 0

@@ -17,7 +17,7 @@ from typing import Any, Optional, Protocol
 from ..parsers.schemas import DOWNLOADS, SIMPLE
 
 from ..pipeline.datasets import DatasetRef, bigquery_client
-from ..pipeline.sinks.parquet_commit import committed_files
+from ..pipeline.sinks.parquet_ledger import committed_files
 from .query import BigQueryDialect, Dialect, DuckDBDialect, Query
 from .rollups import RollupCache, Rollups, open_rollups
 
@@ -88,7 +88,7 @@ class DuckDBBackend:
     """DuckDB reading the committed part files of ``<output_dir>/file_downloads/date=YYYY-MM-DD/``.
 
     Only files the dataset's ledger has committed are read (see
-    :mod:`parquet_commit`): a commit in progress or interrupted is never
+    :mod:`~haulage.pipeline.sinks.parquet_ledger`): a commit in progress or interrupted is never
     counted, so the statistics never need to de-duplicate.
     """
 

@@ -305,7 +305,7 @@ def test_storage_write_api_evidence(bigquery, archive, tmp_path):
     from google.cloud.bigquery_storage_v1 import BigQueryWriteClient, types
     from google.cloud.bigquery_storage_v1.services.big_query_write.transports import BigQueryWriteGrpcTransport
 
-    from haulage.pipeline.sinks.parquet_commit import committed_files
+    from haulage.pipeline.sinks.parquet_ledger import committed_files
 
     out = tmp_path / "out"
     assert pc.run_cli(["run", "--input", str(archive.files[0]), "--output-dir", str(out), "--quiet"]).code == 0

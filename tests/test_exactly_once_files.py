@@ -220,7 +220,7 @@ def assert_whole_units(view: eo.Holdings, reference: eo.Holdings, step: str) -> 
 
 def _committed_view(out: Path) -> eo.Holdings:
     """What a reader of the dataset sees: haulage's committed files."""
-    from haulage.pipeline.sinks.parquet_commit import committed_files
+    from haulage.pipeline.sinks.parquet_ledger import committed_files
 
     import pyarrow.parquet as pq
 

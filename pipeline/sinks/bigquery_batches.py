@@ -37,7 +37,8 @@ from ...parsers.schemas import PARTITION_COLUMN, UNPROCESSED, arrow_schema
 from ..elements import SourceUnit, TableDay
 from .bigquery_commit import LOAD_ORDER, BigQueryCommitter, LoadOutcome
 from .bigquery_jobs import job_id
-from .parquet_commit import _delete, _join, _write_durable, commit_id_for, without_units
+from .parquet_commit import _delete, _write_durable, commit_id_for, without_units
+from .parquet_ledger import _join
 
 __all__ = ["BatchLoader", "StagedBundle", "stage_bundle"]
 

@@ -65,12 +65,11 @@ from .parquet_commit import (
     ParquetDataset,
     StagedGroup,
     _delete,
-    _list,
-    _read_bytes,
     _write_durable,
     commit_id_for,
     without_units,
 )
+from .parquet_ledger import _list, _read_bytes
 
 __all__ = ["STEPS", "BigQueryCommitter", "LoadOutcome", "default_staging_root"]
 

@@ -13,7 +13,8 @@ Rules:
 * A **unit** (a log file, a Pub/Sub message) is *ingested* when a marker
   lists it. Ingesting it again is skipped (and said so in the summary).
 * A part file is **committed** when the marker of its commit exists and its
-  intent does not. Readers (``haulage stats``, :func:`committed_files`) read
+  intent does not. Readers (``haulage stats``,
+  :func:`~haulage.pipeline.sinks.parquet_ledger.committed_files`) read
   committed files only; files of a commit in progress are never half visible
   to them. Rows are written to ``_staging/`` (outside every table folder, so
   ``bq load gs://…/<table>/*`` cannot pick up a file being written) and moved
@@ -41,12 +42,10 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
-import glob
 import hashlib
 import json
 import logging
 import os
-import re
 import shutil
 import time
 import uuid
@@ -62,6 +61,7 @@ from ...parsers.arrow_rows import rows_to_arrow
 from ...parsers.batch_schema import batch_schema, conform
 
 from .. import failpoints
+from .parquet_ledger import LEDGER, PENDING, ParquetLedger, _is_local, _join, _list, _read_bytes
 
 if TYPE_CHECKING:  # types only: the stats read Parquet datasets without importing Beam (elements' coders)
     from ..elements import SourceUnit, TableDay
@@ -73,7 +73,6 @@ __all__ = [
     "ParquetDataset",
     "StagedGroup",
     "commit_id_for",
-    "committed_files",
     "fsync_dir",
     "fsync_file",
     "without_units",
@@ -89,13 +88,9 @@ STEPS = (
     "parquet:all-files-published",
     "parquet:visible",
 )
-LEDGER = "_ledger"
-PENDING = "_ledger/pending"
 STAGING = "_staging"
 STAGED = "_staged"  # staging datasets only: files committed where they were written
 ROW_GROUP_ROWS = 50_000
-# part-<16 hex commit>-<anything>.parquet: files written with a ledger.
-_COMMITTED_NAME = re.compile(r"^part-(?P<commit>[0-9a-f]{16})-[^/]+\.parquet$")
 
 
 STATISTICS_COLUMNS: dict[str, tuple[str, ...]] = {
@@ -118,10 +113,6 @@ def commit_id_for(unit_ids: Sequence[str], salt: str = "") -> str:
     for unit_id in sorted(unit_ids):
         digest.update(unit_id.encode() + b"\n")
     return digest.hexdigest()
-
-
-def _is_local(path: str) -> bool:
-    return "://" not in path
 
 
 def fsync_dir(path: str) -> None:
@@ -159,26 +150,12 @@ def _makedirs_durable(path: str) -> None:
 # filesystem primitives, local or any Beam filesystem
 
 
-def _join(*parts: str) -> str:
-    return "/".join(p.strip("/") if i else p.rstrip("/") for i, p in enumerate(parts))
-
-
 def _exists(path: str) -> bool:
     if _is_local(path):
         return os.path.exists(path)
     from apache_beam.io.filesystems import FileSystems
 
     return FileSystems.exists(path)
-
-
-def _read_bytes(path: str) -> bytes:
-    if _is_local(path):
-        with open(path, "rb") as handle:
-            return handle.read()
-    from apache_beam.io.filesystems import FileSystems
-
-    with FileSystems.open(path) as handle:
-        return handle.read()
 
 
 def _write_durable(path: str, data: bytes) -> None:
@@ -222,14 +199,6 @@ def _rename(source: str, target: str) -> None:
     FileSystems.rename([source], [target])
 
 
-def _list(pattern: str) -> list[str]:
-    if _is_local(pattern):
-        return sorted(glob.glob(pattern))
-    from apache_beam.io.filesystems import FileSystems
-
-    return sorted(m.path for m in FileSystems.match([pattern])[0].metadata_list)
-
-
 def _remove_tree(path: str) -> None:
     if _is_local(path):
         shutil.rmtree(path, ignore_errors=True)
@@ -242,43 +211,19 @@ def _remove_tree(path: str) -> None:
 # the dataset
 
 
-class ParquetDataset:
-    """An output folder: its ledger, its lock, its recovery and its staging.
+class ParquetDataset(ParquetLedger):
+    """An output folder: its ledger (read as :class:`ParquetLedger` reads it, and written), its lock, its
+    recovery and its staging.
 
     ``day_prefix`` names the day folders (``date=`` — Hive style, what
     readers expect of a Parquet dataset).
     """
 
-    DAY_PREFIX = "date="
-
     def __init__(self, root: str, day_prefix: Optional[str] = None) -> None:
-        self.day_prefix = day_prefix or self.DAY_PREFIX
-        self.root = root.rstrip("/") if not _is_local(root) else os.path.abspath(root)
-        self.local = _is_local(self.root)
-        self._markers: dict[str, dict[str, Any]] = {}
+        super().__init__(root, day_prefix)
         self._liveness: list[Any] = []
 
     # -- paths
-    def path(self, *parts: str) -> str:
-        """A path under the dataset's root."""
-        return _join(self.root, *parts)
-
-    def day_folder(self, table: str, day: str) -> str:
-        """``<table>/<prefix><day>``, relative to the root."""
-        return f"{table}/{self.day_prefix}{day}"
-
-    def day_of(self, path: str) -> str:
-        """The day of a part file's path."""
-        return path.rsplit("/" + self.day_prefix, 1)[1].split("/", 1)[0]
-
-    def marker_path(self, commit: str) -> str:
-        """Where the ledger marker of ``commit`` is written (its presence makes the commit visible)."""
-        return self.path(LEDGER, f"{commit}.json")
-
-    def intent_path(self, commit: str) -> str:
-        """Where the intent of ``commit`` is written before its files move (what recovery finishes)."""
-        return self.path(PENDING, f"{commit}.json")
-
     def staging_dir(self, run_id: str) -> str:
         """The staging folder of run ``run_id``."""
         return self.path(STAGING, run_id)
@@ -297,55 +242,6 @@ class ParquetDataset:
                 yield
             finally:
                 fcntl.flock(handle, fcntl.LOCK_UN)
-
-    # -- reading the ledger
-    def markers(self) -> dict[str, dict[str, Any]]:
-        """Every commit marker, by commit id (read once, then only new ones)."""
-        names = _list(self.path(LEDGER, "*.json"))
-        current = {}
-        for path in names:
-            commit = path.rsplit("/", 1)[-1][: -len(".json")]
-            marker = self._markers.get(commit)
-            if marker is None:
-                marker = json.loads(_read_bytes(path))
-            current[commit] = marker
-        self._markers = current
-        return current
-
-    def pending(self) -> set[str]:
-        """Commits with an intent not yet cleared (being made, or interrupted)."""
-        return {p.rsplit("/", 1)[-1][: -len(".json")] for p in _list(self.path(PENDING, "*.json"))}
-
-    def committed_units(self) -> dict[str, dict[str, Any]]:
-        """Unit id → its record (``kind``, ``source``, ``lines``…, ``commit``, ``run``)."""
-        units: dict[str, dict[str, Any]] = {}
-        for commit, marker in self.markers().items():
-            for unit in marker["units"]:
-                units.setdefault(unit["unit_id"], {**unit, "commit": commit, "run": marker.get("run")})
-        return units
-
-    def visible_commits(self) -> set[str]:
-        """Commits readers may see: a marker and no pending intent."""
-        return set(self.markers()) - self.pending()
-
-    def committed_files(self, table: str) -> list[str]:
-        """The Parquet files of ``table`` a reader may read.
-
-        A file named by a commit (``part-<commit>-…``) is read once that
-        commit is visible; any other ``*.parquet`` file (written before the
-        ledger existed, or put there by hand) is read as it is; hidden names
-        (``.…``, ``_…``) never.
-        """
-        visible = self.visible_commits()
-        files = []
-        for path in _list(self.path(table, f"{self.day_prefix}*", "*.parquet")):
-            name = path.rsplit("/", 1)[-1]
-            if name.startswith((".", "_")):
-                continue
-            match = _COMMITTED_NAME.match(name)
-            if match is None or match["commit"] in visible:
-                files.append(path)
-        return files
 
     # -- staging liveness
     def hold_staging(self, run_id: str) -> None:
@@ -472,11 +368,6 @@ def without_units(name: str, table: pa.Table, units: Sequence[SourceUnit]) -> pa
         keys = pa.array(sorted(u.unit_id for u in units), pa.string())
         keep = pc.invert(pc.is_in(pc.utf8_slice_codeunits(table.column("event_id"), 0, 16), value_set=keys))
     return table.filter(keep)
-
-
-def committed_files(output_dir: str, table: str) -> list[str]:
-    """The part files of ``table`` under ``output_dir`` that a reader may read."""
-    return ParquetDataset(output_dir).committed_files(table)
 
 
 # --------------------------------------------------------------------------

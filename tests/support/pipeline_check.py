@@ -134,7 +134,7 @@ def read_parquet_output(out_dir: str | os.PathLike) -> Output:
     """
     import pyarrow.parquet as pq
 
-    from haulage.pipeline.sinks.parquet_commit import committed_files
+    from haulage.pipeline.sinks.parquet_ledger import committed_files
 
     out = Output()
     root = Path(out_dir)

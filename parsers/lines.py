@@ -230,54 +230,13 @@ class LineParser:
     def parse_batch(
         self, lines: Iterable[Union[bytes, str]], origin: Origin, first_position: int = 1, received_at: Optional[str] = None
     ) -> list[Record]:
-        """Parse consecutive lines of one source; positions count up from ``first_position``.
+        """Parse consecutive lines of one source, numbered from ``first_position``: :meth:`parse` on each.
 
-        Same result as calling :meth:`parse` per line. Well-formed current
-        ``download|`` lines with an already-seen timestamp and agent take a
-        flat fast path; anything else goes through :meth:`parse`.
+        A convenience for callers holding a list of lines (tests, benchmarks);
+        the pipeline parses blocks with :class:`~haulage.parsers.columnar.ColumnarParser`.
         """
-        out: list[Record] = []
-        append = out.append
-        timestamp_cache = self._timestamps
-        timestamps = timestamp_cache.memo
-        agents = self.agents
-        front = agents.front
-        key = origin.key
         parse = self.parse
-        build = _download_row
-        fast_hits = 0
-        position = first_position - 1
-        for raw in lines:
-            position += 1
-            if type(raw) is bytes and len(raw) <= MAX_LINE_BYTES and raw[:9] == b"download|":
-                try:
-                    text = raw.decode("utf-8")
-                except UnicodeDecodeError:
-                    append(parse(raw, origin, position, received_at))
-                    continue
-                fields = text.rstrip("\r\n").split("|", 9)
-                if len(fields) == 10:
-                    stamp = timestamps.get(fields[1])
-                    if stamp is None:
-                        try:
-                            stamp = timestamp_cache.get(fields[1])
-                        except BadTimestamp:
-                            pass
-                    agent = front.get(fields[9])
-                    if (
-                        stamp is not None
-                        and agent is not None
-                        and fields[8] in PACKAGE_TYPES
-                        and fields[6] not in _NULLS
-                        and fields[7] not in _NULLS
-                        and fields[3] not in _NULLS
-                    ):
-                        fast_hits += 1
-                        append(Record(DOWNLOAD, build(*fields[2:], stamp[1], agent, key, position), stamp[0]))
-                        continue
-            append(parse(raw, origin, position, received_at))
-        agents.hits += fast_hits
-        return out
+        return [parse(raw, origin, position, received_at) for position, raw in enumerate(lines, first_position)]
 
     def _row(self, table: str, fields: tuple, origin: Origin, position: int) -> Record:
         ts, country, url, tls_protocol, tls_cipher, project, version, package_type, user_agent = fields

@@ -5,8 +5,6 @@
   row has exactly the documented keys, and whose dead-letter reason is a
   documented code;
 * for any list of lines, records out == lines in (the run invariant of schema.md);
-* ``parse_batch`` (with its fast path for repeated agents) gives exactly what
-  ``parse`` gives line by line;
 * ``parse_agent`` never raises, including for ``pip/20.0 <any JSON value>``,
   and its ``details`` always has the documented shape.
 """
@@ -328,16 +326,3 @@ def test_line_parse_agrees_with_parse_agent(raw):
         agent = parse_agent(rec.row["user_agent"])
         assert agent.details is None
         assert rec.row["classification"] == agent.classification
-
-
-@SETTINGS
-@given(st.lists(st.one_of(any_line, st.sampled_from(VALID).map(str.encode)), max_size=40), st.integers(1, 10**6))
-def test_parse_batch_equals_parse_line_by_line(lines, first):
-    """The fast path of parse_batch must not change a single value (fingerprint included)."""
-    lines = lines + lines  # repeats: the second time, agents and timestamps are cached (the fast path)
-    batch = LineParser(agent_cache_size=64).parse_batch(lines, ORIGIN, first, RECEIVED_AT)
-    single = LineParser(agent_cache_size=64)
-    expected = [single.parse(raw, ORIGIN, first + i, RECEIVED_AT) for i, raw in enumerate(lines)]
-    assert len(batch) == len(lines)
-    for got, want in zip(batch, expected):
-        assert (got.table, got.row, got.epoch) == (want.table, want.row, want.epoch)

@@ -3,9 +3,10 @@
 Why: a row built field by field as a Python dict costs microseconds, and
 PyPI's traffic is millions of lines an hour. Here a block of lines (one
 buffer, see :class:`~haulage.parsers.line_block.LineBlock`) is parsed with
-Arrow's C++ kernels and numpy: one split of every line into fields, one
-``take`` per column, timestamps and urls dictionary-encoded and each distinct
-value handled once, the agent column dictionary-encoded and **each distinct
+Arrow's C++ kernels and numpy: every line's first nine ``|`` found in one
+numpy pass over the buffer, one ``take`` per column straight from its
+bytes, timestamps and urls dictionary-encoded and each distinct value
+handled once, the agent column dictionary-encoded and **each distinct
 agent looked up once** in the shared LRU (parsed on a miss), its ``details``
 and ``classification`` gathered by index (:mod:`~haulage.parsers.agent_columns`).
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import threading
+import weakref
 from typing import Any, Optional, Protocol
 
 from ..parsers.schemas import DOWNLOADS, SIMPLE
@@ -63,6 +64,26 @@ def plain(value: Any) -> Any:
     return value
 
 
+def _weak_runner(backend: "DuckDBBackend") -> Any:
+    """``backend.run_arrow`` without a strong reference to ``backend``.
+
+    Why: the backend holds its rollups; rollups holding the backend back
+    would make a cycle, and a backend in a cycle is freed by the cyclic
+    garbage collector at some later moment — possibly in a process forked by
+    ``haulage run``'s local workers, where freeing DuckDB's connection (whose
+    threads the child does not have) aborts the child.
+    """
+    ref = weakref.ref(backend)
+
+    def run_arrow(sql: str, params: dict[str, Any]) -> Any:
+        owner = ref()
+        if owner is None:
+            raise SourceError("the dataset's reader was closed")
+        return owner.run_arrow(sql, params)
+
+    return run_arrow
+
+
 class DuckDBBackend:
     """DuckDB reading the committed part files of ``<output_dir>/file_downloads/date=YYYY-MM-DD/``.
 
@@ -99,7 +120,7 @@ class DuckDBBackend:
         self.rollups = None
         if self._rollup_cache is not None:
             try:
-                self.rollups = Rollups(self.output_dir, self.files, self.run_arrow, self._rollup_cache)
+                self.rollups = Rollups(self.output_dir, self.files, _weak_runner(self), self._rollup_cache)
             except ValueError:  # a part file outside a date= folder: count from the rows
                 self.rollups = None
 

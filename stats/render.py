@@ -14,7 +14,7 @@ import textwrap
 from dataclasses import replace
 from typing import Any, Optional, Sequence
 
-from .report import SERIES, Counts, Report
+from .report import EXACT, SERIES, Counts, Report
 
 __all__ = [
     "LABELS", "NONE", "DEFAULT_TEXT_LIMIT", "LEGEND", "cell", "render_text", "limited", "render_json",
@@ -91,7 +91,9 @@ def _more(report: Report) -> list[str]:
     else:
         partial = (f", not counting {report.environments_unknown_days} day(s) written before the fingerprint column"
                    if report.environments_unknown_days else "")
-        out.append(f"{report.environments:,} distinct client environments (agent, country, TLS; not people){partial}")
+        about = "" if report.environments_method == EXACT else "about "  # HyperLogLog: rollups' sketches or BigQuery
+        out.append(f"{about}{report.environments:,} distinct client environments (agent, country, TLS; not people)"
+                   f"{partial}")
     if report.downloads_per_lookup is not None:
         out.append(f"{report.downloads_per_lookup:,.2f} downloads per index look-up ({report.simple_total:,} look-ups)")
     if report.freshness_days is not None:

@@ -201,3 +201,24 @@ def test_rollups_follow_new_commits_and_replays(items, parts, tmp_path):
         same_report(answer, {**counted, "source": answer["source"]})
     finally:
         served.close()
+
+
+def test_a_backend_with_rollups_is_freed_at_once(parts, tmp_path):
+    """No reference cycle: a cycle would leave DuckDB's connection to the cyclic collector, which may run in
+    a process forked by ``haulage run``'s local workers — and freeing it there aborts that process."""
+    import gc
+    import weakref
+
+    out = tmp_path / "out"
+    run(["run", "--input", str(parts[0]), "--output-dir", str(out), "--quiet"])
+    gc.disable()
+    try:
+        backend = DuckDBBackend(str(out))
+        assert backend.rollups is not None
+        backend.rollups.warm()
+        assert backend.rollups.day_rows(), "the rollups were made and read"
+        gone = weakref.ref(backend)
+        del backend
+        assert gone() is None, "the backend is only freed by the cyclic garbage collector"
+    finally:
+        gc.enable()

@@ -32,8 +32,10 @@ Rules:
   (:class:`IncompleteUnitError`); a group holding units another commit already
   ingested has those units' rows dropped before it commits.
 
-On ``gs://`` there is no lock: one writer per dataset at a time, and recovery
-runs when a run starts.
+On ``gs://`` there is no lock and recovery runs when a run starts (no other
+run may write the dataset then). The workers of one run may commit at once
+(each its own units): a marker listed by one and deleted by another before it
+is read (a BigQuery staging commit forgotten after its load) is not a marker.
 """
 
 from __future__ import annotations
@@ -181,6 +183,38 @@ def _read_bytes(path: str) -> bytes:
         return handle.read()
 
 
+def _read_listed(path: str) -> Optional[bytes]:
+    """The bytes of a file a listing just named, or None if it has been deleted since.
+
+    Rule: a listed file that is gone when read is treated as not listed (the
+    listing came a moment too early). On ``gs://`` two workers of one run
+    share a staging dataset without a lock, and one deletes the marker of a
+    commit it has loaded while the other lists and reads markers. Beam's
+    reader fetches the object's metadata, then downloads *that generation*:
+    Cloud Storage answers 404 when the object was deleted, and also when it
+    was replaced by a newer generation in between — so a 404 is followed by
+    one look at whether the name still exists, and if it does, by one read of
+    the object as it is now.
+    """
+    if _is_local(path):
+        try:
+            with open(path, "rb") as handle:
+                return handle.read()
+        except FileNotFoundError:
+            return None
+    from google.api_core.exceptions import NotFound
+
+    for attempt in (1, 2):  # the second read only when the first one's generation was replaced
+        try:
+            return _read_bytes(path)
+        except NotFound:
+            if not _exists(path):
+                return None
+            if attempt == 2:
+                raise
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
 def _write_durable(path: str, data: bytes) -> None:
     """Write a small file whole or not at all (temp name, fsync, rename, fsync folder)."""
     if _is_local(path):
@@ -307,7 +341,10 @@ class ParquetDataset:
             commit = path.rsplit("/", 1)[-1][: -len(".json")]
             marker = self._markers.get(commit)
             if marker is None:
-                marker = json.loads(_read_bytes(path))
+                data = _read_listed(path)
+                if data is None:  # forgotten (loaded, then deleted by another worker) since the listing
+                    continue
+                marker = json.loads(data)
             current[commit] = marker
         self._markers = current
         return current

@@ -156,7 +156,7 @@ def _download_row(
     country: str, url: str, tls_protocol: Optional[str], tls_cipher: Optional[str], project: str, version: str,
     package_type: str, user_agent: str, iso: str, agent: AgentResult, key: str, position: int,
 ) -> dict[str, Any]:
-    """The file_downloads row; shared by the fast path and the general path."""
+    """The file_downloads row, keys in the order of schema.md (what NDJSON output shows)."""
     details = agent.details
     return {
         "timestamp": iso,

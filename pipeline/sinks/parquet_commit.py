@@ -33,8 +33,10 @@ Rules:
   (:class:`IncompleteUnitError`); a group holding units another commit already
   ingested has those units' rows dropped before it commits.
 
-On ``gs://`` there is no lock: one writer per dataset at a time, and recovery
-runs when a run starts.
+On ``gs://`` there is no lock and recovery runs when a run starts (no other
+run may write the dataset then). The workers of one run may commit at once
+(each its own units): a marker listed by one and deleted by another before it
+is read (a BigQuery staging commit forgotten after its load) is not a marker.
 """
 
 from __future__ import annotations
@@ -61,7 +63,7 @@ from ...parsers.arrow_rows import rows_to_arrow
 from ...parsers.batch_schema import batch_schema, conform
 
 from .. import failpoints
-from .parquet_ledger import LEDGER, PENDING, ParquetLedger, _is_local, _join, _list, _read_bytes
+from .parquet_ledger import LEDGER, PENDING, ParquetLedger, _exists, _is_local, _join, _list, _read_bytes
 
 if TYPE_CHECKING:  # types only: the stats read Parquet datasets without importing Beam (elements' coders)
     from ..elements import SourceUnit, TableDay
@@ -148,14 +150,6 @@ def _makedirs_durable(path: str) -> None:
 
 # --------------------------------------------------------------------------
 # filesystem primitives, local or any Beam filesystem
-
-
-def _exists(path: str) -> bool:
-    if _is_local(path):
-        return os.path.exists(path)
-    from apache_beam.io.filesystems import FileSystems
-
-    return FileSystems.exists(path)
 
 
 def _write_durable(path: str, data: bytes) -> None:

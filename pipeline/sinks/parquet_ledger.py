@@ -12,6 +12,9 @@ The rules, as the writer keeps them (the layout is in ``parquet_commit``):
 * a commit is **visible** when its marker ``_ledger/<commit>.json`` exists
   and its intent ``_ledger/pending/<commit>.json`` does not;
 * a unit is **ingested** when a marker lists it;
+* a marker listed and then deleted before it is read (on ``gs://``, a BigQuery
+  staging commit another worker of the run has loaded and forgotten) is not a
+  marker;
 * a reader reads a part file named by a commit (``part-<commit>-….parquet``)
   only once that commit is visible, any other ``*.parquet`` file as it is,
   and hidden names (``.…``, ``_…``) never.
@@ -49,6 +52,14 @@ def _join(*parts: str) -> str:
     return "/".join(p.strip("/") if i else p.rstrip("/") for i, p in enumerate(parts))
 
 
+def _exists(path: str) -> bool:
+    if _is_local(path):
+        return os.path.exists(path)
+    from apache_beam.io.filesystems import FileSystems
+
+    return FileSystems.exists(path)
+
+
 def _read_bytes(path: str) -> bytes:
     if _is_local(path):
         with open(path, "rb") as handle:
@@ -57,6 +68,38 @@ def _read_bytes(path: str) -> bytes:
 
     with FileSystems.open(path) as handle:
         return handle.read()
+
+
+def _read_listed(path: str) -> Optional[bytes]:
+    """The bytes of a file a listing just named, or None if it has been deleted since.
+
+    Rule: a listed file that is gone when read is treated as not listed (the
+    listing came a moment too early). On ``gs://`` two workers of one run
+    share a staging dataset without a lock, and one deletes the marker of a
+    commit it has loaded while the other lists and reads markers. Beam's
+    reader fetches the object's metadata, then downloads *that generation*:
+    Cloud Storage answers 404 when the object was deleted, and also when it
+    was replaced by a newer generation in between — so a 404 is followed by
+    one look at whether the name still exists, and if it does, by one read of
+    the object as it is now.
+    """
+    if _is_local(path):
+        try:
+            with open(path, "rb") as handle:
+                return handle.read()
+        except FileNotFoundError:
+            return None
+    from google.api_core.exceptions import NotFound
+
+    for attempt in (1, 2):  # the second read only when the first one's generation was replaced
+        try:
+            return _read_bytes(path)
+        except NotFound:
+            if not _exists(path):
+                return None
+            if attempt == 2:
+                raise
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 def _list(pattern: str) -> list[str]:
@@ -116,7 +159,10 @@ class ParquetLedger:
             commit = path.rsplit("/", 1)[-1][: -len(".json")]
             marker = self._markers.get(commit)
             if marker is None:
-                marker = json.loads(_read_bytes(path))
+                data = _read_listed(path)
+                if data is None:  # forgotten (loaded, then deleted by another worker) since the listing
+                    continue
+                marker = json.loads(data)
             current[commit] = marker
         self._markers = current
         return current

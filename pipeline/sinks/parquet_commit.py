@@ -531,14 +531,7 @@ class StagedGroup:
                 final = _join(dataset.day_folder(item.table, item.day), f"part-{commit}-{i}.parquet")
                 ops.append({"op": "rename", "from": item.path[len(dataset.root) + 1:], "to": final})
                 files.append({"table": item.table, "day": item.day, "path": final, "rows": item.rows})
-            marker = {
-                "commit": commit,
-                "run": self.run_id,
-                "kind": "run",
-                "committed_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                "units": [asdict(u) for u in sorted(fresh, key=lambda u: u.unit_id)],
-                "files": files,
-            }
+            marker = self._marker(commit, "run", fresh, files)
             dataset.write_intent(commit, ops)
             failpoints.reached("parquet:intent-written")
             dataset.write_marker(commit, marker)
@@ -563,6 +556,22 @@ class StagedGroup:
             rows[(item.table, item.day)] = rows.get((item.table, item.day), 0) + item.rows
         return CommitOutcome(commit, rows, skipped)
 
+    def _marker(self, commit: str, kind: str, fresh: list[SourceUnit], files: list[dict]) -> dict:
+        """The ledger marker of a commit: what it is, which run made it, the units it ingests, the files it publishes.
+
+        ``kind`` is ``"run"`` for files published into table folders and
+        ``"staged"`` for files left where they were written (a staging dataset).
+        Units are sorted so the same commit always writes the same marker.
+        """
+        return {
+            "commit": commit,
+            "run": self.run_id,
+            "kind": kind,
+            "committed_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "units": [asdict(u) for u in sorted(fresh, key=lambda u: u.unit_id)],
+            "files": files,
+        }
+
     def _commit_in_place(self, commit: str, staged: list[_StagedFile], fresh: list[SourceUnit],
                          skipped: list[SourceUnit]) -> CommitOutcome:
         """Commit without moving anything: the marker names the files where they were written.
@@ -575,14 +584,7 @@ class StagedGroup:
         """
         dataset = self.dataset
         files = [{"table": s.table, "day": s.day, "path": s.path[len(dataset.root) + 1:], "rows": s.rows} for s in staged]
-        marker = {
-            "commit": commit,
-            "run": self.run_id,
-            "kind": "staged",
-            "committed_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            "units": [asdict(u) for u in sorted(fresh, key=lambda u: u.unit_id)],
-            "files": files,
-        }
+        marker = self._marker(commit, "staged", fresh, files)
         dataset.write_marker(commit, marker)
         failpoints.reached("parquet:marker-written")
         rows: dict[TableDay, int] = {}

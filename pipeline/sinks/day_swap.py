@@ -16,6 +16,8 @@ import logging
 import os
 import shutil
 
+from .parquet_commit import fsync_dir
+
 __all__ = ["exchange", "finish_day_swap", "replace_directory"]
 
 _LOG = logging.getLogger("haulage")
@@ -43,14 +45,6 @@ def exchange(a: str, b: str) -> bool:
     raise OSError(err, os.strerror(err), a)
 
 
-def _fsync_dir(path: str) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def replace_directory(new: str, live: str, graveyard: str) -> None:
     """Put ``new`` where ``live`` is; the previous ``live`` ends at ``graveyard``.
 
@@ -70,7 +64,7 @@ def replace_directory(new: str, live: str, graveyard: str) -> None:
         os.rename(new, live)
     for parent in sorted(parents):
         if os.path.isdir(parent):
-            _fsync_dir(parent)
+            fsync_dir(parent)
 
 
 def finish_day_swap(staged: str, live: str, graveyard: str, commit: str) -> None:
@@ -89,5 +83,5 @@ def finish_day_swap(staged: str, live: str, graveyard: str, commit: str) -> None
         else:
             shutil.rmtree(graveyard, ignore_errors=True)
             os.rename(staged, graveyard)
-            _fsync_dir(os.path.dirname(staged))
+            fsync_dir(os.path.dirname(staged))
     shutil.rmtree(graveyard, ignore_errors=True)

@@ -31,7 +31,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 from packaging.utils import canonicalize_name
 
 from .backends import Backend, SourceError
-from .query import top_projects_query
+from .query import normalize_project, top_projects_query
 from .report import (NoDownloadsInRange, StatsError, UnknownProject, freshness_label)
 
 from . import page
@@ -137,7 +137,7 @@ class Handler(BaseHTTPRequestHandler):
             if url.path == "/":
                 status, body = self.server.cached(("home",), self._home)
             elif url.path == "/search":
-                name = canonicalize_name((query.get("q") or [""])[0].strip())
+                name = normalize_project((query.get("q") or [""])[0])
                 self._redirect(HTTPStatus.SEE_OTHER, page.project_url(name) if name else "/", head_only)
                 return
             elif url.path.startswith("/project/"):

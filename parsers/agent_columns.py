@@ -31,6 +31,7 @@ into Arrow columns without touching a row in Python:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from itertools import repeat
 from typing import Optional, Sequence
 
 import numpy as np
@@ -167,20 +168,21 @@ class AgentStore:
     def lookup(self, results: Sequence[AgentResult]) -> np.ndarray:
         """The store index of each of ``results`` (int64, in their order), converting the never-seen ones."""
         ids = self._ids
-        sids = list(map(ids.get, map(id, results)))
-        if None in sids:
-            new = [r for r, sid in zip(results, sids) if sid is None]
-            if len(self._kept) + len(new) > self._limit:
+        sids = np.fromiter(map(ids.get, map(id, results), repeat(-1)), np.int64, len(results))
+        missing = np.flatnonzero(sids < 0)
+        if len(missing):
+            if len(self._kept) + len(missing) > self._limit:
                 self._reset()
-                ids, new = self._ids, list(results)
+                ids, missing = self._ids, np.arange(len(results))
+            new = [results[i] for i in missing.tolist()]
             fresh: list[AgentResult] = []
             for result in new:  # each new result once, however often it appears
                 if id(result) not in ids:
                     ids[id(result)] = len(self._kept) + len(fresh)
                     fresh.append(result)
             self._append(fresh)
-            sids = list(map(ids.get, map(id, results)))
-        return np.array(sids, np.int64)
+            sids[missing] = [ids[id(result)] for result in new]
+        return sids
 
     def _append(self, new: list[AgentResult]) -> None:
         start, stop = len(self._kept), len(self._kept) + len(new)
@@ -236,44 +238,47 @@ class AgentStore:
             block.build(_LAYOUT.details),
             block.build(_LAYOUT.classification),
             block.build(_LAYOUT.user_agent),
-            pa.Array.from_buffers(pa.int64(), n, [block.bitmap(_LAYOUT.fingerprint.valid), pa.py_buffer(fingerprint)]),
+            pa.Array.from_buffers(pa.int64(), n, [block.bitmaps[_LAYOUT.fingerprint.valid], pa.py_buffer(fingerprint)]),
         )
 
 
 class _Block:
-    """The agent-derived columns of one block, from its ``D`` results' stored values and the row indices."""
+    """The agent-derived columns of one block, from its ``D`` results' stored values and the row indices.
+
+    Rule for validity: a node's rows are valid where its value at the row's
+    index is; nodes whose ``D`` values are all valid have no bitmap, and the
+    others share one bitmap per distinct pattern, all gathered through the
+    row indices in one numpy call (as are the boolean leaves' values).
+    """
 
     def __init__(self, n: int, indices: pa.Int32Array, rows: np.ndarray, strings: list[pa.Array],
                  valid: np.ndarray, bools: np.ndarray) -> None:
-        self.n, self.rows, self.strings, self.valid, self.bools = n, rows, strings, valid, bools
+        self.n, self.strings = n, strings
         self.index_buffer = indices.buffers()[1]
-        self.all_valid = valid.all(axis=1)
-        self._bitmaps: dict[bytes, pa.Buffer] = {}
-
-    def bitmap(self, valid_row: int) -> Optional[pa.Buffer]:
-        """Validity of the rows for one node: None when every value is valid, else one gather per distinct pattern."""
-        if self.all_valid[valid_row]:
-            return None
-        pattern = self.valid[valid_row]
-        key = pattern.tobytes()
-        found = self._bitmaps.get(key)
-        if found is None:
-            found = self._bitmaps[key] = _packed(pattern[self.rows])
-        return found
+        self.bitmaps: list[Optional[pa.Buffer]] = [None] * len(valid)
+        patterns: dict[bytes, int] = {}
+        which = {int(node): patterns.setdefault(valid[node].tobytes(), len(patterns)) for node in np.flatnonzero(~valid.all(axis=1))}
+        if which:
+            firsts = {pattern: node for node, pattern in reversed(which.items())}
+            buffers = _bitmaps(valid[[firsts[p] for p in range(len(patterns))]], rows)
+            for node, pattern in which.items():
+                self.bitmaps[node] = buffers[pattern]
+        self.bool_values = _bitmaps(bools, rows)
 
     def build(self, node: _Node) -> pa.Array:
-        bitmap = self.bitmap(node.valid)
+        bitmap = self.bitmaps[node.valid]
         if node.children:
             return pa.StructArray.from_buffers(node.type, self.n, [bitmap], children=[self.build(c) for c in node.children])
         if node.type == DICTIONARY_STRING:
             codes = pa.Array.from_buffers(pa.int32(), self.n, [bitmap, self.index_buffer])
             return pa.DictionaryArray.from_arrays(codes, self.strings[node.slot], safe=False)
-        return pa.Array.from_buffers(pa.bool_(), self.n, [bitmap, _packed(self.bools[node.slot][self.rows])])
+        return pa.Array.from_buffers(pa.bool_(), self.n, [bitmap, self.bool_values[node.slot]])
 
 
-def _packed(flags: np.ndarray) -> pa.Buffer:
-    """An Arrow bitmap (LSB first) of boolean flags."""
-    return pa.py_buffer(np.packbits(flags, bitorder="little"))
+def _bitmaps(flags: np.ndarray, rows: np.ndarray) -> list[pa.Buffer]:
+    """Per row of the 2-d boolean ``flags``: the Arrow bitmap (least significant bit first) of ``flags[row, rows]``."""
+    packed = np.ascontiguousarray(np.packbits(np.take(flags, rows, axis=1), axis=1, bitorder="little"))
+    return [pa.py_buffer(bits) for bits in packed]
 
 
 class _Validity:

@@ -3,7 +3,9 @@
 Each subcommand lives in its own module exposing ``add_parser(commands)`` and
 ``main(args, extra) -> int``; modules import their heavy dependencies (Beam,
 cloud clients) only when they run, so ``haulage parse`` and ``haulage --help``
-start instantly.
+start instantly. When the command line names a subcommand, only that
+subcommand's module is imported (``haulage parse`` is run on every file of a
+shell pipeline; the others' option modules would be start-up paid for nothing).
 """
 
 from __future__ import annotations
@@ -46,17 +48,30 @@ def available_commands() -> list[str]:
     return found
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The ``haulage`` argument parser, with one subcommand per module present."""
+def build_parser(only: Optional[str] = None) -> argparse.ArgumentParser:
+    """The ``haulage`` argument parser, with one subcommand per module present (or just ``only``)."""
     parser = argparse.ArgumentParser(
         prog="haulage",
         description="Package-index CDN logs to honest download statistics.",
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     commands.required = True
-    for name in available_commands():
+    for name in [only] if only else available_commands():
         _module(name).add_parser(commands)
     return parser
+
+
+def _named_command(argv: Sequence[str]) -> Optional[str]:
+    """The subcommand ``argv`` starts with, when its module is present (else None: the full parser decides)."""
+    if not argv or argv[0] not in COMMANDS:
+        return None
+    try:
+        _module(argv[0])
+    except ModuleNotFoundError as exc:
+        if exc.name and exc.name.startswith("haulage"):
+            return None
+        raise
+    return argv[0]
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -64,7 +79,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
     Only subcommands that pass options on to Beam (run, replay) accept unknown arguments.
     """
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser(_named_command(argv))
     args, extra = parser.parse_known_args(argv)
     module = _module(args.command)
     if extra and not getattr(module, "PASSES_EXTRA_ARGS", False):

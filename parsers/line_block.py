@@ -20,7 +20,7 @@ Rules:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterable, Iterator, Sequence, TypeVar, Union
+from typing import Iterable, Iterator, Optional, Sequence, TypeVar, Union, overload
 
 import numpy as np
 import pyarrow as pa
@@ -43,7 +43,7 @@ _ASCII_PIECE = 1 << 16
 """Bytes per piece when a block is not all ASCII (see :meth:`LineBlock.not_utf8`)."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class LineBlock:
     """Many lines in one buffer: ``data`` and the offset where each line starts.
 
@@ -83,12 +83,87 @@ class LineBlock:
         np.cumsum(lengths + 1, out=starts[1:])
         return cls(data, starts, first_position)
 
+    @classmethod
+    def concat(cls, blocks: Sequence["LineBlock"], first_position: Optional[int] = None) -> "LineBlock":
+        """Consecutive blocks as one (one copy of their bytes, their line starts shifted, not rescanned).
+
+        ``first_position`` defaults to the first block's.
+        """
+        if not blocks:
+            return cls(b"", np.zeros(1, np.int64), 1 if first_position is None else first_position)
+        if first_position is None:
+            first_position = blocks[0].first_position
+        if len(blocks) == 1:
+            only = blocks[0]
+            return only if only.first_position == first_position else cls(only.data, only.starts, first_position)
+        data = b"".join(block.data for block in blocks)
+        if len(data) > MAX_BLOCK_BYTES:
+            raise ValueError(f"a line block holds at most {MAX_BLOCK_BYTES} bytes, got {len(data)}")
+        starts = np.empty(sum(len(block) for block in blocks) + 1, np.int64)
+        at = offset = 0
+        for block in blocks:
+            n = len(block)
+            starts[at : at + n] = block.starts[:-1] + offset
+            at += n
+            offset += len(block.data)
+        starts[-1] = offset
+        return cls(data, starts, first_position)
+
     def __len__(self) -> int:
         return len(self.starts) - 1
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes of the lines, ``\\n`` excluded (what ``sum(map(len, lines))`` is for a list of lines)."""
+        return len(self.data) - len(self)
 
     def line(self, i: int) -> bytes:
         """Line ``i`` (0-based) without its ``\\n``."""
         return self.data[self.starts[i] : self.starts[i + 1] - 1]
+
+    # A block is also a sequence of lines (each without its "\n"), so a pipeline element may carry
+    # one where it would carry a list of lines; these are for the rare code that looks at lines.
+
+    @overload
+    def __getitem__(self, index: int) -> bytes: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> "LineBlock": ...
+
+    def __getitem__(self, index: Union[int, slice]) -> Union[bytes, "LineBlock"]:
+        """Line ``index``, or the lines of a slice as a block (step 1) whose first position follows."""
+        n = len(self)
+        if isinstance(index, slice):
+            start, stop, step = index.indices(n)
+            if step != 1:
+                raise ValueError("a line block is sliced with step 1 only")
+            stop = max(start, stop)
+            if start == 0 and stop == n:
+                return self
+            begin, end = int(self.starts[start]), int(self.starts[stop])
+            return LineBlock(self.data[begin:end], self.starts[start : stop + 1] - begin, self.first_position + start)
+        if index < 0:
+            index += n
+        if not 0 <= index < n:
+            raise IndexError("line index out of range")
+        return self.line(index)
+
+    def __iter__(self) -> Iterator[bytes]:
+        if not self.data:
+            return iter(())
+        lines = self.data.split(b"\n")
+        lines.pop()  # after the last "\n"
+        return iter(lines)
+
+    def __eq__(self, other: object) -> bool:
+        """Blocks are equal when their lines and first positions are; a list or tuple of lines compares by lines."""
+        if isinstance(other, LineBlock):
+            return self.first_position == other.first_position and self.data == other.data
+        if isinstance(other, (list, tuple)):
+            return list(self) == list(other)
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]  # mutable-looking content; never a dict key
 
     def lengths(self) -> np.ndarray:
         """Byte length of every line, ``\\n`` excluded."""

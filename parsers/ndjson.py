@@ -2,28 +2,45 @@
 
 ``haulage parse`` writes one JSON object per input line, in input order:
 ``{"table":"file_downloads","row":{…}}``. Building each row as a dict and
-encoding it would cost more than parsing it, so each table's JSON lines are
-assembled column-wise with Arrow: every column becomes a column of JSON
-texts, and one element-wise join per table glues them between the literal
-keys. Repeated values are encoded once: timestamps per distinct second,
-dictionary columns per dictionary value, and everything derived from the
-agent (``details``, ``classification``, ``user_agent``,
-``agent_fingerprint``) per distinct agent, from the parser's
-:class:`~haulage.parsers.agents.AgentResult` objects. Lines of all tables are
-then put back in line order with one ``take``, and the block's output is the
-data buffer of that string array.
+encoding it would cost more than parsing it, so a block's output is cut
+from texts that already exist, with **one** Arrow ``take``:
+
+* every text a line is made of — the literal keys between values, each
+  column's values, each distinct agent's JSON fragments, each distinct
+  second's timestamp — is an element of one string array, the block's
+  *pieces* (:class:`_Pieces`); a dictionary column contributes its distinct
+  values, not one per row;
+* each line is a fixed sequence of *segments* (literal, value, literal,
+  value, …), each the index of a piece; the indices of all lines of all
+  tables, laid out in line order, are one index array;
+* ``pieces.take(indices)`` concatenates them: its data buffer *is* the
+  block's NDJSON, lines already in input order (no per-table join, no
+  reorder afterwards).
+
+A value is written as a JSON string by merging its quotes into the literals
+on either side: each literal exists in four variants (closing quote of the
+value before it or not, opening quote of the value after it or not), and a
+line picks the variant its neighbours need. A value that is ``null``, or
+that holds a byte needing an escape (``"``, ``\\`` or a control character
+below U+0020), is instead a ready JSON text (``null``, or orjson's encoding
+of it) without quotes around it. Everything derived from the agent
+(``details``, ``classification``, ``user_agent``, ``agent_fingerprint``) is
+orjson's encoding of the parser's :class:`~haulage.parsers.agents.AgentResult`,
+made once per result.
 
 Rules that make it byte-identical to orjson: keys in the row parser's order,
-compact separators, strings escaped only for ``"``, ``\\`` and control
-characters below U+0020 (any value needing that is encoded by orjson
-itself), ``null`` for missing values, timestamps as ``YYYY-MM-DDTHH:MM:SSZ``.
-Rows without the agent side-car (the row parser's lines: legacy formats,
-dead letters) are encoded per row with orjson; they are few.
+compact separators, strings escaped only as above, ``null`` for missing
+values, timestamps as ``YYYY-MM-DDTHH:MM:SSZ``. Rows without the agent
+side-car (the row parser's lines: legacy formats, dead letters) are encoded
+per row with orjson, each as one piece; they are few.
+``tests/test_ndjson.py`` holds the output to the row parser's dicts through
+orjson.
 """
 
 from __future__ import annotations
 
-from typing import Optional
+from operator import itemgetter
+from typing import Optional, Union
 
 import numpy as np
 import orjson
@@ -37,6 +54,7 @@ __all__ = ["block_ndjson", "json_texts"]
 
 _NEEDS_ESCAPE = r'["\\\x00-\x1f]'
 _ISO = "%Y-%m-%dT%H:%M:%SZ"
+_MAX_OFFSET = (1 << 31) - 1
 
 
 def json_texts(column: pa.Array) -> pa.Array:
@@ -47,15 +65,12 @@ def json_texts(column: pa.Array) -> pa.Array:
     if pa.types.is_integer(column.type):
         return pc.fill_null(pc.cast(column, pa.string()), "null")
     quoted = pc.binary_join_element_wise('"', column, '"', "")
-    if not _may_need_escape(column):
-        return pc.fill_null(quoted, "null")
-    needs = pc.match_substring_regex(column, _NEEDS_ESCAPE)
-    if pc.any(needs).as_py():
-        rows = np.flatnonzero(pc.fill_null(needs, False).to_numpy(zero_copy_only=False))
-        fixed = [orjson.dumps(value).decode() for value in column.take(pa.array(rows)).to_pylist()]
+    escaped = _escaped(column)
+    if escaped is not None:
+        rows, fixed = escaped
         mask = np.zeros(len(column), bool)
         mask[rows] = True
-        quoted = pc.replace_with_mask(quoted, pa.array(mask), pa.array(fixed, pa.string()))
+        quoted = pc.replace_with_mask(quoted, pa.array(mask), fixed)
     return pc.fill_null(quoted, "null")
 
 
@@ -63,12 +78,24 @@ def _may_need_escape(column: pa.Array) -> bool:
     """Whether any byte of the column's values is ``"``, ``\\`` or a control character (one numpy pass)."""
     if len(column) == 0:
         return False
-    offsets = np.frombuffer(column.buffers()[1], np.int32, len(column) + 1, column.offset)
     data = column.buffers()[2]
     if data is None:
         return False
+    offsets = np.frombuffer(column.buffers()[1], np.int32, len(column) + 1, column.offset)
     raw = np.frombuffer(data, np.uint8)[offsets[0] : offsets[-1]]
     return bool(((raw < 0x20) | (raw == 0x22) | (raw == 0x5C)).any())
+
+
+def _escaped(column: pa.Array) -> Optional[tuple[np.ndarray, pa.Array]]:
+    """The rows of a string column whose value needs escaping, and orjson's text of each (None: none do)."""
+    if not _may_need_escape(column):
+        return None
+    needs = pc.fill_null(pc.match_substring_regex(column, _NEEDS_ESCAPE), False)
+    rows = np.flatnonzero(needs.to_numpy(zero_copy_only=False))
+    if not len(rows):
+        return None
+    fixed = [orjson.dumps(value).decode() for value in column.take(pa.array(rows)).to_pylist()]
+    return rows, pa.array(fixed, pa.string())
 
 
 def _iso_texts(timestamps: pa.Array) -> pa.Array:
@@ -97,104 +124,217 @@ def _iso_texts(timestamps: pa.Array) -> pa.Array:
     return pa.Array.from_buffers(pa.string(), n, [None, pa.py_buffer(offsets), pa.py_buffer(text)])
 
 
-_FRAGMENTS: dict[int, tuple[object, str, str, str]] = {}
-"""JSON of each AgentResult's ``details``, ``classification`` and fingerprint, made once per result
-(the result is kept referenced, so its id is not reused); emptied past :data:`_FRAGMENTS_LIMIT`."""
-_FRAGMENTS_LIMIT = 1 << 16
+# --------------------------------------------------------------- per-agent fragments
+
+_FRAGMENTS: dict[str, dict[int, tuple[object, bytes, bytes]]] = {DOWNLOAD: {}, SIMPLE: {}}
+"""Per table, per AgentResult (by id): the result (kept referenced, so its id is not reused), its
+fragments (:func:`_agent_fragments`) as one UTF-8 text, and their lengths as int32 bytes. Made
+once per result; a table's dict is emptied past :data:`_FRAGMENTS_LIMIT`."""
+_FRAGMENTS_LIMIT = 1 << 17
+_TEXT, _LENGTHS = 1, 2
 
 
-def _fragments(result) -> tuple[object, str, str, str]:
-    found = _FRAGMENTS.get(id(result))
-    if found is None:
-        if len(_FRAGMENTS) >= _FRAGMENTS_LIMIT:
-            _FRAGMENTS.clear()
-        fingerprint = "null" if result.fingerprint is None else str(result.fingerprint)
-        found = _FRAGMENTS[id(result)] = (
-            result, orjson.dumps(result.details).decode(), orjson.dumps(result.classification).decode(), fingerprint
-        )
-    return found
+def _agent_fragments(table: str, result) -> tuple[str, ...]:
+    """The texts of a line that depend only on its agent, in line order, each ending where a row value follows.
 
-
-def _agent_parts(codes: np.ndarray, results: list) -> tuple[pa.Array, pa.Array, pa.Array]:
-    """Per row: the details JSON; the classification JSON; the fingerprint."""
-    parts = [_fragments(r) for r in results]
-    details = [p[1] for p in parts]
-    middle = [p[2] for p in parts]
-    fingerprints = [p[3] for p in parts]
-    index = pa.array(codes)
-    return (
-        pa.array(details, pa.string()).take(index),
-        pa.array(middle, pa.string()).take(index),
-        pa.array(fingerprints, pa.string()).take(index),
-    )
-
-
-class _Value:
-    """A string column to be written as a JSON value inside the line being assembled."""
-
-    __slots__ = ("column",)
-
-    def __init__(self, column: pa.Array) -> None:
-        self.column = column
-
-
-def _join(parts: list) -> pa.Array:
-    """Concatenate literal text, ready JSON columns and :class:`_Value` columns, row by row.
-
-    A ``_Value`` column without nulls and without a byte that needs escaping
-    goes in as it is, its quotes merged into the neighbouring literals
-    (saving a copy of the column); otherwise it is encoded by
-    :func:`json_texts`. Adjacent literals are merged, so the element-wise
-    join sees as few operands as possible.
+    Downloads: ``details``; ``classification`` and ``user_agent`` (adjacent in
+    the row); the fingerprint and the line's end. Simple requests:
+    ``details`` to ``user_agent``; the fingerprint and the line's end.
     """
-    operands: list = []
-    for part in parts:
-        if isinstance(part, _Value):
-            column = part.column
-            if pa.types.is_string(column.type) and column.null_count == 0 and not _may_need_escape(column):
-                operands.extend(['"', column, '"'])
-                continue
-            part = json_texts(column)
-        operands.append(part)
-    merged: list = []
-    for operand in operands:
-        if isinstance(operand, str) and merged and isinstance(merged[-1], str):
-            merged[-1] += operand
-        else:
-            merged.append(operand)
-    return pc.binary_join_element_wise(*merged, "")
+    details = orjson.dumps(result.details).decode()
+    rest = orjson.dumps(result.classification).decode() + ',"user_agent":' + orjson.dumps(result.user_agent).decode()
+    end = ("null" if result.fingerprint is None else str(result.fingerprint)) + "}}\n"
+    return (details, rest, end) if table == DOWNLOAD else (details + ',"classification":' + rest, end)
 
 
-def _table_lines(table: str, batch: pa.RecordBatch, agents: Optional[tuple[np.ndarray, list]]) -> pa.Array:
-    """One JSON line (with its ``\n``) per row of ``batch``."""
-    if agents is None or table not in (DOWNLOAD, SIMPLE):
-        return _row_by_row(table, batch)
+def _fragment_entry(table: str, result) -> tuple[object, bytes, bytes]:
+    known = _FRAGMENTS[table]
+    if len(known) >= _FRAGMENTS_LIMIT:
+        known.clear()
+    encoded = [text.encode() for text in _agent_fragments(table, result)]
+    entry = known[id(result)] = (result, b"".join(encoded), np.array([len(e) for e in encoded], np.int32).tobytes())
+    return entry
+
+
+def _agent_pieces(table: str, results: list) -> pa.Array:
+    """The fragments of ``results`` (``k`` per result, :func:`_agent_fragments`), as one string array of ``k * len(results)``.
+
+    Each result's fragments are encoded once and kept as bytes, so a block
+    joins bytes (no per-fragment conversion to Arrow).
+    """
+    known = _FRAGMENTS[table]
+    get = known.get
+    entries = [get(id(result)) or _fragment_entry(table, result) for result in results]
+    data = b"".join(map(itemgetter(_TEXT), entries))
+    lengths = np.frombuffer(b"".join(map(itemgetter(_LENGTHS), entries)), np.int32)
+    offsets = np.zeros(len(lengths) + 1, np.int32)  # a block's distinct agents hold far less than 2 GiB
+    np.cumsum(lengths, out=offsets[1:])
+    return pa.Array.from_buffers(pa.string(), len(lengths), [None, pa.py_buffer(offsets), pa.py_buffer(data)])
+
+
+# --------------------------------------------------------------- pieces and segments
+
+
+class _Pieces:
+    """The texts a block's lines are cut from, gathered as string arrays and concatenated once.
+
+    :meth:`add` returns the index the array's first element will have in the
+    concatenation, so segments can name pieces before it exists.
+    """
+
+    __slots__ = ("arrays", "size")
+
+    def __init__(self) -> None:
+        self.arrays: list[pa.Array] = []
+        self.size = 0
+
+    def add(self, array: pa.Array) -> int:
+        base = self.size
+        self.arrays.append(array)
+        self.size += len(array)
+        return base
+
+    def texts(self) -> pa.Array:
+        return pa.concat_arrays(self.arrays) if len(self.arrays) > 1 else self.arrays[0]
+
+
+Quoted = Union[bool, np.ndarray]
+"""Whether a row's value is written between quotes: one flag for all rows, or one per row."""
+
+
+class _Segment:
+    """One value of every row of a table: the piece each row takes, and whether it goes between quotes."""
+
+    __slots__ = ("ids", "quoted")
+
+    def __init__(self, ids: np.ndarray, quoted: Quoted) -> None:
+        self.ids = ids
+        self.quoted = quoted
+
+
+_NULL = pa.array(["null"])
+
+
+def _string_segment(pieces: _Pieces, column: pa.Array, null_id: int) -> _Segment:
+    """A string (or dictionary of strings) column as JSON strings: raw values between quotes where they can be.
+
+    A dictionary column contributes each distinct value once. A null row
+    takes the piece ``null``; a value needing an escape takes orjson's text
+    of it (one piece per such value); neither goes between quotes.
+    """
+    if pa.types.is_dictionary(column.type):
+        values = column.dictionary
+        codes = column.indices
+        if codes.null_count:
+            codes = pc.fill_null(codes, 0)
+        codes = codes.to_numpy(zero_copy_only=False)
+    else:
+        values, codes = column, None
+    if not pa.types.is_string(values.type):
+        values = values.cast(pa.string())
+    ids = np.arange(len(values), dtype=np.int64) + pieces.add(values)
+    quoted: Quoted = True
+    escaped = _escaped(values)
+    if escaped is not None:
+        rows, fixed = escaped
+        ids[rows] = np.arange(len(rows)) + pieces.add(fixed)
+        quoted = np.ones(len(values), bool)
+        quoted[rows] = False
+    if values.null_count:
+        missing = ~values.is_valid().to_numpy(zero_copy_only=False)
+        ids[missing] = null_id
+        if quoted is True:
+            quoted = np.ones(len(values), bool)
+        quoted[missing] = False
+    if codes is not None:
+        ids = ids[codes]
+        if quoted is not True:
+            quoted = quoted[codes]
+        if column.null_count:
+            missing = ~column.is_valid().to_numpy(zero_copy_only=False)
+            ids[missing] = null_id
+            quoted = np.array(quoted, bool) if quoted is not True else np.ones(len(column), bool)
+            quoted[missing] = False
+    return _Segment(ids, quoted)
+
+
+class _Template:
+    """A table's line as literal keys around value segments, each literal in its four quote variants.
+
+    ``literals[j]`` stands before value ``j`` (the last one, if there are
+    ``len(values) + 1``, after the last value). Variant ``2 * a + b`` of a
+    literal carries the closing quote of the value before it when ``a`` and
+    the opening quote of the value after it when ``b``.
+    """
+
+    def __init__(self, literals: list[str]) -> None:
+        self.literals = literals
+        self.array = pa.array(
+            [("\"" if a else "") + text + ("\"" if b else "") for text in literals for a in (0, 1) for b in (0, 1)],
+            pa.string(),
+        )
+
+    def segments(self, pieces: _Pieces, values: list[_Segment], rows: int) -> np.ndarray:
+        """The ``(rows, width)`` piece indices of the lines: literal, value, literal, value, …"""
+        base = pieces.add(self.array)
+        width = len(self.literals) + len(values)
+        out = np.empty((rows, width), np.int64)
+        before: Quoted = False
+        for j, literal in enumerate(self.literals):
+            after: Quoted = values[j].quoted if j < len(values) else False
+            out[:, 2 * j] = base + 4 * j + 2 * np.asarray(before, np.int64) + np.asarray(after, np.int64)
+            if j < len(values):
+                out[:, 2 * j + 1] = values[j].ids
+                before = after
+        return out
+
+
+_TEMPLATES = {
+    DOWNLOAD: _Template([
+        '{"table":"file_downloads","row":{"timestamp":', ',"country_code":', ',"url":', ',"project":',
+        ',"file":{"filename":', ',"project":', ',"version":', ',"type":', '},"details":',
+        ',"tls_protocol":', ',"tls_cipher":', ',"classification":', ',"event_id":', ',"agent_fingerprint":',
+    ]),
+    SIMPLE: _Template([
+        '{"table":"simple_requests","row":{"timestamp":', ',"country_code":', ',"url":', ',"project":',
+        ',"tls_protocol":', ',"tls_cipher":', ',"details":', ',"event_id":', ',"agent_fingerprint":',
+    ]),
+}
+"""Literal keys of each vectorised table's line, in the row parser's key order."""
+
+
+def _table_segments(table: str, batch: pa.RecordBatch, agents: Optional[tuple[np.ndarray, list]], pieces: _Pieces, null_id: int) -> np.ndarray:
+    """The piece indices of each row's line, ``(rows, width)``."""
+    if agents is None or table not in _TEMPLATES:
+        return _row_by_row(table, batch, pieces)
+    codes, results = agents
     column = batch.column
-    details, classification, fingerprint = _agent_parts(*agents)
-    head = [
-        f'{{"table":"{table}","row":{{"timestamp":', _iso_texts(column("timestamp")),
-        ',"country_code":', _Value(column("country_code")),
-        ',"url":', _Value(column("url")),
-        ',"project":', _Value(column("project")),
-    ]
-    tls = [',"tls_protocol":', _Value(column("tls_protocol")), ',"tls_cipher":', _Value(column("tls_cipher"))]
-    tail = [
-        ',"classification":', classification, ',"user_agent":', _Value(column("user_agent")),
-        ',"event_id":', _Value(column("event_id")), ',"agent_fingerprint":', fingerprint, "}}\n",
-    ]
+    rows = batch.num_rows
+    fragments = _agent_pieces(table, results)
+    per_agent = len(fragments) // len(results)
+    agent_base = pieces.add(fragments) + per_agent * codes.astype(np.int64)
+    agent = [_Segment(agent_base + k, False) for k in range(per_agent)]
+
+    def text(values: pa.Array) -> _Segment:
+        return _string_segment(pieces, values, null_id)
+
+    stamps = _Segment(np.arange(rows, dtype=np.int64) + pieces.add(_iso_texts(column("timestamp"))), False)
+    head = [stamps, text(column("country_code")), text(column("url")), text(column("project"))]
+    tls = [text(column("tls_protocol")), text(column("tls_cipher"))]
+    tail = [text(column("event_id")), agent[-1]]
     if table == DOWNLOAD:
         file = column("file")
-        middle = [
-            ',"file":{"filename":', _Value(file.field("filename")), ',"project":', _Value(file.field("project")),
-            ',"version":', _Value(file.field("version")), ',"type":', _Value(file.field("type")),
-            '},"details":', details, *tls,
+        values = [
+            *head, text(file.field("filename")), text(file.field("project")), text(file.field("version")),
+            text(file.field("type")), agent[0], *tls, agent[1], *tail,
         ]
     else:
-        middle = [*tls, ',"details":', details]
-    return _join([*head, *middle, *tail])
+        values = [*head, *tls, agent[0], *tail]
+    return _TEMPLATES[table].segments(pieces, values, rows)
 
 
-def _row_by_row(table: str, batch: pa.RecordBatch) -> pa.Array:
+def _row_by_row(table: str, batch: pa.RecordBatch, pieces: _Pieces) -> np.ndarray:
+    """Each row's whole line through orjson, one piece per row: ``(rows, 1)``."""
     dumps = orjson.dumps
     out = []
     for row in batch.to_pylist():
@@ -202,19 +342,46 @@ def _row_by_row(table: str, batch: pa.RecordBatch) -> pa.Array:
             if hasattr(value, "strftime"):
                 row[key] = value.strftime(_ISO)
         out.append(dumps({"table": table, "row": row}).decode() + "\n")
-    return pa.array(out, pa.string())
+    base = pieces.add(pa.array(out, pa.string()))
+    return (np.arange(len(out), dtype=np.int64) + base)[:, None]
+
+
+def _in_line_order(segments: list[np.ndarray], positions: list[np.ndarray]) -> np.ndarray:
+    """The tables' ``(rows, width)`` segment matrices as one flat index array, lines in order of position."""
+    if len(segments) == 1:
+        return segments[0].ravel()
+    order = np.argsort(np.concatenate(positions), kind="stable")
+    widths = np.concatenate([np.full(len(s), s.shape[1], np.int64) for s in segments])
+    starts_sorted = np.zeros(len(order), np.int64)
+    np.cumsum(widths[order][:-1], out=starts_sorted[1:])
+    starts = np.empty_like(starts_sorted)
+    starts[order] = starts_sorted
+    flat = np.empty(int(widths.sum()), np.int64)
+    at = 0
+    for matrix in segments:
+        rows, width = matrix.shape
+        flat[(starts[at : at + rows, None] + np.arange(width)).ravel()] = matrix.ravel()
+        at += rows
+    return flat
 
 
 def block_ndjson(parsed: ParsedBlock) -> memoryview:
     """Every row and dead letter of ``parsed`` as NDJSON, in line order (bytes-like, not copied)."""
-    parts, positions = [], []
+    pieces = _Pieces()
+    null_id = pieces.add(_NULL)
+    segments, positions = [], []
     for table, batch in parsed.batches.items():
-        parts.append(_table_lines(table, batch, parsed.agents.get(table)))
-        positions.append(parsed.positions[table])
-    if not parts:
+        if batch.num_rows:
+            segments.append(_table_segments(table, batch, parsed.agents.get(table), pieces, null_id))
+            positions.append(parsed.positions[table])
+    if not segments:
         return memoryview(b"")
-    lines = pa.concat_arrays(parts) if len(parts) > 1 else parts[0]
-    if len(parts) > 1:
-        lines = lines.take(pa.array(np.argsort(np.concatenate(positions), kind="stable")))
-    offsets = np.frombuffer(lines.buffers()[1], np.int32, len(lines) + 1, lines.offset)
-    return memoryview(lines.buffers()[2]).cast("B")[offsets[0] : offsets[-1]]
+    texts = pieces.texts()
+    order = _in_line_order(segments, positions)
+    offsets = np.frombuffer(texts.buffers()[1], np.int32, len(texts) + 1, texts.offset)
+    if int(np.diff(offsets)[order].sum()) > _MAX_OFFSET:  # a block's lines past 2 GiB: 64-bit offsets
+        texts = texts.cast(pa.large_string())
+    lines = texts.take(pa.array(order))
+    wide = pa.types.is_large_string(lines.type)
+    ends = np.frombuffer(lines.buffers()[1], np.int64 if wide else np.int32, len(lines) + 1, lines.offset)
+    return memoryview(lines.buffers()[2]).cast("B")[ends[0] : ends[-1]]

@@ -14,18 +14,19 @@ import gc
 import pickle
 import struct
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any, Optional, Sequence, Union
 
 import apache_beam as beam
 import pyarrow as pa
 
 from ..parsers import Origin
 from ..parsers.framing import FileFault
+from ..parsers.line_block import LineBlock
 
 
 __all__ = [
     "FILE", "MESSAGE", "SourceUnit", "LineBatch", "Chunk", "ParsedChunk", "ChunkCoder",
-    "ParsedChunkCoder", "tune_gc",
+    "ParsedChunkCoder", "tune_gc", "line_bytes",
 ]
 
 
@@ -55,13 +56,16 @@ class SourceUnit:
 class LineBatch:
     """Consecutive raw lines of one source, or the fault that ended it.
 
+    ``lines`` is a list of lines (messages) or a :class:`LineBlock` (files:
+    one buffer, as framing reads it, so no Python object is made per line);
+    either way a sequence of lines without their ``\\n``.
     ``finished`` is set on the last batch of its source: a unit is complete
     (and may be committed) once the batch carrying it has been written.
     """
 
     origin: Origin
     first_position: int
-    lines: list[bytes]
+    lines: Union[list[bytes], LineBlock]
     received_at: str
     fault: Optional[FileFault] = None
     finished: Optional[SourceUnit] = None
@@ -71,6 +75,11 @@ class Chunk(list):  # list[LineBatch]
     """The lines of one unit of work: a part of a file, or a window of messages."""
 
     __slots__ = ()
+
+
+def line_bytes(lines: Sequence[bytes]) -> int:
+    """Bytes of a batch's lines, ``\\n`` excluded, without a pass over a block's lines."""
+    return lines.nbytes if isinstance(lines, LineBlock) else sum(map(len, lines))
 
 TableDay = tuple[str, str]
 """``(table, "YYYY-MM-DD")``: the unit of partitioning in every sink."""

@@ -18,7 +18,6 @@ glibc (or where ``mallopt`` refuses) nothing changes.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 
 __all__ = ["keep_freed_memory", "MMAP_THRESHOLD", "TRIM_THRESHOLD"]
 
@@ -39,9 +38,19 @@ def keep_freed_memory() -> bool:
     if _done:
         return True
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        mallopt = libc.mallopt
+        mallopt = _libc().mallopt
     except (OSError, AttributeError):  # not glibc
         return False
     _done = bool(mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD)) and bool(mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD))
     return _done
+
+
+def _libc() -> ctypes.CDLL:
+    """glibc by its soname; ``ctypes.util.find_library`` only if that fails (it runs ``ldconfig -p``,
+    a child process that costs more CPU than the rest of this module)."""
+    try:
+        return ctypes.CDLL("libc.so.6")
+    except OSError:
+        from ctypes.util import find_library
+
+        return ctypes.CDLL(find_library("c") or "libc.so.6")

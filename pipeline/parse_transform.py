@@ -13,6 +13,7 @@ from ..parsers import UNPROCESSED
 from ..parsers.arrow_rows import rows_to_arrow
 from ..parsers.batch_schema import batch_schema
 from ..parsers.columnar import ColumnarParser, split_by_day
+from ..parsers.line_block import LineBlock
 from ..parsers.lines import fault_dead_letter
 from .elements import Chunk, LineBatch, ParsedChunk, TableDay, tune_gc
 from .metrics import Counters
@@ -26,31 +27,40 @@ def reason_of(dead_letter_row: dict) -> str:
     return dead_letter_row["error"].split(":", 1)[0]
 
 
-def blocks_of(chunk: Chunk) -> Iterator[tuple[LineBatch, list[bytes]]]:
+def blocks_of(chunk: Chunk) -> Iterator[tuple[LineBatch, LineBlock]]:
     """Consecutive batches of one source joined into blocks (the columnar parser wants thousands of lines).
 
-    Yields ``(first batch of the block, lines)``; a batch carrying a fault
-    ends its block, so faults stay after the lines they follow.
+    Yields ``(first batch of the block, its lines as one LineBlock)``; a batch
+    carrying a fault ends its block, so faults stay after the lines they
+    follow. Batches read from files already hold blocks, which are joined
+    without looking at their lines; lists of lines (messages) are joined into one.
     """
     head: LineBatch | None = None
-    lines: list[bytes] = []
+    parts: list[LineBlock] = []
+    count = 0
+
+    def block() -> LineBlock:
+        return LineBlock.concat(parts, head.first_position)
+
     for batch in chunk:
         if head is not None and (
             batch.origin != head.origin
             or batch.received_at != head.received_at
-            or batch.first_position != head.first_position + len(lines)
+            or batch.first_position != head.first_position + count
         ):
-            yield head, lines
-            head, lines = None, []
+            yield head, block()
+            head, parts, count = None, [], 0
         if head is None:
-            head, lines = batch, list(batch.lines)
-        else:
-            lines.extend(batch.lines)
+            head = batch
+        lines = batch.lines
+        if len(lines):
+            parts.append(lines if isinstance(lines, LineBlock) else LineBlock.from_lines(lines, batch.first_position))
+            count += len(lines)
         if batch.fault is not None:
-            yield head, lines
-            head, lines = None, []
+            yield head, block()
+            head, parts, count = None, [], 0
     if head is not None:
-        yield head, lines
+        yield head, block()
 
 
 class ParseChunkFn(beam.DoFn):
@@ -77,9 +87,9 @@ class ParseChunkFn(beam.DoFn):
         parts: dict[TableDay, list[pa.RecordBatch]] = {}
         fault_rows: list[dict] = []
         earliest = None
-        for head, lines in blocks_of(chunk):
-            parsed = parser.parse_lines(lines, head.origin, head.first_position, head.received_at)
-            out.lines += len(lines)
+        for head, block in blocks_of(chunk):
+            parsed = parser.parse_block(block, head.origin, head.received_at)
+            out.lines += len(block)
             for table, batch in parsed.batches.items():
                 if table == UNPROCESSED:
                     for reason, count in _reasons(batch).items():

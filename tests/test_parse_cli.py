@@ -93,3 +93,27 @@ def test_not_gzip_and_empty_files(tmp_path):
     assert dead["row"]["line"] == "this is not gzip\\x0a" and dead["row"]["source"] == f"{fake}:1"
     done = run(str(empty))
     assert done.returncode == 0 and done.stdout == b""
+
+
+def test_parse_imports_neither_beam_nor_the_other_commands(tmp_path):
+    """``haulage parse`` is start-up bound on small files: it loads only what parsing needs.
+
+    A fresh interpreter runs the command and then lists what it imported.
+    """
+    path = write_gzip(tmp_path / "a.log.gz", [line for line, _ in corpus.generate_labelled(20, seed=5)])
+    code = (
+        "import sys\n"
+        "from haulage.cli.main import main\n"
+        f"status = main(['parse', {str(path)!r}])\n"
+        "sys.stdout.flush()\n"
+        "sys.stderr.write(repr(sorted(sys.modules)))\n"
+        "sys.exit(status)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert len(done.stdout.splitlines()) == 20
+    loaded = eval(done.stderr.decode())  # noqa: S307 (our own repr of a list of names)
+    assert "haulage.parsers.ndjson_files" in loaded  # the list is the one after parsing
+    assert not [m for m in loaded if m.split(".")[0] == "apache_beam"]
+    others = [f"haulage.cli.{name}" for name in ("run", "replay", "setup", "stats", "serve")]
+    assert not [m for m in loaded if m in others or m.startswith("haulage.stats")]

@@ -39,7 +39,7 @@ from apache_beam.transforms.timeutil import TimeDomain
 from apache_beam.transforms.userstate import BagStateSpec, ReadModifyWriteStateSpec, TimerSpec, on_timer
 from apache_beam.utils.timestamp import Timestamp
 
-from ..elements import Chunk, ChunkCoder, LineBatch
+from ..elements import Chunk, ChunkCoder, LineBatch, line_bytes
 from ..metrics import Counters
 
 __all__ = ["BatchChunks", "bounded_chunks", "chunk_size", "ends_mid_source"]
@@ -55,7 +55,7 @@ def chunk_size(chunk: Chunk) -> tuple[int, int]:
     lines = nbytes = 0
     for batch in chunk:
         lines += len(batch.lines)
-        nbytes += sum(map(len, batch.lines))
+        nbytes += line_bytes(batch.lines)
     return lines, nbytes
 
 

@@ -12,6 +12,8 @@ gets) and prints lines/s (wall clock, process start-up included) next to:
 * inflate alone, every file inflated (ISA-L, as framing does; zlib without
   it) by as many processes as the machine has cores — the ceiling the issue
   measures against;
+* the same run without the process start-up (the run summary's own clock starts
+  once Beam and haulage are imported and the files listed: ≈ 1–2 s a run);
 * the scaling of N workers over one worker.
 """
 
@@ -140,18 +142,34 @@ def _measure(args, sink: list[str] | None, env: dict | None) -> int:
                 if sink is not None:  # a fresh dataset state: the ledger would skip files already loaded
                     _empty_bigquery(env)
                 elapsed, cpu, summary = run_haulage(os.path.join(inputs, "*.gz"), out, workers, sink, env)
+                if elapsed < best:
+                    best_summary = summary
                 best, best_cpu = min(best, elapsed), min(best_cpu, cpu)
             rates[workers] = n / best
             print(f"haulage run → {args.sink}, workers={workers:<8} end to end   : {rates[workers]:>10,.0f} lines/s  "
                   f"{rates[workers] / pypi:>7,.1f}× PyPI  inflate-alone/this {inflate / rates[workers]:4.1f}  "
                   f"({best:.1f} s wall, start-up included; {best_cpu:.1f} CPU s = {n / best_cpu:,.0f} lines per CPU-second, "
                   f"{n / best_cpu / pypi:,.1f}× PyPI per core)")
+            pipeline_seconds = _summary_seconds(best_summary)
+            if pipeline_seconds:
+                steady = n / pipeline_seconds
+                print(f"{'':<13}{'':<25}imports excluded : {steady:>10,.0f} lines/s  {steady / pypi:>7,.1f}× PyPI  "
+                      f"inflate-alone/this {inflate / steady:4.1f}  ({pipeline_seconds:.1f} s by the run summary's own clock: "
+                      f"the {best - pipeline_seconds:.1f} s before it import Beam and haulage and list the files)")
         print(f"run summary: {summary}")
         if "1" in rates:
             for workers, rate in rates.items():
                 if workers not in ("1", "default"):
                     print(f"scaling: workers={workers} / workers=1 = {rate / rates['1']:.2f}")
     return 0
+
+
+def _summary_seconds(summary: str) -> float | None:
+    """The seconds in the run summary's first line ("N lines read from F files in 6.1s (…)"): the pipeline's own clock."""
+    import re
+
+    found = re.search(r" in ([0-9.]+)s ", summary)
+    return float(found.group(1)) if found else None
 
 
 def _empty_bigquery(env: dict) -> None:

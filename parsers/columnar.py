@@ -36,7 +36,7 @@ import pyarrow.compute as pc
 
 from .schemas import PARTITION_COLUMN
 
-from .agent_columns import AgentStore, _Validity, expand
+from .agent_columns import AgentColumns, AgentStore, expand
 from .agents import DEFAULT_AGENT_CACHE_SIZE, AgentCache
 from .arrow_rows import rows_to_arrow
 from .batch_schema import DICTIONARY_STRING, batch_schema, conform
@@ -235,38 +235,32 @@ class ColumnarParser:
         epochs, ok = parse_rfc1123_column(distinct)
         return _Stamps(codes, epochs, ok)
 
-    def _agent_columns(self, agents: pa.Array) -> tuple[tuple[pa.Array, pa.Array, pa.Array, pa.Array], tuple[np.ndarray, list]]:
-        """``details``, ``classification``, ``user_agent`` and ``agent_fingerprint`` of every row, each distinct agent looked up once."""
+    def _agent_columns(self, agents: pa.Array) -> tuple[AgentColumns, tuple[np.ndarray, list]]:
+        """``details``, ``classification``, ``user_agent`` and ``agent_fingerprint`` of every row, each distinct agent looked up once.
+
+        Rule: the block's distinct agents are found in the cache's front dict
+        in one C-level pass (``map``), only the ones missing there take the
+        LRU path (:meth:`AgentCache.lookup`, parsed on a miss); the store
+        gives each result its index, and the columns are gathered by those
+        indices (:class:`AgentStore`). Hits are counted as ``AgentCache.get``
+        counts them.
+        """
         started = _clock()
         encoded = agents.dictionary_encode()
         # the row parser strips the line's trailing "\r\n"; only the agent, the last field, can carry it
-        distinct = pc.utf8_rtrim(encoded.dictionary, characters="\r\n")
-        agents = self.agents
-        front, lookup = agents.front.get, agents.lookup
-        results = []
-        hits = 0
-        for agent in distinct.to_pylist():
-            result = front(agent)
-            if result is None:
-                result = lookup(agent)
-            else:
-                hits += 1
-            results.append(result)
-        agents.hits += hits
-        details, classification = self._store.lookup(results)
+        distinct = pc.utf8_rtrim(encoded.dictionary, characters="\r\n").to_pylist()
+        cache = self.agents
+        results = list(map(cache.front.get, distinct))
+        missing = results.count(None)
+        cache.hits += len(results) - missing
+        if missing:
+            lookup = cache.lookup
+            results = [lookup(agent) if result is None else result for agent, result in zip(distinct, results)]
+        sids = self._store.lookup(results)
         self.seconds["agents"] += _clock() - started
         started = _clock()
-        schema = batch_schema(DOWNLOAD)
         indices = encoded.indices
-        validity = _Validity(indices)
-        user_agents = pa.array([r.user_agent for r in results], pa.string())
-        fingerprints = pa.array([r.fingerprint for r in results], pa.int64())
-        columns = (
-            expand(details, indices, schema.field("details").type, validity),
-            expand(classification, indices, schema.field("classification").type, validity),
-            expand(user_agents, indices, DICTIONARY_STRING, validity),
-            fingerprints.take(indices),
-        )
+        columns = self._store.columns(sids, indices)
         self.seconds["columns"] += _clock() - started
         return columns, (indices.to_numpy(zero_copy_only=False), results)
 

@@ -13,6 +13,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import anchor  # noqa: E402
 import corpus  # noqa: E402
+import agent_columns_bench  # noqa: E402
 import parse_bench  # noqa: E402
 
 
@@ -34,3 +35,12 @@ def test_parse_bench_prints_ratios_and_stage_shares(capsys):
     for stage in ("start-up", "inflate", "split", "agents", "write"):
         assert f"  {stage}" in out
     assert "isal" in out
+
+
+def test_agent_columns_bench_reports_each_cost(capsys):
+    assert agent_columns_bench.main(["--lines", "3000", "--repeat", "1", "--anchor-lines", "300"]) == 0
+    out = capsys.readouterr().out
+    assert "PyPI's parser" in out
+    for label in ("cold", "store cold", "warm"):
+        assert f"\n{label} " in out
+    assert "per never-seen agent" in out and "per distinct agent per block" in out

@@ -22,7 +22,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from haulage.parsers import LineParser, Origin
-from haulage.parsers.agent_columns import AgentStore
+from haulage.parsers.agent_columns import DETAILS_TYPE, AgentStore
 from haulage.parsers.arrow_rows import rows_to_arrow
 from haulage.parsers.batch_schema import batch_schema, plain
 from haulage.parsers.columnar import ColumnarParser, split_by_day
@@ -208,16 +208,27 @@ def test_batches_decode_to_the_plain_table_schema():
 
 @pytest.mark.parametrize("limit", [5, 50, 10_000])
 def test_agent_store_gives_each_result_its_own_values_across_resets_and_merges(limit):
+    """Rows gathered from the store hold their own result's values, whatever resets and chunk merges happened."""
     parser = LineParser()
     agents = sorted({line.split(b"|", 9)[-1].decode("utf-8", "replace") for line in POOL if line.count(b"|") >= 9})
+    agents += ["", "(null)", "x" * 9000]  # no fingerprint; unknown with its raw agent; too long to parse
     results = [parser.agents.get(a) for a in agents]
     store = AgentStore(limit=limit)
     rng = np.random.default_rng(3)
     for _ in range(30):
         picked = [results[i] for i in rng.integers(0, len(results), size=min(limit, 40))]
-        details, classification = store.lookup(picked)
-        assert details.to_pylist() == [r.details for r in picked]
-        assert classification.to_pylist() == [r.classification for r in picked]
+        sids = store.lookup(picked)
+        assert len(store) <= max(limit, len(picked))
+        assert store.results(sids) == picked
+        rows = rng.integers(0, len(picked), size=60).astype(np.int32)
+        details, classification, user_agent, fingerprint = store.columns(sids, pa.array(rows))
+        want = [picked[i] for i in rows]
+        assert details.to_pylist() == [r.details for r in want]
+        assert classification.to_pylist() == [r.classification for r in want]
+        assert user_agent.to_pylist() == [r.user_agent for r in want]
+        assert fingerprint.to_pylist() == [r.fingerprint for r in want]
+        # the same nulls as converting the dicts directly: a node is null wherever an ancestor is
+        assert details.cast(DETAILS_TYPE).equals(pa.array([r.details for r in want], DETAILS_TYPE))
 
 
 # --------------------------------------------------------------- NDJSON

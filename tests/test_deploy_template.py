@@ -33,6 +33,7 @@ from pathlib import Path
 import pytest
 
 from haulage.deploy import template_options
+from haulage.pipeline import options
 
 ROOT = Path(__file__).resolve().parents[1]
 DEPLOY = ROOT / "deploy"
@@ -153,6 +154,9 @@ def test_parameter_regexes_agree_with_the_cli(name, capsys):
 def test_defaults_quoted_in_help_texts_are_the_cli_defaults():
     parser = template_options.run_parser()
     defaults = {template_options.parameter_name(a.option_strings[0]): a.default for a in parser._actions if a.option_strings}
+    # the template starts streaming jobs: the chunk options' defaults depend on the mode, and streaming's apply
+    assert defaults["chunk_lines"] is None and defaults["chunk_mib"] is None
+    defaults.update(chunk_lines=options.DEFAULT_CHUNK_LINES, chunk_mib=options.DEFAULT_CHUNK_MIB)
     for p in METADATA["parameters"]:
         m = re.search(r"Default ([\w.-]+)", p["helpText"])
         if m:

@@ -141,3 +141,14 @@ def test_which_graph_runs_where():
     allowed = _options(*SUB, "--message-format", "gcs-notification", "--notification-allow", "gs://a-b/x/", "gs://c-d")
     assert allowed.notification_allow == ["gs://a-b/x/", "gs://c-d"]
     assert _options(*SUB, "--chunk-mib", "32").chunk_bytes == 32 << 20
+
+
+def test_chunk_defaults_are_larger_for_files_than_for_streaming():
+    from haulage.pipeline import options
+
+    streaming, files = _options(*SUB), _options("--input", "/logs/*.gz")
+    assert (streaming.chunk_lines, streaming.chunk_bytes) == (options.DEFAULT_CHUNK_LINES, int(options.DEFAULT_CHUNK_MIB * (1 << 20)))
+    assert (files.chunk_lines, files.chunk_bytes) == (options.FILE_CHUNK_LINES, int(options.FILE_CHUNK_MIB * (1 << 20)))
+    assert files.chunk_bytes > streaming.chunk_bytes
+    given = _options("--input", "/logs/*.gz", "--chunk-lines", "7", "--chunk-mib", "2")
+    assert (given.chunk_lines, given.chunk_bytes) == (7, 2 << 20)

@@ -40,7 +40,6 @@ from haulage.parsers.columnar import ColumnarParser  # noqa: E402
 from haulage.parsers.framing import FileFault, isal_zlib, iter_line_runs  # noqa: E402
 from haulage.parsers.line_block import BLOCK_BYTES, BLOCK_LINES, LineBlock, gather_blocks  # noqa: E402
 from haulage.parsers.ndjson import block_ndjson  # noqa: E402
-from haulage.parsers import ndjson_files  # noqa: E402
 
 RECEIVED_AT = "2026-10-01T00:00:00Z"
 ORIGIN = Origin.for_file("bench.log.gz")
@@ -79,15 +78,13 @@ def parse_command_stages(compressed: bytes) -> dict[str, float]:
     """Seconds per stage of what ``haulage parse`` does to one gzip file (cold agent cache).
 
     As the command does it: framing inflates with ISA-L when it is installed
-    (zlib otherwise) and hands on runs of lines as buffers, gathered into the command's blocks;
+    (zlib otherwise) and hands on runs of lines as buffers, gathered into blocks;
     the NDJSON goes to ``/dev/null``, as in the end-to-end measurement.
     """
     inflate = best_of(1, lambda: _inflate(compressed))
     started = clock()
     blocks = [
-        item for item in gather_blocks(
-            iter_line_runs(io.BytesIO(compressed), "bench.log.gz"), ndjson_files.BLOCK_LINES, ndjson_files.BLOCK_BYTES
-        )
+        item for item in gather_blocks(iter_line_runs(io.BytesIO(compressed), "bench.log.gz"))
         if not isinstance(item, FileFault)
     ]
     framing = clock() - started

@@ -28,21 +28,11 @@ from .lines import Origin, fault_dead_letter
 from .ndjson import block_ndjson
 from .timestamps import iso_from_epoch
 
-__all__ = ["STDIN_NAME", "BLOCK_LINES", "BLOCK_BYTES", "parse_stream", "parse_files"]
+__all__ = ["STDIN_NAME", "parse_stream", "parse_files"]
 
 
 STDIN_NAME = "-"
 """The file name that means standard input."""
-
-BLOCK_LINES = 32_768
-BLOCK_BYTES = 16 << 20
-"""Lines (or bytes, whichever comes first) per parsed block: twice the pipeline's
-(:data:`~haulage.parsers.line_block.BLOCK_LINES`). A block's fixed costs (a few dozen Arrow
-kernels) and its per-distinct-agent work (each agent of a block is looked up and its JSON
-gathered once per block) are spread over twice the lines — about 4 % less CPU in
-``benchmarks/parse_bench.py`` — for a block of at most ~16 MiB in and ~35 MiB of NDJSON out,
-below glibc's mmap threshold as :mod:`~haulage.pipeline.malloc_tuning` sets it, so the
-buffers are reused rather than page-faulted afresh."""
 
 
 def _write_records(out: BinaryIO, records: Iterable) -> None:
@@ -55,13 +45,13 @@ def parse_stream(stream: BinaryIO, name: str, parser: ColumnarParser, out: Binar
 
     So ``lines read + faults = objects written``; an empty file writes nothing
     and is not damage. The reader's runs of lines (one buffer each) are
-    gathered into blocks of :data:`BLOCK_LINES` lines, each parsed as one Arrow block and written straight from the columns
+    gathered into blocks of thousands of lines, each parsed as one Arrow block and written straight from the columns
     (:mod:`haulage.parsers.ndjson`): the bytes are those the row parser's
     dicts would give through orjson.
     """
     origin = Origin.for_file(name)
     faults: list[FileFault] = []
-    for item in gather_blocks(iter_line_runs(stream, name), BLOCK_LINES, BLOCK_BYTES):
+    for item in gather_blocks(iter_line_runs(stream, name)):
         if isinstance(item, FileFault):
             if item.reason != "empty-file":
                 _write_records(out, [fault_dead_letter(origin, item, received_at)])

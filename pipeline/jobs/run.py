@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Any, Optional
 
 from .. import progress
-from ..graph import build_pipeline, new_run_id, staging_root
+from ..graph import build_pipeline, import_local_runner, new_run_id, staging_root
 from ..options import RunOptions
 from ..runners.direct_streaming import run_until_stopped
 from ..runners.local_workers import default_workers, run_in_workers
@@ -91,6 +91,14 @@ def prepare_output(opts: RunOptions) -> PreparedOutput:
     return PreparedOutput(run_id, committed, dataset)
 
 
+def _cpu_seconds() -> float:
+    """CPU time (user + system) of this process and of its finished children (the forked workers)."""
+    import resource
+
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
 def run(opts: RunOptions) -> RunSummary | None:
     """Run to completion (local, batch) or submit (remote streaming); return the summary."""
     configure_logging(opts.quiet)
@@ -119,6 +127,8 @@ def run(opts: RunOptions) -> RunSummary | None:
             "SIGTERM) drains and loses nothing; a crash loses what was pulled and not yet written",
             sink,
         )
+    if files is not None and opts.local:
+        import_local_runner()  # once, here, rather than in every forked worker
     started = time.monotonic()
     output = prepare_output(opts) if opts.in_process else PreparedOutput(new_run_id(), frozenset())
     if files is not None and opts.local:
@@ -128,7 +138,7 @@ def run(opts: RunOptions) -> RunSummary | None:
             )
         finally:
             output.finish()
-        return RunSummary(counters, time.monotonic() - started, len(files))
+        return RunSummary(counters, time.monotonic() - started, len(files), cpu_seconds=_cpu_seconds())
     try:
         result = build_pipeline(opts, files, run_id=output.run_id, committed=output.committed).run()
         if opts.direct_streaming:

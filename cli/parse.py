@@ -1,13 +1,11 @@
 """``haulage parse``: log files (or stdin) to NDJSON, one object per input line.
 
-Declares the options, sets the process up for the job (the collector,
-malloc and numpy's BLAS threads) and calls the job,
+Declares the options, sets the process up for the job (the collector and
+malloc) and calls the job,
 :func:`haulage.parsers.ndjson_files.parse_files`, imported only then.
 """
 
 from __future__ import annotations
-
-import os
 
 from ..parsers.agents import DEFAULT_AGENT_CACHE_SIZE
 
@@ -41,9 +39,6 @@ def main(args, extra) -> int:
     """Run ``haulage parse`` with the parsed arguments."""
     import gc
 
-    # Before numpy is first imported: the job does no linear algebra, and OpenBLAS would
-    # otherwise start a thread per core whose start-up costs ~40 ms of CPU per process.
-    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     from ..parsers.ndjson_files import parse_files
     from ..pipeline.malloc_tuning import keep_freed_memory
 

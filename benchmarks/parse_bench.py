@@ -38,7 +38,7 @@ from stages import add_corpus_arguments, best_of, child_cpu, clock, gzip_bytes, 
 from haulage.parsers import LineParser, Origin  # noqa: E402
 from haulage.parsers.columnar import ColumnarParser  # noqa: E402
 from haulage.parsers.framing import FileFault, isal_zlib, iter_line_runs  # noqa: E402
-from haulage.parsers.line_block import BLOCK_LINES, LineBlock, gather_blocks  # noqa: E402
+from haulage.parsers.line_block import BLOCK_BYTES, BLOCK_LINES, LineBlock, gather_blocks  # noqa: E402
 from haulage.parsers.ndjson import block_ndjson  # noqa: E402
 
 RECEIVED_AT = "2026-10-01T00:00:00Z"
@@ -46,11 +46,16 @@ ORIGIN = Origin.for_file("bench.log.gz")
 
 
 def blocks_of(lines: list[bytes]) -> list[LineBlock]:
-    """The lines as blocks of BLOCK_LINES, each one buffer ("bytes of many lines in")."""
-    return [
-        LineBlock.from_bytes(b"\n".join(lines[start : start + BLOCK_LINES]) + b"\n", start + 1)
-        for start in range(0, len(lines), BLOCK_LINES)
-    ]
+    """The lines as blocks bounded as the parser's are (BLOCK_LINES lines or BLOCK_BYTES bytes), each one buffer."""
+    blocks, start = [], 0
+    while start < len(lines):
+        end, size = start, 0
+        while end < len(lines) and end - start < BLOCK_LINES and size < BLOCK_BYTES:
+            size += len(lines[end]) + 1
+            end += 1
+        blocks.append(LineBlock.from_bytes(b"\n".join(lines[start:end]) + b"\n", start + 1))
+        start = end
+    return blocks
 
 
 def columnar_stage(blocks: list[LineBlock], parser: ColumnarParser) -> float:
@@ -136,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
 
     started = clock()
     blocks = blocks_of(lines)
-    show(f"split into blocks of {BLOCK_LINES:,} lines (numpy)", n / (clock() - started))
+    show(f"split into {len(blocks)} blocks of ≤ {BLOCK_BYTES >> 20} MiB (numpy)", n / (clock() - started))
     gc.collect()
     parser = ColumnarParser()
     cold = n / columnar_stage(blocks, parser)

@@ -148,7 +148,7 @@ class ColumnarParser:
         stamps = self._stamps(fields.take(1))
         url_codes, urls = _encode(fields.take(3))
         project, version, package_type = fields.take(6), fields.take(7), fields.take(8)
-        ok = stamps.ok[stamps.codes] & ~_is_null_text(urls)[url_codes]
+        ok = stamps.ok & ~_is_null_text(urls)[url_codes]
         ok &= ~_is_null_text(project) & ~_is_null_text(version)
         ok &= pc.is_in(package_type, value_set=_PACKAGE_TYPES).to_numpy(zero_copy_only=False)
         keep = None if ok.all() else np.flatnonzero(ok)
@@ -200,7 +200,7 @@ class ColumnarParser:
             except Rejected:
                 url_ok[i] = False
                 projects.append(None)
-        ok = stamps.ok[stamps.codes] & url_ok[url_codes]
+        ok = stamps.ok & url_ok[url_codes]
         keep = None if ok.all() else np.flatnonzero(ok)
         if keep is not None:
             rows, fields = rows[keep], fields.subset(keep)
@@ -230,10 +230,14 @@ class ColumnarParser:
 
     @staticmethod
     def _stamps(texts: pa.Array) -> "_Stamps":
-        """Each distinct timestamp text parsed once, all of them in one vectorised pass."""
-        codes, distinct = _encode(texts)
-        epochs, ok = parse_rfc1123_column(distinct)
-        return _Stamps(codes, epochs, ok)
+        """Every row's timestamp text parsed in one vectorised pass.
+
+        Per row, not per distinct text: a valid text is 29 bytes, so a column of
+        them is already a byte matrix, and a dozen numpy operations over it
+        cost less than hashing the texts to find the distinct ones.
+        """
+        epochs, ok = parse_rfc1123_column(texts)
+        return _Stamps(epochs, ok)
 
     def _agent_columns(self, agents: pa.Array) -> tuple[AgentColumns, tuple[np.ndarray, list]]:
         """``details``, ``classification``, ``user_agent`` and ``agent_fingerprint`` of every row, each distinct agent looked up once.
@@ -350,15 +354,14 @@ class _Fields:
 
 @dataclass
 class _Stamps:
-    codes: np.ndarray  # per row, into epochs/ok
-    epochs: np.ndarray  # per distinct text
+    epochs: np.ndarray  # per row (0 where invalid)
     ok: np.ndarray
 
     def subset(self, keep: np.ndarray) -> "_Stamps":
-        return _Stamps(self.codes[keep], self.epochs, self.ok)
+        return _Stamps(self.epochs[keep], self.ok[keep])
 
     def timestamps(self) -> pa.Array:
-        micros = self.epochs[self.codes] * 1_000_000
+        micros = self.epochs * 1_000_000
         return pa.Array.from_buffers(pa.timestamp("us", tz="UTC"), len(micros), [None, pa.py_buffer(micros)])
 
 

@@ -27,13 +27,20 @@ import pyarrow as pa
 
 __all__ = ["LineBlock", "MAX_BLOCK_BYTES", "BLOCK_LINES", "BLOCK_BYTES", "gather_batches", "gather_blocks"]
 
-BLOCK_LINES = 16_384
-"""Lines per parsed block: enough that the per-block cost of the Arrow kernels (tens of
-microseconds each) is spread thin, small enough to keep a block's memory at a few MB."""
+BLOCK_LINES = 65_536
+"""Most lines per parsed block. A block pays a fixed cost (a few dozen Arrow kernels of tens of
+microseconds each) and one lookup per distinct agent it holds, so bigger blocks cost less per
+line; :data:`BLOCK_BYTES` is what bounds them for log lines of a few hundred bytes."""
 
-BLOCK_BYTES = 8 << 20
-"""Bytes of lines at which :func:`gather_batches` stops gathering, whatever the line count:
-16,384 lines of the longest line the reader passes (64 KiB) would otherwise be a 1 GiB block."""
+BLOCK_BYTES = 16 << 20
+"""Bytes of lines at which a block is closed, whatever the line count: the bound on a block's
+memory (65,536 lines of the longest line the reader passes, 64 KiB, would be 4 GiB).
+
+Measured on the benchmark corpus (509 bytes a line, 6.6 % distinct agents), the parse stage
+alone, one core: blocks of 8,192 / 16,384 / 32,768 / 65,536 lines took ≈ 640k / 790k / 860k /
+900k lines per CPU-second with a warm agent cache, ≈ 400k / 390–460k / 490k / 500k cold;
+16 MiB holds ≈ 33,000 such lines. Batch runs read files in chunks of this size
+(``pipeline.options.FILE_CHUNK_MIB``)."""
 
 MAX_BLOCK_BYTES = (1 << 31) - 1
 """Arrow string arrays use 32-bit offsets: a block must stay below 2 GiB (chunks are ~10 MB)."""

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Optional, Sequence
 
 from ..parsers.agents import DEFAULT_AGENT_CACHE_SIZE
+from ..parsers.line_block import BLOCK_BYTES, BLOCK_LINES
 from .datasets import DatasetRef, DatasetSpecError
 
 __all__ = [
@@ -38,13 +39,13 @@ DEFAULT_CHUNK_LINES = 20000
 """Lines per unit of work in streaming runs (Pub/Sub message batches and windows)."""
 DEFAULT_CHUNK_MIB = 4.0
 """MiB of lines per unit of work in streaming runs: the bound the streaming memory tests measure."""
-FILE_CHUNK_LINES = 60000
-"""Lines per unit of work when reading files (batch runs and replays)."""
-FILE_CHUNK_MIB = 16.0
-"""MiB of lines per unit of work when reading files. Bigger blocks spread the parser's per-block
-work (a dozen Arrow kernels per column, one lookup per distinct agent of the block) over more
-lines: measured on 1M lines in 8 gzip files with one worker, 16 MiB took ≈ 13 % less CPU than 4
-and 32 no less than 16, for ≈ 80 MB more peak memory per worker."""
+FILE_CHUNK_LINES = BLOCK_LINES
+"""Lines per unit of work when reading files (batch runs and replays): a parser block's."""
+FILE_CHUNK_MIB = BLOCK_BYTES / (1 << 20)
+"""MiB of lines per unit of work when reading files: a parser block's (see
+``parsers.line_block.BLOCK_BYTES`` for why that size). Measured on 1M lines in 8 gzip files
+with one worker, 16 MiB took ≈ 13 % less CPU than 4 and 32 no less than 16, for ≈ 80 MB more
+peak memory per worker."""
 DEFAULT_LOAD_INTERVAL = 120.0
 BIGQUERY_METHODS = ("load-jobs", "streaming-inserts")
 # Beam runners that run the pipeline in this process. The first three mean

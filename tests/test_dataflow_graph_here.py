@@ -27,7 +27,6 @@ import subprocess
 import sys
 import threading
 import time
-import uuid
 from pathlib import Path
 
 import pytest
@@ -43,21 +42,8 @@ HAULAGE = str(Path(sys.executable).parent / "haulage")
 
 @pytest.fixture
 def pubsub(pubsub_emulator):
-    from google.cloud import pubsub_v1
-
-    with emulators.patched_env(pubsub_emulator.env()):
-        publisher = pubsub_v1.PublisherClient()
-        subscriber = pubsub_v1.SubscriberClient()
-        suffix = uuid.uuid4().hex[:8]
-        topic = publisher.topic_path(pubsub_emulator.project, f"logs-{suffix}")
-        subscription = subscriber.subscription_path(pubsub_emulator.project, f"haulage-{suffix}")
-        publisher.create_topic(name=topic)
-        subscriber.create_subscription(name=subscription, topic=topic, ack_deadline_seconds=10)
-        try:
-            yield publisher, subscriber, topic, subscription
-        finally:
-            publisher.stop()
-            subscriber.close()
+    with emulators.pubsub_channel(pubsub_emulator) as channel:
+        yield channel.publisher, channel.subscriber, channel.topic, channel.subscription
 
 
 # --------------------------------------------------------------------------

@@ -16,7 +16,6 @@ import os
 import signal
 import threading
 import time
-import uuid
 import warnings
 from pathlib import Path
 
@@ -30,28 +29,12 @@ from support import pipeline_check as pc
 pytestmark = pytest.mark.emulator
 
 
-def _unique(prefix: str) -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:8]}"
-
 
 @pytest.fixture
 def channel(pubsub_emulator):
     """A topic and a subscription (10 s ack deadline, acked messages kept for seek)."""
-    from google.cloud import pubsub_v1
-
-    with emulators.patched_env(pubsub_emulator.env()):
-        publisher = pubsub_v1.PublisherClient()
-        subscriber = pubsub_v1.SubscriberClient()
-        topic = publisher.topic_path(pubsub_emulator.project, _unique("once"))
-        subscription = subscriber.subscription_path(pubsub_emulator.project, _unique("once"))
-        publisher.create_topic(name=topic)
-        subscriber.create_subscription(request={"name": subscription, "topic": topic, "ack_deadline_seconds": 10,
-                                                "retain_acked_messages": True})
-        try:
-            yield publisher, subscriber, topic, subscription
-        finally:
-            publisher.stop()
-            subscriber.close()
+    with emulators.pubsub_channel(pubsub_emulator, "once", retain_acked_messages=True) as channel:
+        yield channel.publisher, channel.subscriber, channel.topic, channel.subscription
 
 
 def publish_lines(publisher, topic: str, subscription: str, items, per_message: int = 20) -> list[pc.Source]:
@@ -167,7 +150,7 @@ def test_the_same_notification_twice(channel, pubsub_emulator, gcs_emulator, goo
     publisher, subscriber, topic, subscription = channel
     items = pc.labelled(200, seed=305)
     bucket = gcs_emulator.client().bucket(gcs_emulator.bucket)
-    prefix = _unique("twice")
+    prefix = emulators.unique_name("twice")
     sources = []
     for i, part in enumerate((items[:120], items[120:])):
         name = f"{prefix}/downloads-{i}.log.gz"
@@ -321,7 +304,7 @@ def test_topic_mode_loses_nothing_when_interrupted(pubsub_emulator, tmp_path):
 
     with emulators.patched_env(pubsub_emulator.env()):
         publisher = pubsub_v1.PublisherClient()
-        topic = publisher.topic_path(pubsub_emulator.project, _unique("topic"))
+        topic = publisher.topic_path(pubsub_emulator.project, emulators.unique_name("topic"))
         publisher.create_topic(name=topic)
         out = tmp_path / "out"
         env = {**os.environ, **pubsub_emulator.env()}

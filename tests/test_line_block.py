@@ -79,7 +79,8 @@ def test_read_chunks_keeps_every_line_in_order_within_the_bounds(tmp_path_factor
         size = sum(line_bytes(batch.lines) for batch in chunk)
         assert count <= chunk_lines
         last = next((len(batch.lines[-1]) for batch in reversed(chunk) if len(batch.lines)), 0)
-        assert size - last < chunk_bytes or count == 0  # a chunk closes once it reaches the byte bound: it passes it by one line at most
+        # a chunk closes once it reaches the byte bound: it passes it by its last line at most
+        assert size <= chunk_bytes or size - last < chunk_bytes
         for batch in chunk:
             assert batch.fault is None
             assert batch.first_position == position or not len(batch.lines)

@@ -27,7 +27,6 @@ import subprocess
 import sys
 import threading
 import time
-import uuid
 from pathlib import Path
 
 import pytest
@@ -54,25 +53,14 @@ def _number(text: str) -> int:
 
 def _publish_backlog(pubsub_emulator) -> str:
     """2,000 gzip messages of 1,000 lines (10 distinct bodies, each sent 200 times); returns the subscription."""
-    from google.cloud import pubsub_v1
-
     lines = pc.lines_of(pc.labelled(10 * LINES_PER_MESSAGE, seed=101, bad_fraction=0.01))
     bodies = [gzip.compress(pc.joined(lines[i:i + LINES_PER_MESSAGE]), compresslevel=1)
               for i in range(0, len(lines), LINES_PER_MESSAGE)]
-    with emulators.patched_env(pubsub_emulator.env()):
-        publisher = pubsub_v1.PublisherClient()
-        subscriber = pubsub_v1.SubscriberClient()
-        suffix = uuid.uuid4().hex[:8]
-        topic = publisher.topic_path(pubsub_emulator.project, f"backlog-{suffix}")
-        subscription = subscriber.subscription_path(pubsub_emulator.project, f"haulage-{suffix}")
-        publisher.create_topic(name=topic)
-        subscriber.create_subscription(name=subscription, topic=topic, ack_deadline_seconds=60)
-        subscriber.close()
-        futures = [publisher.publish(topic, bodies[i % len(bodies)]) for i in range(MESSAGES)]
+    with emulators.pubsub_channel(pubsub_emulator, "backlog", ack_deadline_seconds=60) as channel:
+        futures = [channel.publisher.publish(channel.topic, bodies[i % len(bodies)]) for i in range(MESSAGES)]
         for future in futures:
             future.result(timeout=120)
-        publisher.stop()
-    return subscription
+    return channel.subscription
 
 
 def _peak_rss(pid: int) -> int:

@@ -43,9 +43,6 @@ RUN_FOR = "9"
 WINDOW = "3"
 
 
-def _unique(prefix: str) -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:8]}"
-
 
 @pytest.fixture(params=sorted(st.GRAPHS))
 def graph(request) -> str:
@@ -55,20 +52,8 @@ def graph(request) -> str:
 @pytest.fixture
 def pubsub(pubsub_emulator):
     """A fresh topic and subscription on the emulator, with a publisher."""
-    from google.cloud import pubsub_v1
-
-    with emulators.patched_env(pubsub_emulator.env()):
-        publisher = pubsub_v1.PublisherClient()
-        subscriber = pubsub_v1.SubscriberClient()
-        topic = publisher.topic_path(pubsub_emulator.project, _unique("logs"))
-        subscription = subscriber.subscription_path(pubsub_emulator.project, _unique("haulage"))
-        publisher.create_topic(name=topic)
-        subscriber.create_subscription(name=subscription, topic=topic, ack_deadline_seconds=10)
-        subscriber.close()
-        try:
-            yield publisher, topic, subscription
-        finally:
-            publisher.stop()
+    with emulators.pubsub_channel(pubsub_emulator) as channel:
+        yield channel.publisher, channel.topic, channel.subscription
 
 
 @pytest.fixture
@@ -181,7 +166,7 @@ def test_notifications_only_from_the_allowed_location(graph, pubsub, pubsub_emul
     publisher, topic, subscription = pubsub
     items = pc.labelled(300, seed=31)
     bucket = gcs_emulator.client().bucket(gcs_emulator.bucket)
-    prefix = _unique("notified")
+    prefix = emulators.unique_name("notified")
     allowed = f"gs://{gcs_emulator.bucket}/{prefix}/"
     sources: list[pc.Source] = []
     finalize = {"eventType": "OBJECT_FINALIZE", "payloadFormat": "JSON_API_V1"}
@@ -288,7 +273,7 @@ def test_topic_mode(graph, pubsub_emulator, tmp_path):
 
     with emulators.patched_env(pubsub_emulator.env()):
         publisher = pubsub_v1.PublisherClient()
-        topic = publisher.topic_path(pubsub_emulator.project, _unique("topic"))
+        topic = publisher.topic_path(pubsub_emulator.project, emulators.unique_name("topic"))
         publisher.create_topic(name=topic)
         items = pc.labelled(40, seed=17, bad_fraction=0.1)
         out = tmp_path / "out"

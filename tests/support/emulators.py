@@ -240,6 +240,55 @@ class PubSubEmulator:
         return {"PUBSUB_EMULATOR_HOST": self.host}
 
 
+def unique_name(prefix: str) -> str:
+    """``prefix-<8 hex>``: a topic or subscription name no other test uses."""
+    import uuid
+
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+@dataclasses.dataclass
+class PubSubChannel:
+    """A fresh topic on the emulator, its subscription (None when not asked for) and the two clients."""
+
+    publisher: object
+    subscriber: object
+    topic: str
+    subscription: Optional[str]
+
+
+@contextlib.contextmanager
+def pubsub_channel(emulator: PubSubEmulator, prefix: str = "logs", *, subscribe: bool = True,
+                   ack_deadline_seconds: int = 10, retain_acked_messages: bool = False) -> Iterator[PubSubChannel]:
+    """A topic (and, with ``subscribe``, a subscription to it) made for one test, on ``emulator``.
+
+    The clients are made, and the body runs, with the emulator's environment
+    set (a client reads ``PUBSUB_EMULATOR_HOST`` when it is made, and a
+    haulage started from the body inherits it); both are closed at the end.
+    Tests differ in the ack deadline (how soon an unacknowledged message comes
+    back) and in keeping acknowledged messages (what a seek replays).
+    """
+    from google.cloud import pubsub_v1
+
+    with patched_env(emulator.env()):
+        publisher = pubsub_v1.PublisherClient()
+        subscriber = pubsub_v1.SubscriberClient()
+        try:
+            topic = publisher.topic_path(emulator.project, unique_name(prefix))
+            publisher.create_topic(name=topic)
+            subscription = None
+            if subscribe:
+                subscription = subscriber.subscription_path(emulator.project, unique_name(f"{prefix}-sub"))
+                subscriber.create_subscription(request={
+                    "name": subscription, "topic": topic, "ack_deadline_seconds": ack_deadline_seconds,
+                    "retain_acked_messages": retain_acked_messages,
+                })
+            yield PubSubChannel(publisher, subscriber, topic, subscription)
+        finally:
+            publisher.stop()
+            subscriber.close()
+
+
 def find_pubsub_jar() -> Optional[str]:
     """The Pub/Sub emulator jar of the installed gcloud SDK, if any."""
     dirs = list(PUBSUB_JAR_DIRS)

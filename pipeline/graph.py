@@ -30,7 +30,10 @@ from .sources.notifications import NotificationPolicy
 from .sources.pubsub import ReadPubSubChunks
 from .sources.pubsub_windows import PullPubSubWindows
 
-__all__ = ["ReplayStaging", "beam_options", "build_pipeline", "ledger_ref", "local_runner", "new_run_id", "staging_root"]
+__all__ = [
+    "ReplayStaging", "beam_options", "build_pipeline", "import_local_runner", "ledger_ref", "local_runner", "new_run_id",
+    "staging_root",
+]
 
 
 @dataclass(frozen=True)
@@ -57,6 +60,18 @@ def beam_options(opts: RunOptions) -> PipelineOptions:
     if opts.streaming and not opts.local:
         options.view_as(StandardOptions).streaming = True
     return options
+
+
+def import_local_runner() -> None:
+    """Import the FnApiRunner's modules now (a third of a second of CPU) instead of when a pipeline first runs.
+
+    Local batch workers are forked from the driver and share what it has
+    imported; a module first imported in a worker is imported by every
+    worker, each paying for it on its own core.
+    """
+    from apache_beam.portability.api import beam_provision_api_pb2  # noqa: F401
+    from apache_beam.runners.portability.fn_api_runner import fn_runner  # noqa: F401
+    from apache_beam.runners.portability.portable_runner import JobServiceHandle  # noqa: F401
 
 
 def local_runner(options: PipelineOptions) -> Any:

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Any, Optional
 
 from .. import progress
-from ..graph import build_pipeline, new_run_id, staging_root
+from ..graph import build_pipeline, import_local_runner, new_run_id, staging_root
 from ..options import RunOptions
 from ..runners.direct_streaming import run_until_stopped
 from ..runners.local_workers import default_workers, run_in_workers
@@ -119,6 +119,8 @@ def run(opts: RunOptions) -> RunSummary | None:
             "SIGTERM) drains and loses nothing; a crash loses what was pulled and not yet written",
             sink,
         )
+    if files is not None and opts.local:
+        import_local_runner()  # once, here, rather than in every forked worker
     started = time.monotonic()
     output = prepare_output(opts) if opts.in_process else PreparedOutput(new_run_id(), frozenset())
     if files is not None and opts.local:

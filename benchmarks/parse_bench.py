@@ -10,8 +10,11 @@ distinct agents is printed, ≥ 5 % by default as in PyPI's traffic):
 * inflate alone, zlib and ISA-L (``isal``), one core;
 * splitting a buffer into blocks of lines (numpy);
 * the parse stage alone (blocks in memory → Arrow record batches, one core,
-  :class:`ColumnarParser`), cold agent cache and warm, by phase; and the row
-  parser (the reference) on the same lines;
+  :class:`ColumnarParser`): cold (a fresh agent cache, the first lines a
+  worker sees), steady state (the next as many lines of the same traffic,
+  the popular agents cached, the never-seen ones parsed: what a worker does
+  most of its life) and warm (the same lines again, every agent cached), by
+  phase; and the row parser (the reference) on the same lines;
 * ``haulage parse FILE.gz > /dev/null`` end to end (process start-up included);
 * where the time of ``haulage parse`` goes: process start-up, inflate (ISA-L, as framing does),
   split into lines, agents (looking up and parsing user agents), the rest of
@@ -33,7 +36,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from anchor import DEFAULT_ANCHOR_LINES, linehaul_rate, linehaul_version  # noqa: E402
-from stages import add_corpus_arguments, best_of, child_cpu, clock, gzip_bytes, inflate_rates, make_corpus  # noqa: E402
+from stages import Corpus, add_corpus_arguments, best_of, child_cpu, clock, gzip_bytes, inflate_rates, make_corpus  # noqa: E402
 
 from haulage.parsers import LineParser, Origin  # noqa: E402
 from haulage.parsers.columnar import ColumnarParser  # noqa: E402
@@ -116,8 +119,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--anchor-lines", type=int, default=DEFAULT_ANCHOR_LINES, help="lines given to PyPI's parser")
     args = ap.parse_args(argv)
 
-    corpus = make_corpus(args.lines, args.seed, args.days, args.fresh_agents)
-    lines = corpus.lines
+    # twice the lines: the second half (same agent pool, fresh agents of its own) is what a worker
+    # whose cache already holds the popular agents meets next (the "steady state" line)
+    both = make_corpus(2 * args.lines, args.seed, args.days * 2, args.fresh_agents)
+    corpus = Corpus(both.lines[: args.lines], len({line.split(b"|", 9)[-1] for line in both.lines[: args.lines]}))
+    lines, later = corpus.lines, both.lines[args.lines :]
     n = len(lines)
     print(f"corpus: {corpus.describe()}")
     print(f"load  : {os.getloadavg()[0]:.2f} (1-minute load average at start; {os.cpu_count()} cores); "
@@ -147,10 +153,16 @@ def main(argv: list[str] | None = None) -> int:
     cold = n / columnar_stage(blocks, parser)
     parser.seconds = dict.fromkeys(parser.seconds, 0.0)
     warm_seconds = min(columnar_stage(blocks, parser) for _ in range(args.repeat))
+    warm_phases = dict(parser.seconds)
+    misses = parser.cache_misses
+    steady = len(later) / columnar_stage(blocks_of(later), parser)
     show("parse stage, one core, cold agent cache", cold)
+    show("parse stage, one core, steady state", steady,
+         f"   (the next {len(later):,} lines: {100 * (parser.cache_misses - misses) / len(later):.1f} % of them "
+         "bring an agent the cache does not hold)")
     show("parse stage, one core, warm agent cache", n / warm_seconds)
-    total = sum(parser.seconds.values())
-    print("  warm parse stage by phase: " + ", ".join(f"{k} {100 * v / total:.0f} %" for k, v in parser.seconds.items()))
+    total = sum(warm_phases.values())
+    print("  warm parse stage by phase: " + ", ".join(f"{k} {100 * v / total:.0f} %" for k, v in warm_phases.items()))
     rows = LineParser()
     row_stage(lines, rows)
     show("row parser (reference), one core, warm cache", n / min(row_stage(lines, rows) for _ in range(args.repeat)))

@@ -14,6 +14,8 @@ gets) and prints lines/s (wall clock, process start-up included) next to:
   measures against;
 * the same run without the process start-up (the run summary's own clock starts
   once Beam and haulage are imported and the files listed: ≈ 1–2 s a run);
+* where the CPU went, as the run summary reports it: reading (inflate and
+  framing), parsing, writing, and the rest (start-up, Beam);
 * the scaling of N workers over one worker.
 """
 
@@ -54,7 +56,7 @@ def inflate_all_cores(paths: list[str], processes: int) -> float:
 
 def run_haulage(pattern: str, out: str, workers: str, sink: list[str] | None = None,
                 env: dict | None = None) -> tuple[float, float, str]:
-    """``(wall seconds, CPU seconds of haulage and its workers, first summary line)``.
+    """``(wall seconds, CPU seconds of haulage and its workers, first summary line and the CPU-by-stage line)``.
 
     ``sink`` replaces ``--output-dir out`` (e.g. ``--bigquery-dataset …``).
     """
@@ -67,7 +69,9 @@ def run_haulage(pattern: str, out: str, workers: str, sink: list[str] | None = N
     elapsed, cpu = time.perf_counter() - started, child_cpu() - cpu_before
     if done.returncode != 0:
         raise SystemExit(f"haulage run failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
-    return elapsed, cpu, done.stdout.splitlines()[0]
+    lines = done.stdout.splitlines()
+    stages = next((line for line in lines if line.startswith("CPU ")), "")
+    return elapsed, cpu, lines[0] + ("\n" + stages if stages else "")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -150,13 +154,16 @@ def _measure(args, sink: list[str] | None, env: dict | None) -> int:
                   f"{rates[workers] / pypi:>7,.1f}× PyPI  inflate-alone/this {inflate / rates[workers]:4.1f}  "
                   f"({best:.1f} s wall, start-up included; {best_cpu:.1f} CPU s = {n / best_cpu:,.0f} lines per CPU-second, "
                   f"{n / best_cpu / pypi:,.1f}× PyPI per core)")
+            stages = best_summary.partition("\n")[2]
+            if stages:
+                print(f"{'':<38}where the CPU went: {stages}")
             pipeline_seconds = _summary_seconds(best_summary)
             if pipeline_seconds:
                 steady = n / pipeline_seconds
                 print(f"{'':<13}{'':<25}imports excluded : {steady:>10,.0f} lines/s  {steady / pypi:>7,.1f}× PyPI  "
                       f"inflate-alone/this {inflate / steady:4.1f}  ({pipeline_seconds:.1f} s by the run summary's own clock: "
                       f"the {best - pipeline_seconds:.1f} s before it import Beam and haulage and list the files)")
-        print(f"run summary: {summary}")
+        print(f"run summary: {summary.partition(chr(10))[0]}")
         if "1" in rates:
             for workers, rate in rates.items():
                 if workers not in ("1", "default"):

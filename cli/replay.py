@@ -11,6 +11,9 @@ from __future__ import annotations
 import argparse
 import sys
 
+from .imports import import_quietly
+from .run import LOCAL_RUNNER_MODULES
+
 from ..pipeline.options import iso_date
 
 __all__ = ["PASSES_EXTRA_ARGS", "add_parser", "main"]
@@ -47,7 +50,6 @@ def add_parser(commands) -> argparse.ArgumentParser:
 def main(args: argparse.Namespace, beam_args: list[str]) -> int:
     """Validate the options, run the replay job, print its report; exit status 2 for bad options or a
     replay that cannot run, 1 if the counts do not balance."""
-    from ..pipeline.sources.files import InputError
     from ..pipeline.options import validated_options
 
     options = validated_options("replay", args, beam_args)
@@ -59,7 +61,9 @@ def main(args: argparse.Namespace, beam_args: list[str]) -> int:
     day_range = None
     if args.date_from or args.date_to:
         day_range = (str(args.date_from or "0001-01-01"), str(args.date_to or "9999-12-31"))
+    import_quietly("haulage.pipeline.jobs.replay", *(LOCAL_RUNNER_MODULES if options.in_process else ()))
     from ..pipeline.jobs.replay import ReplayError, run_replay
+    from ..pipeline.sources.files import InputError
 
     try:
         report = run_replay(options, day_range, args.merge, options.staging_dir)

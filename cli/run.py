@@ -5,8 +5,13 @@ from __future__ import annotations
 import argparse
 import sys
 
+from .imports import import_quietly
+
 __all__ = ["PASSES_EXTRA_ARGS", "add_parser", "main"]
 
+
+# Beam's local runner, imported with the job when the run is in this process
+LOCAL_RUNNER_MODULES = ("apache_beam.runners.portability.fn_api_runner.fn_runner",)
 
 # Options Beam knows (--runner, --project, --temp_location, ...) pass through.
 PASSES_EXTRA_ARGS = True
@@ -33,13 +38,14 @@ def add_parser(commands) -> argparse.ArgumentParser:
 
 def main(args: argparse.Namespace, beam_args: list[str]) -> int:
     """Validate the options and run the job; exit status 2 for bad options, 1 if the counts do not balance."""
-    from ..pipeline.sources.files import InputError
     from ..pipeline.options import validated_options
 
     options = validated_options("run", args, beam_args)
     if options is None:
         return 2
+    import_quietly("haulage.pipeline.jobs.run", *(LOCAL_RUNNER_MODULES if options.in_process else ()))
     from ..pipeline.jobs.run import run
+    from ..pipeline.sources.files import InputError
 
     try:
         summary = run(options)

@@ -39,6 +39,7 @@ orjson.
 
 from __future__ import annotations
 
+import struct
 from operator import itemgetter
 from typing import Optional, Union
 
@@ -130,30 +131,35 @@ _FRAGMENTS: dict[str, dict[int, tuple[object, bytes, bytes]]] = {DOWNLOAD: {}, S
 """Per table, per AgentResult (by id): the result (kept referenced, so its id is not reused), its
 fragments (:func:`_agent_fragments`) as one UTF-8 text, and their lengths as int32 bytes. Made
 once per result; a table's dict is emptied past :data:`_FRAGMENTS_LIMIT`."""
-_FRAGMENTS_LIMIT = 1 << 17
+_FRAGMENTS_LIMIT = 1 << 15
 _TEXT, _LENGTHS = 1, 2
 
 
-def _agent_fragments(table: str, result) -> tuple[str, ...]:
+def _agent_fragments(table: str, result) -> tuple[bytes, ...]:
     """The texts of a line that depend only on its agent, in line order, each ending where a row value follows.
 
     Downloads: ``details``; ``classification`` and ``user_agent`` (adjacent in
     the row); the fingerprint and the line's end. Simple requests:
     ``details`` to ``user_agent``; the fingerprint and the line's end.
     """
-    details = orjson.dumps(result.details).decode()
-    rest = orjson.dumps(result.classification).decode() + ',"user_agent":' + orjson.dumps(result.user_agent).decode()
-    end = ("null" if result.fingerprint is None else str(result.fingerprint)) + "}}\n"
-    return (details, rest, end) if table == DOWNLOAD else (details + ',"classification":' + rest, end)
+    dumps = orjson.dumps
+    details = dumps(result.details)
+    rest = dumps(result.classification) + b',"user_agent":' + dumps(result.user_agent)
+    end = (b"null" if result.fingerprint is None else b"%d" % result.fingerprint) + b"}}\n"
+    return (details, rest, end) if table == DOWNLOAD else (details + b',"classification":' + rest, end)
 
 
 def _fragment_entry(table: str, result) -> tuple[object, bytes, bytes]:
     known = _FRAGMENTS[table]
     if len(known) >= _FRAGMENTS_LIMIT:
         known.clear()
-    encoded = [text.encode() for text in _agent_fragments(table, result)]
-    entry = known[id(result)] = (result, b"".join(encoded), np.array([len(e) for e in encoded], np.int32).tobytes())
+    fragments = _agent_fragments(table, result)
+    entry = known[id(result)] = (result, b"".join(fragments), _LENGTHS_OF[len(fragments)](*map(len, fragments)))
     return entry
+
+
+_LENGTHS_OF = {k: struct.Struct(f"={k}i").pack for k in (2, 3)}
+"""Packs a result's fragment lengths as native int32s (what numpy reads them as)."""
 
 
 def _agent_pieces(table: str, results: list) -> pa.Array:

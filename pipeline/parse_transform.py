@@ -16,7 +16,7 @@ from ..parsers.columnar import ColumnarParser, split_by_day
 from ..parsers.line_block import LineBlock
 from ..parsers.lines import fault_dead_letter
 from .elements import Chunk, LineBatch, ParsedChunk, TableDay, tune_gc
-from .metrics import Counters
+from .metrics import Counters, StageCpu
 
 
 __all__ = ["reason_of", "blocks_of", "ParseChunkFn", "ParseLogLines"]
@@ -78,8 +78,10 @@ class ParseChunkFn(beam.DoFn):
         tune_gc()
         self._parser = ColumnarParser(agent_cache_size=self._agent_cache_size)
         self._counters = Counters()
+        self._cpu = StageCpu(self._counters, "parse")
 
     def process(self, chunk: Chunk) -> Iterator[object]:
+        started = self._cpu.now()
         parser = self._parser
         counters = self._counters
         hits, misses = parser.cache_hits, parser.cache_misses
@@ -116,6 +118,7 @@ class ParseChunkFn(beam.DoFn):
         counters.inc("lines_read", out.lines)
         counters.inc("agent_cache_hits", parser.cache_hits - hits)
         counters.inc("agent_cache_misses", parser.cache_misses - misses)
+        self._cpu.add_since(started)
         yield TimestampedValue(out, earliest) if earliest is not None else out
 
 

@@ -10,6 +10,7 @@ from typing import Any, Optional
 from apache_beam.metrics.metric import MetricsFilter
 
 from ..parsers.schemas import TABLE_NAMES, UNPROCESSED
+from .metrics import CPU_PREFIX, STAGES
 
 
 __all__ = ["RunSummary", "counters_from_result", "summary_from_result"]
@@ -27,6 +28,8 @@ class RunSummary:
     seconds: float
     files: Optional[int] = None
     rows: dict[str, dict[str, int]] = field(default_factory=dict)
+    cpu_seconds: Optional[float] = None
+    """CPU time of the whole run (this process and its workers), when it ran here: what the stages' shares are of."""
 
     def __post_init__(self) -> None:
         rows: dict[str, dict[str, int]] = defaultdict(dict)
@@ -87,6 +90,23 @@ class RunSummary:
         )
 
     @property
+    def stage_cpu(self) -> dict[str, float]:
+        """CPU seconds spent in each stage's own code (``cpu_us.<stage>``), in pipeline order."""
+        return {stage: self.get(CPU_PREFIX + stage) / 1e6 for stage in STAGES if CPU_PREFIX + stage in self.counters}
+
+    def _cpu_line(self) -> Optional[str]:
+        stages = self.stage_cpu
+        if not stages:
+            return None
+        total = self.cpu_seconds if self.cpu_seconds is not None else sum(stages.values())
+        parts = [f"{stage} {seconds:.1f} s ({100 * seconds / total:.0f} %)" for stage, seconds in stages.items()] if total else []
+        if self.cpu_seconds is not None:
+            rest = max(0.0, self.cpu_seconds - sum(stages.values()))
+            parts.append(f"the rest (start-up, Beam) {rest:.1f} s ({100 * rest / total:.0f} %)" if total else "")
+            return f"CPU {self.cpu_seconds:.1f} s: " + ", ".join(parts)
+        return "CPU by stage: " + ", ".join(parts)
+
+    @property
     def dead_letter_reasons(self) -> dict[str, int]:
         """Dead letters by reason, sorted by reason."""
         return {n.split(".", 1)[1]: v for n, v in sorted(self.counters.items()) if n.startswith("dead_letters.")}
@@ -114,6 +134,9 @@ class RunSummary:
             lines.append(f"agent cache: {hits:,} hits, {misses:,} misses ({100.0 * hits / (hits + misses):.1f}% hit rate)")
         for kind, count in self.already_ingested.items():
             lines.append(f"{count:,} {kind}{'' if count == 1 else 's'} already ingested, skipped")
+        cpu = self._cpu_line()
+        if cpu:
+            lines.append(cpu)
         lines.append("")
         check = "balanced" if self.balanced else "NOT BALANCED — please report this"
         skipped = f" + outside --from/--to {self.skipped:,}" if self.skipped else ""

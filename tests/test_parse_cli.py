@@ -117,3 +117,26 @@ def test_parse_imports_neither_beam_nor_the_other_commands(tmp_path):
     assert not [m for m in loaded if m.split(".")[0] == "apache_beam"]
     others = [f"haulage.cli.{name}" for name in ("run", "replay", "setup", "stats", "serve")]
     assert not [m for m in loaded if m in others or m.startswith("haulage.stats")]
+
+
+def test_a_job_is_imported_with_the_collector_off_and_left_on():
+    """cli.imports: the modules are imported, what exists is frozen, and the collector is on again afterwards."""
+    import gc
+    import subprocess
+    import sys
+
+    code = (
+        "import gc, sys\n"
+        "from haulage.cli.imports import import_quietly\n"
+        "before = gc.get_freeze_count()\n"
+        "import_quietly('haulage.pipeline.options', 'json')\n"
+        "assert 'haulage.pipeline.options' in sys.modules and gc.isenabled()\n"
+        "assert gc.get_freeze_count() > before\n"
+        "gc.disable()\n"
+        "import_quietly('csv')\n"
+        "assert not gc.isenabled()  # left as it was found\n"
+        "print('ok')\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.stdout.strip() == "ok", done.stderr
+    assert gc.isenabled()

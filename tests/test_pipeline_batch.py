@@ -162,3 +162,28 @@ def test_identical_files_under_two_names_are_read_once(tmp_path):
     assert "1 file already ingested, skipped" in result.stdout, result.stdout
     out = pc.read_parquet_output(tmp_path / "out")
     pc.check_output(out, [pc.Source(str(tmp_path / "in" / "2026-10-01" / "00.log.gz"), items)])
+
+
+def test_the_summary_says_where_the_cpu_went(tmp_path):
+    """Each stage counts the CPU time of its own code; the summary shows the shares of the run's CPU."""
+    sources = write_good_and_damaged(tmp_path / "in", pc.labelled(570, seed=12))
+    result = pc.run_cli(["run", "--input", str(tmp_path / "in" / "*.gz"), "--output-dir", str(tmp_path / "out"),
+                         "--quiet", "--workers", "2"])
+    assert result.code == 0 and sources, result.stderr
+    line = next(line for line in result.stdout.splitlines() if line.startswith("CPU "))
+    found = re.fullmatch(r"CPU ([\d.]+) s: read ([\d.]+) s \(\d+ %\), parse ([\d.]+) s \(\d+ %\), "
+                         r"write ([\d.]+) s \(\d+ %\), the rest \(start-up, Beam\) ([\d.]+) s \(\d+ %\)", line)
+    assert found, line
+    total, read, parse, write, rest = map(float, found.groups())
+    assert total > 0 and abs(read + parse + write + rest - total) <= 0.25  # each figure is rounded to 0.1 s
+
+
+def test_stage_cpu_shares_in_the_summary():
+    from haulage.pipeline.summary import RunSummary
+
+    counters = {"lines_read": 10, "cpu_us.read": 1_000_000, "cpu_us.parse": 3_000_000, "cpu_us.write": 2_000_000}
+    assert RunSummary(counters, 1.0, cpu_seconds=8.0)._cpu_line() == (
+        "CPU 8.0 s: read 1.0 s (12 %), parse 3.0 s (38 %), write 2.0 s (25 %), the rest (start-up, Beam) 2.0 s (25 %)")
+    assert RunSummary(counters, 1.0).stage_cpu == {"read": 1.0, "parse": 3.0, "write": 2.0}
+    assert RunSummary(counters, 1.0)._cpu_line() == "CPU by stage: read 1.0 s (17 %), parse 3.0 s (50 %), write 2.0 s (33 %)"
+    assert RunSummary({"lines_read": 10}, 1.0, cpu_seconds=2.0)._cpu_line() is None

@@ -91,6 +91,14 @@ def prepare_output(opts: RunOptions) -> PreparedOutput:
     return PreparedOutput(run_id, committed, dataset)
 
 
+def _cpu_seconds() -> float:
+    """CPU time (user + system) of this process and of its finished children (the forked workers)."""
+    import resource
+
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
 def run(opts: RunOptions) -> RunSummary | None:
     """Run to completion (local, batch) or submit (remote streaming); return the summary."""
     configure_logging(opts.quiet)
@@ -130,7 +138,7 @@ def run(opts: RunOptions) -> RunSummary | None:
             )
         finally:
             output.finish()
-        return RunSummary(counters, time.monotonic() - started, len(files))
+        return RunSummary(counters, time.monotonic() - started, len(files), cpu_seconds=_cpu_seconds())
     try:
         result = build_pipeline(opts, files, run_id=output.run_id, committed=output.committed).run()
         if opts.direct_streaming:

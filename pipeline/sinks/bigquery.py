@@ -37,7 +37,7 @@ from ...parsers.schemas import UNPROCESSED
 from ...parsers.timestamps import iso_from_epoch
 from ..datasets import DatasetRef, bigquery_client
 from ..elements import ParsedChunk
-from ..metrics import Counters
+from ..metrics import Counters, StageCpu
 from ..progress import note_day
 from .bigquery_batches import BatchLoader, StagedBundle, stage_bundle
 from .bigquery_commit import BigQueryCommitter, LoadOutcome, default_staging_root
@@ -187,6 +187,7 @@ class _GroupsFn(beam.DoFn):
         self._committer = BigQueryCommitter(self._dataset, self._staging_root, self._run_id)
         self._committer.hold()
         self._counters = Counters()
+        self._cpu = StageCpu(self._counters, "write")
         self._group: Optional[StagedGroup] = None
 
     def start_bundle(self) -> None:
@@ -218,13 +219,17 @@ class LoadGroupsFn(_GroupsFn):
     """Local runs: stage and load every bundle (or element) before moving on."""
 
     def process(self, chunk: ParsedChunk) -> Iterator[Any]:
+        started = self._cpu.now()
         self._add(chunk)
         if self._each_element:
             self._commit()
+        self._cpu.add_since(started)
         return iter(())
 
     def finish_bundle(self) -> None:
+        started = self._cpu.now()
         self._commit()
+        self._cpu.add_since(started)
 
     def _commit(self) -> None:
         staged = self._stage()

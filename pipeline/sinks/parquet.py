@@ -19,7 +19,7 @@ import apache_beam as beam
 from ...parsers.schemas import UNPROCESSED
 
 from ..elements import ParsedChunk
-from ..metrics import Counters
+from ..metrics import Counters, StageCpu
 from .parquet_commit import ROW_GROUP_ROWS, CommitOutcome, ParquetDataset, StagedGroup
 from ..progress import note_day
 
@@ -64,6 +64,7 @@ class WriteFilesFn(beam.DoFn):
 
     def setup(self) -> None:
         self._counters = Counters()
+        self._cpu = StageCpu(self._counters, "write")
         self._dataset = ParquetDataset(self._output_dir)
         self._dataset.hold_staging(self._run_id)
         self._group: Optional[StagedGroup] = None
@@ -72,6 +73,7 @@ class WriteFilesFn(beam.DoFn):
         self._group = None
 
     def process(self, chunk: ParsedChunk) -> Iterator[Any]:
+        started = self._cpu.now()
         group = self._group
         if group is None:
             group = self._group = StagedGroup(self._dataset, self._run_id)
@@ -87,10 +89,13 @@ class WriteFilesFn(beam.DoFn):
             # streaming: commit as soon as the group holds whole sources only (a big
             # message or notified file arrives in several chunks, all in this bundle)
             self._commit()
+        self._cpu.add_since(started)
         return iter(())
 
     def finish_bundle(self) -> None:
+        started = self._cpu.now()
         self._commit()
+        self._cpu.add_since(started)
 
     def teardown(self) -> None:
         group, self._group = getattr(self, "_group", None), None

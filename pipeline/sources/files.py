@@ -27,6 +27,7 @@ from ...parsers.line_block import LineBlock
 from ...parsers.lines import event_key
 from ...parsers.timestamps import iso_from_epoch
 from ..elements import FILE, Chunk, LineBatch, SourceUnit, tune_gc
+from ..metrics import Counters, StageCpu
 from ..progress import Progress
 from .identity import file_origin
 
@@ -213,6 +214,7 @@ class ReadFileFn(beam.DoFn):
     def setup(self) -> None:
         tune_gc()
         self._progress = Progress(self._total_files, self._total_bytes)
+        self._cpu = StageCpu(Counters(), "read")
         self._seen: set[str] = set()
 
     def start_bundle(self) -> None:
@@ -226,13 +228,18 @@ class ReadFileFn(beam.DoFn):
         return False
 
     def process(self, item: InputFile) -> Iterator[Chunk]:
+        cpu = self._cpu
+        started = cpu.now()
         for chunk in read_file(
             item.path, self._received_at, self._chunk_lines, item.size, self._label_prefix, self._skip, self._chunk_bytes
         ):
+            cpu.add_since(started)  # what the chunk costs downstream is the parser's and the sink's
             yield chunk
+            started = cpu.now()
             self._progress.add(lines=sum(len(b.lines) for b in chunk))
         self._files_read.inc()
         self._progress.add(files=1, nbytes=item.size)
+        cpu.add_since(started)
 
     def teardown(self) -> None:
         progress = getattr(self, "_progress", None)

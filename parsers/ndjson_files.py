@@ -25,7 +25,7 @@ from .columnar import ColumnarParser
 from .framing import FileFault, iter_line_runs
 from .line_block import gather_blocks
 from .lines import Origin, fault_dead_letter
-from .ndjson import block_ndjson
+from .ndjson import ndjson_chunks
 from .timestamps import iso_from_epoch
 
 __all__ = ["STDIN_NAME", "parse_stream", "parse_files"]
@@ -57,7 +57,8 @@ def parse_stream(stream: BinaryIO, name: str, parser: ColumnarParser, out: Binar
                 _write_records(out, [fault_dead_letter(origin, item, received_at)])
                 faults.append(item)
             continue
-        out.write(block_ndjson(parser.parse_block(item, origin, received_at)))
+        for chunk in ndjson_chunks(parser.parse_block(item, origin, received_at)):
+            out.write(chunk)
     return faults
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from unittest.mock import patch
 
 import orjson
 from hypothesis import HealthCheck, given, settings
@@ -94,6 +95,18 @@ def test_ndjson_is_orjson_of_the_row_parsers_dicts(lines, first_position):
 
 
 @SETTINGS
+@given(st.lists(any_line, max_size=40), st.integers(1, 7))
+def test_chunks_end_at_line_ends_and_join_to_the_whole(lines, chunk_lines):
+    parsed = PARSER.parse_block(LineBlock.from_lines(lines), ORIGIN, RECEIVED_AT)
+    with patch.object(ndjson, "CHUNK_LINES", chunk_lines):
+        chunks = [bytes(chunk) for chunk in ndjson.ndjson_chunks(parsed)]
+    assert len(chunks) == -(-len(lines) // chunk_lines)
+    assert [chunk.count(b"\n") for chunk in chunks] == [min(chunk_lines, len(lines) - k * chunk_lines) for k in range(len(chunks))]
+    assert all(chunk.endswith(b"\n") for chunk in chunks)
+    assert b"".join(chunks) == reference(lines, ROW_PARSER, 1)
+
+
+@SETTINGS
 @given(st.lists(escaped_line(), min_size=1, max_size=30))
 def test_escapes_nulls_and_unicode_in_every_field_take_the_vectorised_path(lines):
     parsed = PARSER.parse_block(LineBlock.from_lines(lines), ORIGIN, RECEIVED_AT)
@@ -125,9 +138,13 @@ def test_fragments_forgotten_between_blocks_are_made_again(monkeypatch):
 
 
 def test_output_past_32_bit_offsets_is_written_with_64_bit_ones(monkeypatch):
-    monkeypatch.setattr(ndjson, "_MAX_OFFSET", 1000)  # "2 GiB" is 1000 bytes here
+    monkeypatch.setattr(ndjson, "_MAX_OFFSET", 2500)  # "2 GiB" is 2500 bytes here
+    monkeypatch.setattr(ndjson, "CHUNK_LINES", 3)
     lines = POOL[:200]
-    assert written(lines, ColumnarParser(), 1) == reference(lines, LineParser(), 1)
+    parsed = ColumnarParser().parse_block(LineBlock.from_lines(lines), ORIGIN, RECEIVED_AT)
+    chunks = [bytes(chunk) for chunk in ndjson.ndjson_chunks(parsed)]
+    assert min(map(len, chunks)) <= 2500 < max(map(len, chunks))  # chunks of both kinds
+    assert b"".join(chunks) == reference(lines, LineParser(), 1)
 
 
 def test_an_empty_block_writes_nothing():

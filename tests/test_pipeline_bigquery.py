@@ -83,8 +83,16 @@ class InsertSpy:
         return calls
 
 
-def test_run_into_bigquery_matches_parquet(bigquery_emulator, tmp_path, monkeypatch):
-    items = pc.labelled(600, seed=41)
+@pytest.mark.parametrize("days", [1.0, 6.0], ids=["2-days-uploaded-as-staged", "7-days-merged"])
+def test_run_into_bigquery_matches_parquet(bigquery_emulator, tmp_path, monkeypatch, days):
+    """Uploading staged files: a table's files (one per day) go up as they are, up to
+    MAX_UPLOADS_AS_STAGED of them, else merged into one upload; the rows are the same either way."""
+    from haulage.pipeline.sinks import bigquery_commit
+
+    merged: list[int] = []
+    encode = bigquery_commit._parquet_bytes
+    monkeypatch.setattr(bigquery_commit, "_parquet_bytes", lambda table, *a: merged.append(table.num_rows) or encode(table, *a))
+    items = pc.labelled(600, seed=41, days=days)
     folder = tmp_path / "in"
     folder.mkdir()
     sources = []
@@ -111,6 +119,9 @@ def test_run_into_bigquery_matches_parquet(bigquery_emulator, tmp_path, monkeypa
                                 f"{bigquery_emulator.project}:{dataset_id}", "--quiet", "--workers", "1", *staging])
         assert to_bq.code == 0, to_bq.stdout + to_bq.stderr
         first_inserts = spy.take()
+        days_loaded = collections.Counter(table for table, day in to_bq.summary().per_day if table != "unprocessed")
+        assert max(days_loaded.values()) == (2 if days == 1.0 else 7), days_loaded
+        assert bool(merged) == (days > 1.0), merged  # 7 days: merged; 2: the staged files themselves
         to_parquet = pc.run_cli(["run", "--input", pattern, "--output-dir", str(tmp_path / "out"), "--quiet"])
         assert to_parquet.code == 0, to_parquet.stderr
 

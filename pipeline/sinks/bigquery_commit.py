@@ -84,6 +84,12 @@ STEPS = (
 )
 LOAD_ORDER = (DOWNLOADS, SIMPLE, UNPROCESSED)
 MAX_URIS_PER_JOB = 10_000
+MAX_UPLOADS_AS_STAGED = 4
+"""Uploading (local staging): up to this many staged files of a table, one per day of the batch, are
+loaded as they are, one load job each; more are merged into one upload. Re-encoding the rows cost
+more CPU than parsing them (reading, concatenating and writing Parquet again), while a streaming
+batch holds one day, two around midnight; a long replay's batch of many days is merged, which keeps
+its load jobs within BigQuery's 1,500 per table per day."""
 MAX_SPLITS = 14
 
 
@@ -309,6 +315,14 @@ class BigQueryCommitter:
                 run_load_job(self.client, f"{base}_p{part}", destination, self._config(table), uris=uris,
                              location=self._location)
             return
+        if len(files) <= MAX_UPLOADS_AS_STAGED and extra is None:
+            # each staged file (one per day of the batch) is already a Parquet file to load, as it is
+            for part, path in enumerate(files):
+                upload = ((lambda path=path: open(path, "rb")) if self.staging.local
+                          else (lambda path=path: io.BytesIO(_read_bytes(path))))
+                run_load_job(self.client, f"{base}_p{part}", destination, self._config(table), upload=upload,
+                             location=self._location)
+            return
         tables = [pq.read_table(p) if self.staging.local else pq.read_table(pa.BufferReader(_read_bytes(p))) for p in files]
         if extra is not None:
             tables.append(extra)
@@ -418,8 +432,10 @@ def schema_difference(live: list[dict[str, Any]], wanted: list[dict[str, Any]], 
 
 
 def _parquet_bytes(table: pa.Table, name: Optional[str] = None) -> bytes:
+    """``table`` as one Parquet file to upload. No column statistics: a load job does not read them,
+    and computing them over every string column was a quarter of the encoding (0.84 -> 0.64 µs a row)."""
     if name is not None:
         table = table.cast(arrow_schema(name))
     buffer = io.BytesIO()
-    pq.write_table(table, buffer, compression="zstd")
+    pq.write_table(table, buffer, compression="zstd", write_statistics=False)
     return buffer.getvalue()

@@ -18,7 +18,7 @@ into Arrow columns without touching a row in Python:
   fancy indexing for the rest — no struct ``take``, no per-leaf ``take``.
   The string table grows in chunks merged like an LSM tree (each result is
   copied O(log n) times in its life), and the store starts afresh past
-  ``limit`` results so memory stays bounded.
+  ``limit`` results or ``max_bytes`` of strings, so memory stays bounded.
 * :meth:`AgentStore.columns` builds the ``n``-row columns: string leaves
   become dictionary arrays over the block's ``D`` values sharing the one row
   index buffer; each node's validity over the rows is one gather per
@@ -145,18 +145,24 @@ class AgentStore:
 
     Results are recognised by identity (the cache hands out one object per
     agent) and kept referenced while stored, so an identity is never reused.
-    Past ``limit`` results the store starts afresh: its memory is bounded by
-    ``limit`` results whatever the traffic.
+    The store starts afresh before it would pass ``limit`` results, or once
+    its string leaves hold more than ``max_bytes``: results are bounded in
+    number *and* in size whatever the traffic. The byte bound matters for
+    agents no family takes, whose raw agent (up to 8 KiB) is their
+    ``user_agent``; agents too long for the cache are parsed, hence stored,
+    again at every sight, so without it 65,536 of them could hold a GiB.
     """
 
-    def __init__(self, limit: int = 1 << 16) -> None:
+    def __init__(self, limit: int = 1 << 16, max_bytes: int = 64 << 20) -> None:
         self._limit = limit
+        self._max_bytes = max_bytes
         self._reset()
 
     def _reset(self) -> None:
         self._ids: dict[int, int] = {}
         self._kept: list[AgentResult] = []
         self._strings: list[pa.RecordBatch] = []
+        self._bytes = 0
         capacity = min(self._limit, 1024)
         self._valid = np.zeros((_LAYOUT.valid_rows, capacity), bool)
         self._bools = np.zeros((_LAYOUT.bool_rows, capacity), bool)
@@ -165,13 +171,18 @@ class AgentStore:
     def __len__(self) -> int:
         return len(self._kept)
 
+    @property
+    def nbytes(self) -> int:
+        """Bytes of the stored string leaves (``user_agent`` included)."""
+        return self._bytes
+
     def lookup(self, results: Sequence[AgentResult]) -> np.ndarray:
         """The store index of each of ``results`` (int64, in their order), converting the never-seen ones."""
         ids = self._ids
         sids = np.fromiter(map(ids.get, map(id, results), repeat(-1)), np.int64, len(results))
         missing = np.flatnonzero(sids < 0)
         if len(missing):
-            if len(self._kept) + len(missing) > self._limit:
+            if len(self._kept) + len(missing) > self._limit or self._bytes > self._max_bytes:
                 self._reset()
                 ids, missing = self._ids, np.arange(len(results))
             new = [results[i] for i in missing.tolist()]
@@ -195,6 +206,7 @@ class AgentStore:
         self._fingerprints[start:stop] = converted.fingerprints
         chunks = self._strings
         chunks.append(converted.batch())
+        self._bytes += chunks[-1].nbytes
         # merge trailing chunks of similar size, so there are O(log n) chunks
         while len(chunks) > 1 and chunks[-2].num_rows <= 2 * chunks[-1].num_rows:
             last = chunks.pop()

@@ -231,6 +231,23 @@ def test_agent_store_gives_each_result_its_own_values_across_resets_and_merges(l
         assert details.cast(DETAILS_TYPE).equals(pa.array([r.details for r in want], DETAILS_TYPE))
 
 
+def test_agent_store_is_bounded_in_bytes_by_long_unknown_agents():
+    """Agents too long for the cache are parsed, hence stored, at every sight: the byte bound still holds."""
+    parser = LineParser()
+    store = AgentStore(limit=100_000, max_bytes=100_000)
+    most = 0
+    for block in range(40):
+        agents = [f"{block}-{i}-" + "x" * 8000 for i in range(4)] + ["pip/24.0"]
+        results = [parser.agents.get(a) for a in agents]
+        assert all(r.user_agent == a for r, a in zip(results[:4], agents))  # unknown: the raw agent is kept
+        sids = store.lookup(results)
+        most = max(most, store.nbytes)
+        _, _, user_agent, fingerprint = store.columns(sids, pa.array([4, 0, 1, 2, 3, 0], pa.int32()))
+        assert user_agent.to_pylist() == [results[i].user_agent for i in (4, 0, 1, 2, 3, 0)]
+        assert fingerprint.to_pylist() == [results[i].fingerprint for i in (4, 0, 1, 2, 3, 0)]
+    assert 100_000 < most <= 100_000 + 5 * 8_200  # it filled up, and started afresh past the bound
+
+
 # --------------------------------------------------------------- NDJSON
 
 

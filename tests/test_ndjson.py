@@ -47,7 +47,7 @@ field_text = st.one_of(
 )
 stamps = st.sampled_from([
     "Thu, 01 Oct 2026 00:00:00 GMT", "Thu, 01 Oct 2026 23:59:59 GMT", "Fri, 02 Oct 2026 09:05:07 GMT",
-    "Sun, 29 Feb 2032 12:34:56 GMT", "Thu, 01 Jan 1970 00:00:00 GMT",
+    "Sun, 29 Feb 2032 12:34:56 GMT", "Thu, 01 Jan 1970 00:00:00 GMT", "Fri, 31 Dec 9999 23:59:59 GMT",
 ])
 
 

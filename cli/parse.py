@@ -24,7 +24,8 @@ def add_parser(commands):
             '{"table": "file_downloads"|"simple_requests"|"unprocessed", "row": {...}}. '
             "A damaged region of a file (corrupt or cut gzip member, bytes that are not gzip) is one "
             "unprocessed object too, and reading goes on after it. "
-            "Exits 0 even when lines are bad; 1 when a file cannot be read completely."
+            "Exits 0 even when lines are bad; 1 when a file cannot be read completely or the output cannot be "
+            "written (when the reader of the output goes away, as with | head, parsing stops quietly)."
         ),
     )
     parse.add_argument("files", nargs="*", metavar="FILE", help="log files; '-' or none reads stdin")

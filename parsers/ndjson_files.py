@@ -15,6 +15,7 @@ written``. The command line (options, process set-up) is
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from typing import BinaryIO, Iterable
@@ -28,7 +29,7 @@ from .lines import Origin, fault_dead_letter
 from .ndjson import ndjson_chunks
 from .timestamps import iso_from_epoch
 
-__all__ = ["STDIN_NAME", "parse_stream", "parse_files"]
+__all__ = ["STDIN_NAME", "OutputFailed", "parse_stream", "parse_files"]
 
 
 STDIN_NAME = "-"
@@ -64,24 +65,61 @@ def parse_stream(stream: BinaryIO, name: str, parser: ColumnarParser, out: Binar
 
 def parse_files(files: list[str], agent_cache_size: int) -> int:
     """Parse each file (``-``: stdin) to NDJSON on stdout; exit status 1 if a file could not be read or had a
-    file-level fault (a damaged or cut gzip member; an empty file is not one), each reported on stderr."""
+    file-level fault (a damaged or cut gzip member; an empty file is not one), each reported on stderr.
+
+    When standard output goes away (``haulage parse … | head``) parsing stops quietly with status 1,
+    as Python's own tools do; any other failure to write is reported as such, never as the input's.
+    """
     parser = ColumnarParser(agent_cache_size=agent_cache_size)
-    out = sys.stdout.buffer
+    out = _Output(sys.stdout.buffer)
     received_at = iso_from_epoch(int(time.time()))
     failed = 0
-    for name in files or [STDIN_NAME]:
-        try:
-            if name == STDIN_NAME:
-                faults = parse_stream(sys.stdin.buffer, "<stdin>", parser, out, received_at)
-            else:
-                with open(name, "rb") as stream:
-                    faults = parse_stream(stream, name, parser, out, received_at)
-        except OSError as exc:
-            print(f"haulage parse: cannot read {name}: {exc.strerror or exc}", file=sys.stderr)
-            failed += 1
-            continue
-        for fault in faults:
-            print(f"haulage parse: {fault.detail} ({fault.reason}); dead letter at line {fault.position}", file=sys.stderr)
-        failed += bool(faults)
-    out.flush()
+    try:
+        for name in files or [STDIN_NAME]:
+            try:
+                if name == STDIN_NAME:
+                    faults = parse_stream(sys.stdin.buffer, "<stdin>", parser, out, received_at)
+                else:
+                    with open(name, "rb") as stream:
+                        faults = parse_stream(stream, name, parser, out, received_at)
+            except OSError as exc:
+                print(f"haulage parse: cannot read {name}: {exc.strerror or exc}", file=sys.stderr)
+                failed += 1
+                continue
+            for fault in faults:
+                print(f"haulage parse: {fault.detail} ({fault.reason}); dead letter at line {fault.position}", file=sys.stderr)
+            failed += bool(faults)
+        out.flush()
+    except OutputFailed as failure:
+        cause = failure.__cause__
+        if not isinstance(cause, BrokenPipeError):
+            print(f"haulage parse: cannot write the output: {getattr(cause, 'strerror', None) or cause}", file=sys.stderr)
+        # what is still buffered must not be written at exit either: stdout now goes nowhere
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
     return 1 if failed else 0
+
+
+class OutputFailed(Exception):
+    """Writing the NDJSON failed (the reader of standard output went away, the disk is full): parsing stops."""
+
+
+class _Output:
+    """Standard output whose write errors are told apart from the input's (both are ``OSError``)."""
+
+    __slots__ = ("_out",)
+
+    def __init__(self, out: BinaryIO) -> None:
+        self._out = out
+
+    def write(self, data) -> None:
+        try:
+            self._out.write(data)
+        except OSError as exc:
+            raise OutputFailed(str(exc)) from exc
+
+    def flush(self) -> None:
+        try:
+            self._out.flush()
+        except OSError as exc:
+            raise OutputFailed(str(exc)) from exc

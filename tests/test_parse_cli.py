@@ -165,3 +165,22 @@ def test_output_is_the_row_parsers_dicts_through_orjson_across_blocks_and_chunks
     assert sum(r.table == "unprocessed" for r in records) > 1_000
     mismatches = [i for i, (a, b) in enumerate(zip(got, want)) if a != b]
     assert mismatches == [], (mismatches[:5], got[mismatches[0]][:400] if mismatches else b"")
+
+
+def test_a_reader_that_goes_away_stops_parsing_quietly_and_a_full_disk_is_an_output_error(tmp_path):
+    """``haulage parse f | head``: no traceback and no "cannot read f" (the input was fine); status 1.
+    Writing to a full device is reported as an output error, not as the input's."""
+    lines = [line for line, _ in corpus.generate_labelled(6000, seed=6)]
+    path = write_gzip(tmp_path / "a.log.gz", lines)
+    with subprocess.Popen([HAULAGE, "parse", str(path)], stdout=subprocess.PIPE, stderr=subprocess.PIPE) as proc:
+        first = proc.stdout.read(1000)
+        proc.stdout.close()  # the reader goes away with megabytes still to come
+        stderr = proc.stderr.read()
+        status = proc.wait(timeout=120)
+    assert first.startswith(b'{"table":')
+    assert (status, stderr) == (1, b"")
+    if Path("/dev/full").exists():
+        with open("/dev/full", "wb") as full:
+            done = subprocess.run([HAULAGE, "parse", str(path)], stdout=full, stderr=subprocess.PIPE, timeout=120)
+        assert done.returncode == 1
+        assert b"cannot write the output" in done.stderr and b"cannot read" not in done.stderr

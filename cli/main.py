@@ -14,9 +14,9 @@ import argparse
 import importlib
 import os
 import sys
-from typing import Optional, Sequence
+from typing import NoReturn, Optional, Sequence
 
-__all__ = ["COMMANDS", "BLAS_THREADS", "available_commands", "build_parser", "main"]
+__all__ = ["COMMANDS", "BLAS_THREADS", "available_commands", "build_parser", "end_without_teardown", "main"]
 
 
 # subcommand → its module in this package (``haulage.cli.<name>``)
@@ -85,16 +85,40 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     """The ``haulage`` entry point: parse the arguments, run the subcommand, return its exit status.
 
     Only subcommands that pass options on to Beam (run, replay) accept unknown arguments.
+    Run as the program (``argv`` None), a subcommand that declares ``ENDS_WITHOUT_TEARDOWN``
+    ends the process itself once it has returned (:func:`end_without_teardown`); called with
+    ``argv`` (tests, other Python code), every subcommand returns its status.
     """
     for name, value in BLAS_THREADS.items():
         os.environ.setdefault(name, value)
+    as_program = argv is None
     argv = sys.argv[1:] if argv is None else list(argv)
     parser = build_parser(_named_command(argv))
     args, extra = parser.parse_known_args(argv)
     module = _module(args.command)
     if extra and not getattr(module, "PASSES_EXTRA_ARGS", False):
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
-    return module.main(args, extra)
+    status = module.main(args, extra)
+    if as_program and getattr(module, "ENDS_WITHOUT_TEARDOWN", False):
+        end_without_teardown(status)
+    return status
+
+
+def end_without_teardown(status: int) -> NoReturn:
+    """End the process now, standard output and error flushed, skipping the interpreter's teardown.
+
+    Why: at exit Python frees every object one by one; after ``haulage parse``
+    has filled its agent cache that took ~70 ms of CPU for a 200k-line file
+    (best of 7, the same run ended with ``os._exit`` and with ``sys.exit``).
+    Only for a subcommand with nothing left to do at exit: no atexit handler,
+    no file but the standard streams, no child process.
+    """
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # a closed pipe or stream: nothing more can be written anyway
+            pass
+    os._exit(status)
 
 
 if __name__ == "__main__":

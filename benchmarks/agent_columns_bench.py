@@ -28,9 +28,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from anchor import DEFAULT_ANCHOR_LINES, linehaul_rate, linehaul_version  # noqa: E402
+from anchor import linehaul_rate, linehaul_version  # noqa: E402
 from parse_bench import ORIGIN, RECEIVED_AT, blocks_of  # noqa: E402
-from stages import add_corpus_arguments, clock, make_corpus  # noqa: E402
+from stages import add_corpus_arguments, add_run_arguments, clock, collect_like_workers, make_corpus  # noqa: E402
 
 import pyarrow as pa  # noqa: E402
 
@@ -63,17 +63,14 @@ def one_pass(parser: ColumnarParser, columns: list[pa.Array]) -> float:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     add_corpus_arguments(ap, lines=200_000, seed=7, days=1)
-    ap.add_argument("--repeat", type=int, default=5, help="passes of each measurement; the best is reported")
-    ap.add_argument("--anchor-lines", type=int, default=DEFAULT_ANCHOR_LINES, help="lines given to PyPI's parser")
+    add_run_arguments(ap, repeat=5)
     args = ap.parse_args(argv)
     corpus = make_corpus(args.lines, args.seed, args.days, args.fresh_agents)
     print(f"corpus: {corpus.describe()}")
     pypi, _, _ = linehaul_rate(corpus.lines, args.anchor_lines)
     pypi_line = 1 / pypi
     print(f"PyPI's parser (linehaul {linehaul_version()}), parse + JSON: {pypi_line * 1e6:.0f} µs per line in this run")
-    gc.collect()
-    gc.set_threshold(50_000, *gc.get_threshold()[1:])
-    gc.freeze()
+    collect_like_workers()
     columns = agent_columns_of(blocks_of(corpus.lines))
     per_block = sum(len(column.unique()) for column in columns)
     distinct = len(pa.chunked_array(columns).unique())

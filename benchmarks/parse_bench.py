@@ -35,8 +35,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from anchor import DEFAULT_ANCHOR_LINES, linehaul_rate, linehaul_version  # noqa: E402
-from stages import Corpus, add_corpus_arguments, best_of, child_cpu, clock, gzip_bytes, inflate_rates, make_corpus  # noqa: E402
+from anchor import linehaul_rate, linehaul_version  # noqa: E402
+from stages import (  # noqa: E402
+    Corpus, add_corpus_arguments, add_run_arguments, best_of, child_cpu, clock, collect_like_workers, gzip_bytes,
+    inflate_rates, make_corpus,
+)
 
 from haulage.parsers import LineParser, Origin  # noqa: E402
 from haulage.parsers.columnar import ColumnarParser  # noqa: E402
@@ -116,8 +119,7 @@ def _inflate(compressed: bytes) -> bytes:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     add_corpus_arguments(ap, lines=200_000, seed=7, days=1)
-    ap.add_argument("--repeat", type=int, default=3, help="passes of each measurement; the best is reported")
-    ap.add_argument("--anchor-lines", type=int, default=DEFAULT_ANCHOR_LINES, help="lines given to PyPI's parser")
+    add_run_arguments(ap, repeat=3)
     args = ap.parse_args(argv)
 
     # twice the lines: the second half (same agent pool, fresh agents of its own) is what a worker
@@ -137,11 +139,7 @@ def main(argv: list[str] | None = None) -> int:
     def show(label: str, rate: float, note: str = "") -> None:
         print(f"{label:<44}: {rate:>12,.0f} lines/s  {rate / pypi:>8,.1f}× PyPI{note}")
 
-    # The collector as haulage's workers and `haulage parse` set it (pipeline/elements.tune_gc): the
-    # parsers keep tens of thousands of parsed agents alive, which default thresholds rescan over and over.
-    gc.collect()
-    gc.set_threshold(50_000, *gc.get_threshold()[1:])
-    gc.freeze()
+    collect_like_workers()
     compressed = gzip_bytes(corpus.text)
     for name, rate in inflate_rates(compressed, n, args.repeat).items():
         show(f"inflate alone, {name}, one core", rate)

@@ -33,8 +33,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from anchor import DEFAULT_ANCHOR_LINES, linehaul_rate, linehaul_version  # noqa: E402
-from stages import add_corpus_arguments, child_cpu, gzip_bytes, make_corpus  # noqa: E402
+from anchor import linehaul_rate, linehaul_version  # noqa: E402
+from stages import add_corpus_arguments, add_run_arguments, child_cpu, gzip_bytes, make_corpus  # noqa: E402
 
 from haulage.parsers.framing import isal_zlib  # noqa: E402
 
@@ -80,8 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--files", type=int, default=16)
     ap.add_argument("--workers", nargs="+", default=["default", "1", "2"],
                     help="haulage run --workers settings to measure ('default' = option not given)")
-    ap.add_argument("--repeat", type=int, default=1, help="runs per setting; the best is reported")
-    ap.add_argument("--anchor-lines", type=int, default=DEFAULT_ANCHOR_LINES)
+    add_run_arguments(ap, repeat=1, what="runs per setting")
     ap.add_argument("--sink", choices=("parquet", "bigquery"), default="parquet",
                     help="bigquery: load jobs into a local bqemulator (started here; its own CPU is not counted, "
                          "haulage's staging, uploads and job handling are)")

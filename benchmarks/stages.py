@@ -8,6 +8,7 @@ helps.
 
 from __future__ import annotations
 
+import gc
 import gzip
 import time
 import zlib
@@ -16,7 +17,10 @@ from typing import Callable
 
 from corpus import FRESH_AGENTS, generate_lines
 
-__all__ = ["Corpus", "make_corpus", "best_of", "clock", "inflate_rates", "add_corpus_arguments", "child_cpu"]
+__all__ = [
+    "Corpus", "make_corpus", "best_of", "clock", "inflate_rates", "add_corpus_arguments", "add_run_arguments",
+    "child_cpu", "collect_like_workers",
+]
 
 clock = time.process_time
 """The clock of every in-process measurement: this process's CPU time. The machine is shared
@@ -56,6 +60,26 @@ def add_corpus_arguments(ap, lines: int, seed: int, days: float) -> None:
     ap.add_argument("--days", type=float, default=days)
     ap.add_argument("--fresh-agents", type=float, default=FRESH_AGENTS,
                     help=f"share of lines whose agent was never seen before (default {FRESH_AGENTS})")
+
+
+def add_run_arguments(ap, repeat: int, what: str = "passes of each measurement") -> None:
+    """``--repeat`` (the best run is reported) and ``--anchor-lines`` (lines given to PyPI's parser)."""
+    from anchor import DEFAULT_ANCHOR_LINES
+
+    ap.add_argument("--repeat", type=int, default=repeat, help=f"{what}; the best is reported")
+    ap.add_argument("--anchor-lines", type=int, default=DEFAULT_ANCHOR_LINES, help="lines given to PyPI's parser")
+
+
+def collect_like_workers() -> None:
+    """Set the garbage collector as haulage's workers and ``haulage parse`` do (``pipeline.elements.tune_gc``).
+
+    The parsers keep tens of thousands of parsed agents alive, which the
+    default thresholds would rescan over and over: a measurement with them
+    would time the collector, not the parser.
+    """
+    gc.collect()
+    gc.set_threshold(50_000, *gc.get_threshold()[1:])
+    gc.freeze()
 
 
 def make_corpus(n: int, seed: int, days: float, fresh_agents: float) -> Corpus:

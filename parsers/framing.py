@@ -557,20 +557,20 @@ LineRun = tuple[int, bytes, int]
 """``(position of the first line, the lines each ended by "\\n", how many)``: a batch as one buffer."""
 
 
-def _lines_fit(tail: bytes, body: bytes, max_line: int) -> bool:
-    """Whether every line of ``tail + body`` (``body`` ends with ``\\n``) is at most ``max_line`` bytes.
+def _lines_fit(tail: bytes, piece: bytes, end: int, max_line: int) -> bool:
+    """Whether every line of ``tail + piece[:end]`` (``piece[end - 1]`` is ``\\n``) is at most ``max_line`` bytes.
 
-    Without splitting: the first line is measured, and a longer line anywhere
-    would hold a newline-free run of ``max_line + 1`` bytes, which covers a
-    whole aligned window of ``(max_line + 2) // 2`` bytes; so every such
-    window holding a newline (one ``find`` each, stopping at the first)
-    proves there is none.
+    Without splitting or copying: the first line is measured, and a longer
+    line anywhere would hold a newline-free run of ``max_line + 1`` bytes,
+    which covers a whole aligned window of ``(max_line + 2) // 2`` bytes; so
+    every such window holding a newline (one ``find`` each, stopping at the
+    first) proves there is none.
     """
-    if len(tail) + body.find(b"\n") > max_line:
+    if len(tail) + piece.find(b"\n", 0, end) > max_line:
         return False
     window = (max_line + 2) // 2
-    for start in range(0, len(body), window):
-        if body.find(b"\n", start, start + window) < 0:
+    for start in range(0, end, window):
+        if piece.find(b"\n", start, min(start + window, end)) < 0:
             return False
     return True
 
@@ -585,7 +585,7 @@ def _frame(
     one of them is over ``max_line`` (rare: to cut it).
     """
     position = 1
-    chunks: list[bytes] = []  # whole lines, each ended by "\n"
+    chunks: list[Union[bytes, memoryview]] = []  # joined, whole lines each ended by "\n" (a line may span two)
     count = 0  # lines in chunks
     pending_bytes = 0
     tail = b""  # the line being assembled, at most max_line + 1 bytes
@@ -614,17 +614,21 @@ def _frame(
             if last < 0:
                 tail += piece
             else:
-                body = piece[: last + 1] if last + 1 < len(piece) else piece
-                if _lines_fit(tail, body, max_line):
-                    chunks.append(tail + body if tail else body)
-                    count += body.count(b"\n")
+                end = last + 1
+                if _lines_fit(tail, piece, end, max_line):
+                    # the piece's whole lines go in as they are (a view, not a copy): the run's
+                    # join is the one copy of these bytes framing makes
+                    if tail:
+                        chunks.append(tail)
+                    chunks.append(piece if end == len(piece) else memoryview(piece)[:end])
+                    count += piece.count(b"\n", 0, end)
                 else:
-                    parts = body[:-1].split(b"\n")
+                    parts = piece[:last].split(b"\n")
                     parts[0] = tail + parts[0]
                     parts = [_cut(part, max_line) for part in parts]
                     chunks.append(b"\n".join(parts) + b"\n")
                     count += len(parts)
-                tail = piece[last + 1 :]
+                tail = piece[end:]
             if len(tail) > max_line:
                 tail, skipping = tail[: max_line + 1], True
             pending_bytes += len(piece)

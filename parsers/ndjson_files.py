@@ -70,7 +70,8 @@ def parse_files(files: list[str], agent_cache_size: int) -> int:
     When standard output goes away (``haulage parse … | head``) parsing stops quietly with status 1,
     as Python's own tools do; any other failure to write is reported as such, never as the input's.
     """
-    parser = ColumnarParser(agent_cache_size=agent_cache_size)
+    # the NDJSON writer takes what derives from the agent from the parser's results, not its columns
+    parser = ColumnarParser(agent_cache_size=agent_cache_size, agent_columns=False)
     out = _Output(sys.stdout.buffer)
     received_at = iso_from_epoch(int(time.time()))
     failed = 0

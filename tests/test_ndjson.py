@@ -86,12 +86,35 @@ def written(lines: list[bytes], parser: ColumnarParser, first_position: int) -> 
 
 ROW_PARSER = LineParser(agent_cache_size=64)
 PARSER = ColumnarParser(agent_cache_size=64)
+NDJSON_ONLY = ColumnarParser(agent_cache_size=64, agent_columns=False)
+"""What ``haulage parse`` uses: the agent-derived columns left null, except where row-parser rows are merged in."""
 
 
 @SETTINGS
 @given(st.lists(any_line, max_size=50), st.integers(1, 10_000))
 def test_ndjson_is_orjson_of_the_row_parsers_dicts(lines, first_position):
-    assert written(lines, PARSER, first_position) == reference(lines, ROW_PARSER, first_position)
+    expected = reference(lines, ROW_PARSER, first_position)
+    assert written(lines, PARSER, first_position) == expected
+    assert written(lines, NDJSON_ONLY, first_position) == expected
+
+
+@SETTINGS
+@given(st.lists(any_line, max_size=50))
+def test_without_agent_columns_the_batches_differ_only_in_those_columns(lines):
+    """agent_columns=False: the four agent-derived columns are null where the side-car stands for them,
+    built where row-parser rows were merged in; every other column is the full parser's."""
+    full = PARSER.parse_block(LineBlock.from_lines(lines), ORIGIN, RECEIVED_AT)
+    lean = NDJSON_ONLY.parse_block(LineBlock.from_lines(lines), ORIGIN, RECEIVED_AT)
+    assert full.agent_columns_left_null == frozenset()
+    assert lean.batches.keys() == full.batches.keys() and lean.agents.keys() == full.agents.keys()
+    assert lean.agent_columns_left_null == frozenset(lean.agents)
+    agent_derived = ("details", "classification", "user_agent", "agent_fingerprint")
+    for table, batch in lean.batches.items():
+        for name in batch.schema.names:
+            if name in agent_derived and table in lean.agent_columns_left_null:
+                assert batch.column(name).null_count == batch.num_rows
+            else:
+                assert batch.column(name).to_pylist() == full.batches[table].column(name).to_pylist(), (table, name)
 
 
 @SETTINGS

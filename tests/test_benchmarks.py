@@ -14,6 +14,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 import anchor  # noqa: E402
 import corpus  # noqa: E402
 import agent_columns_bench  # noqa: E402
+import messages_bench  # noqa: E402
 import parse_bench  # noqa: E402
 
 
@@ -44,3 +45,11 @@ def test_agent_columns_bench_reports_each_cost(capsys):
     for label in ("cold", "store cold", "warm"):
         assert f"\n{label} " in out
     assert "per never-seen agent" in out and "per distinct agent per block" in out
+
+
+def test_messages_bench_reports_each_message_size_and_its_parser(capsys):
+    assert messages_bench.main(["--lines", "2000", "--repeat", "1", "--anchor-lines", "300", "--sizes", "1", "500"]) == 0
+    out = capsys.readouterr().out
+    assert "messages of     1 lines (row parser     )" in out
+    assert "messages of   500 lines (columnar parser)" in out
+    assert out.count("× PyPI") == 2

@@ -97,3 +97,40 @@ def test_run_on_two_workers_writes_what_one_worker_writes(tmp_path):
             two = [{k: v for k, v in r.items() if k != "received_at"} for r in two]
         assert one == two, table
     assert len(tables["1"]["file_downloads"]) > 5000
+
+
+def test_small_messages_and_large_blocks_give_the_row_parsers_rows():
+    """Blocks under SMALL_BLOCK_LINES (a message of a few lines) go through the row parser, larger ones through
+    the columnar parser; either way every line is the row or dead letter the row parser makes of it."""
+    from haulage.parsers import LineParser
+    from haulage.pipeline.parse_transform import SMALL_BLOCK_LINES
+
+    lines = corpus.generate_lines(1600, seed=67, days=2, bad_fraction=0.05, legacy_fraction=0.05)
+    big = SMALL_BLOCK_LINES + 300
+    batches = [LineBatch(ORIGIN, 1, lines[:big], RECEIVED_AT)]  # one file's block
+    sizes = [1, 3, 10, 1, 50, 1, SMALL_BLOCK_LINES - 1]
+    at = big
+    for i, size in enumerate(sizes * 3):  # messages of a few lines, each its own source
+        origin = Origin.for_message("projects/p/subscriptions/s", f"m{i}")
+        batches.append(LineBatch(origin, 1, lines[at:at + size], RECEIVED_AT))
+        at += size
+    parsed = parse_chunk(Chunk(batches))
+    assert parsed.lines == at
+    reference = LineParser(agent_cache_size=1000)
+    expected: dict[str, list[dict]] = {}
+    for batch in batches:
+        for record in reference.parse_batch(list(batch.lines), batch.origin, batch.first_position, RECEIVED_AT):
+            expected.setdefault(record.table, []).append(record.row)
+    got: dict[str, list[dict]] = {}
+    for (table, _day), rows in parsed.tables.items():
+        got.setdefault(table, []).extend(rows.to_pylist())
+
+    def key(row: dict) -> str:
+        return row.get("event_id") or row["source"]
+
+    from haulage.parsers.arrow_rows import rows_to_arrow
+
+    assert got.keys() == expected.keys()
+    for table, rows in expected.items():
+        as_arrow = rows_to_arrow(table, rows).to_pylist()  # the row dicts as the tables hold them
+        assert sorted(got[table], key=key) == sorted(as_arrow, key=key), table

@@ -1,0 +1,63 @@
+"""The parse step on chunks of Pub/Sub messages of a few lines each, as ratios to PyPI's parser.
+
+    python benchmarks/messages_bench.py [--lines 10000] [--sizes 1 10 100 1000] [--repeat 3]
+
+A CDN that publishes log lines to Pub/Sub may send one line per message. Each
+message is a source of its own (its lines' event ids are named by it), so a
+chunk of messages is many short blocks. This times ``ParseChunkFn`` (what the
+streaming graphs run) on chunks of messages of each size, warm agent cache,
+in lines per CPU-second next to PyPI's parser on the same lines.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from anchor import linehaul_rate, linehaul_version  # noqa: E402
+from stages import add_corpus_arguments, add_run_arguments, best_of, collect_like_workers, make_corpus  # noqa: E402
+
+from haulage.parsers import Origin  # noqa: E402
+from haulage.pipeline.elements import Chunk, LineBatch  # noqa: E402
+from haulage.pipeline.parse_transform import SMALL_BLOCK_LINES, ParseChunkFn  # noqa: E402
+
+RECEIVED_AT = "2026-10-01T00:00:00Z"
+SUBSCRIPTION = "projects/bench/subscriptions/logs"
+
+
+def chunk_of_messages(lines: list[bytes], per_message: int) -> Chunk:
+    """``lines`` as messages of ``per_message`` lines, each its own source."""
+    return Chunk([
+        LineBatch(Origin.for_message(SUBSCRIPTION, f"m{start}"), 1, lines[start : start + per_message], RECEIVED_AT)
+        for start in range(0, len(lines), per_message)
+    ])
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    add_corpus_arguments(ap, lines=10_000, seed=7, days=1)
+    add_run_arguments(ap, repeat=3)
+    ap.add_argument("--sizes", type=int, nargs="+", default=[1, 10, 100, 1000], help="lines per message")
+    args = ap.parse_args(argv)
+    corpus = make_corpus(args.lines, args.seed, args.days, args.fresh_agents)
+    print(f"corpus: {corpus.describe()}")
+    pypi, _, _ = linehaul_rate(corpus.lines, args.anchor_lines)
+    print(f"PyPI's parser (linehaul {linehaul_version()}), parse + JSON per line: {pypi:,.0f} lines/s (= 1×)")
+    collect_like_workers()
+    parse = ParseChunkFn(agent_cache_size=16384)
+    parse.setup()
+    n = len(corpus.lines)
+    for size in args.sizes:
+        chunk = chunk_of_messages(corpus.lines, size)
+        path = "row parser" if size < SMALL_BLOCK_LINES else "columnar parser"
+        seconds = best_of(args.repeat, lambda: list(parse.process(chunk)))  # the first pass warms the agent cache
+        rate = n / seconds
+        print(f"messages of {size:>5} lines ({path:<15}): {rate:>10,.0f} lines per CPU-second  {rate / pypi:>6.1f}× PyPI")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

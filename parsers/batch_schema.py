@@ -19,12 +19,14 @@ way: ``batch.to_pylist()`` equals the plain table's. :func:`plain` and
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import Any, Sequence
 
 import pyarrow as pa
 
+from .arrow_rows import rows_to_arrow
 from .schemas import DOWNLOADS, SIMPLE, UNPROCESSED, arrow_schema
 
-__all__ = ["DICTIONARY_COLUMNS", "DICTIONARY_STRING", "batch_schema", "conform", "plain", "empty_batch"]
+__all__ = ["DICTIONARY_COLUMNS", "DICTIONARY_STRING", "batch_schema", "conform", "plain", "empty_batch", "rows_batch"]
 
 DICTIONARY_STRING = pa.dictionary(pa.int32(), pa.string())
 
@@ -67,3 +69,9 @@ def plain(table: str, data: pa.RecordBatch | pa.Table) -> pa.RecordBatch | pa.Ta
 def empty_batch(table: str) -> pa.RecordBatch:
     """A record batch of no rows with the table's batch schema (a block that yielded nothing for it)."""
     return pa.RecordBatch.from_pylist([], schema=batch_schema(table))
+
+
+def rows_batch(table: str, rows: Sequence[dict[str, Any]]) -> pa.RecordBatch:
+    """The row parser's row dicts of ``table`` as one record batch in :func:`batch_schema` (rows in their order)."""
+    batches = conform(table, rows_to_arrow(table, rows)).combine_chunks().to_batches()
+    return batches[0] if batches else empty_batch(table)

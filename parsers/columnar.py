@@ -38,8 +38,7 @@ from .schemas import PARTITION_COLUMN
 
 from .agent_columns import AgentColumns, AgentStore, expand
 from .agents import DEFAULT_AGENT_CACHE_SIZE, AgentCache
-from .arrow_rows import rows_to_arrow
-from .batch_schema import DICTIONARY_STRING, batch_schema, conform
+from .batch_schema import DICTIONARY_STRING, batch_schema, rows_batch
 from .grammar import DOWNLOAD, SIMPLE, Rejected
 from .line_block import LineBlock
 from .lines import MAX_LINE_BYTES, PACKAGE_TYPES, UNPROCESSED, LineParser, Origin
@@ -311,7 +310,7 @@ class ColumnarParser:
             rows.setdefault(record.table, []).append(record.row)
             positions.setdefault(record.table, []).append(first_position + i)
         for table, table_rows in rows.items():
-            batch = conform(table, rows_to_arrow(table, table_rows)).to_batches()[0]
+            batch = rows_batch(table, table_rows)
             where = np.asarray(positions[table], np.int64)
             if table in out.batches:
                 if table in out.agent_columns_left_null:

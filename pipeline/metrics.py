@@ -7,8 +7,9 @@ DoFn instance instead of a registry lookup per increment.
 
 from __future__ import annotations
 
+import contextlib
 import time
-from typing import Any
+from typing import Any, Iterator
 
 from apache_beam.metrics import Metrics
 
@@ -48,7 +49,8 @@ class StageCpu:
     up only the time its own code runs: a stage that yields hands control to
     the next stage at each yield, so it stops its clock before yielding and
     starts it again after (:meth:`add_since`), and what runs downstream is
-    counted by the stage it belongs to. The run summary prints the shares.
+    counted by the stage it belongs to; code that does not yield is timed as
+    a whole (:meth:`timing`). The run summary prints the shares.
     """
 
     def __init__(self, counters: Counters, stage: str) -> None:
@@ -63,3 +65,12 @@ class StageCpu:
     def add_since(self, started: float) -> None:
         """Count the CPU time since ``started`` (a value of :meth:`now`)."""
         self._counters.inc(self._name, int((time.process_time() - started) * 1_000_000))
+
+    @contextlib.contextmanager
+    def timing(self) -> Iterator[None]:
+        """Count the CPU time of the ``with`` body (which must not yield to the next stage)."""
+        started = time.process_time()
+        try:
+            yield
+        finally:
+            self.add_since(started)

@@ -219,17 +219,15 @@ class LoadGroupsFn(_GroupsFn):
     """Local runs: stage and load every bundle (or element) before moving on."""
 
     def process(self, chunk: ParsedChunk) -> Iterator[Any]:
-        started = self._cpu.now()
-        self._add(chunk)
-        if self._each_element:
-            self._commit()
-        self._cpu.add_since(started)
+        with self._cpu.timing():
+            self._add(chunk)
+            if self._each_element:
+                self._commit()
         return iter(())
 
     def finish_bundle(self) -> None:
-        started = self._cpu.now()
-        self._commit()
-        self._cpu.add_since(started)
+        with self._cpu.timing():
+            self._commit()
 
     def _commit(self) -> None:
         staged = self._stage()

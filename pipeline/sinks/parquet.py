@@ -73,7 +73,11 @@ class WriteFilesFn(beam.DoFn):
         self._group = None
 
     def process(self, chunk: ParsedChunk) -> Iterator[Any]:
-        started = self._cpu.now()
+        with self._cpu.timing():
+            self._add(chunk)
+        return iter(())
+
+    def _add(self, chunk: ParsedChunk) -> None:
         group = self._group
         if group is None:
             group = self._group = StagedGroup(self._dataset, self._run_id)
@@ -89,13 +93,10 @@ class WriteFilesFn(beam.DoFn):
             # streaming: commit as soon as the group holds whole sources only (a big
             # message or notified file arrives in several chunks, all in this bundle)
             self._commit()
-        self._cpu.add_since(started)
-        return iter(())
 
     def finish_bundle(self) -> None:
-        started = self._cpu.now()
-        self._commit()
-        self._cpu.add_since(started)
+        with self._cpu.timing():
+            self._commit()
 
     def teardown(self) -> None:
         group, self._group = getattr(self, "_group", None), None

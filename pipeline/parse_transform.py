@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Iterator, Optional
+from typing import Iterator, Optional, Union
 
 import apache_beam as beam
 import pyarrow as pa
@@ -26,20 +26,25 @@ def reason_of(dead_letter_row: dict) -> str:
     return dead_letter_row["error"].split(":", 1)[0]
 
 
-def blocks_of(chunk: Chunk) -> Iterator[tuple[LineBatch, LineBlock]]:
+def blocks_of(chunk: Chunk) -> Iterator[tuple[LineBatch, Union[LineBlock, list[bytes]]]]:
     """Consecutive batches of one source joined into blocks (the columnar parser wants thousands of lines).
 
-    Yields ``(first batch of the block, its lines as one LineBlock)``; a batch
-    carrying a fault ends its block, so faults stay after the lines they
-    follow. Batches read from files already hold blocks, which are joined
-    without looking at their lines; lists of lines (messages) are joined into one.
+    Yields ``(first batch of the block, its lines)``; a batch carrying a fault
+    ends its block, so faults stay after the lines they follow. Batches read
+    from files hold blocks, which are joined into one ``LineBlock`` without
+    looking at their lines; lists of lines (messages) stay a list, joined,
+    since a small block is parsed line by line (:data:`SMALL_BLOCK_LINES`)
+    and a buffer made of it would be work for nothing.
     """
     head: LineBatch | None = None
-    parts: list[LineBlock] = []
+    parts: list[Union[LineBlock, list[bytes]]] = []
     count = 0
 
-    def block() -> LineBlock:
-        return LineBlock.concat(parts, head.first_position)
+    def joined() -> Union[LineBlock, list[bytes]]:
+        if not any(isinstance(part, LineBlock) for part in parts):
+            return parts[0] if len(parts) == 1 else [line for part in parts for line in part]
+        blocks = [part if isinstance(part, LineBlock) else LineBlock.from_lines(part) for part in parts]
+        return LineBlock.concat(blocks, head.first_position)
 
     for batch in chunk:
         if head is not None and (
@@ -47,19 +52,19 @@ def blocks_of(chunk: Chunk) -> Iterator[tuple[LineBatch, LineBlock]]:
             or batch.received_at != head.received_at
             or batch.first_position != head.first_position + count
         ):
-            yield head, block()
+            yield head, joined()
             head, parts, count = None, [], 0
         if head is None:
             head = batch
         lines = batch.lines
         if len(lines):
-            parts.append(lines if isinstance(lines, LineBlock) else LineBlock.from_lines(lines, batch.first_position))
+            parts.append(lines)
             count += len(lines)
         if batch.fault is not None:
-            yield head, block()
+            yield head, joined()
             head, parts, count = None, [], 0
     if head is not None:
-        yield head, block()
+        yield head, joined()
 
 
 SMALL_BLOCK_LINES = 256
@@ -103,14 +108,15 @@ class ParseChunkFn(beam.DoFn):
         earliest = None
         small_rows: dict[str, list[dict]] = {}  # rows of the small blocks, by table, made into one batch each
         batches: list[tuple[str, pa.RecordBatch]] = []
-        for head, block in blocks_of(chunk):
-            out.lines += len(block)
-            if len(block) < SMALL_BLOCK_LINES:
+        for head, lines in blocks_of(chunk):
+            out.lines += len(lines)
+            if len(lines) < SMALL_BLOCK_LINES:
                 parse = parser.rows.parse
-                for i in range(len(block)):
-                    record = parse(block.line(i), head.origin, head.first_position + i, head.received_at)
+                for i, line in enumerate(lines):
+                    record = parse(line, head.origin, head.first_position + i, head.received_at)
                     small_rows.setdefault(record.table, []).append(record.row)
                 continue
+            block = lines if isinstance(lines, LineBlock) else LineBlock.from_lines(lines, head.first_position)
             batches.extend(parser.parse_block(block, head.origin, head.received_at).batches.items())
         batches.extend((table, rows_batch(table, rows)) for table, rows in small_rows.items())
         for table, batch in batches:

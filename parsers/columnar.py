@@ -42,7 +42,7 @@ from .batch_schema import DICTIONARY_STRING, batch_schema, rows_batch
 from .grammar import DOWNLOAD, SIMPLE, Rejected
 from .line_block import LineBlock
 from .lines import MAX_LINE_BYTES, PACKAGE_TYPES, UNPROCESSED, LineParser, Origin
-from .timestamp_columns import parse_rfc1123_column
+from .timestamp_columns import RFC1123_WIDTH, parse_rfc1123_matrix
 
 __all__ = ["ColumnarParser", "ParsedBlock", "split_by_day", "concat_blocks", "PHASES"]
 
@@ -159,7 +159,7 @@ class ColumnarParser:
 
     def _downloads(self, fields: "_Fields", rows: np.ndarray, key: str, first_position: int) -> "_Built":
         started = _clock()
-        stamps = self._stamps(fields.take(1))
+        stamps = _stamps(fields)
         url_codes, urls = _encode(fields.take(3))
         project, version, package_type = fields.take(6), fields.take(7), fields.take(8)
         ok = stamps.ok & ~_is_null_text(urls)[url_codes]
@@ -200,7 +200,7 @@ class ColumnarParser:
 
     def _simple(self, fields: "_Fields", rows: np.ndarray, key: str, first_position: int) -> "_Built":
         started = _clock()
-        stamps = self._stamps(fields.take(1))
+        stamps = _stamps(fields)
         url_codes, urls = _encode(fields.take(3))
         projects: list[Optional[str]] = []
         url_ok = np.ones(len(urls), bool)
@@ -241,17 +241,6 @@ class ColumnarParser:
         batch = pa.RecordBatch.from_arrays(columns, schema=batch_schema(SIMPLE))
         self.seconds["columns"] += _clock() - started
         return batch, rows, agents
-
-    @staticmethod
-    def _stamps(texts: pa.Array) -> "_Stamps":
-        """Every row's timestamp text parsed in one vectorised pass.
-
-        Per row, not per distinct text: a valid text is 29 bytes, so a column of
-        them is already a byte matrix, and a dozen numpy operations over it
-        cost less than hashing the texts to find the distinct ones.
-        """
-        epochs, ok = parse_rfc1123_column(texts)
-        return _Stamps(epochs, ok)
 
     def _agent_columns(self, agents: pa.Array) -> tuple[AgentColumns, tuple[np.ndarray, list]]:
         """``details``, ``classification``, ``user_agent`` and ``agent_fingerprint`` of every row, each distinct agent looked up once.
@@ -365,20 +354,53 @@ class _Fields:
         self.bars = bars
         self.rows = rows
 
-    def take(self, j: int) -> pa.Array:
+    def bounds(self, j: int) -> tuple[np.ndarray, np.ndarray]:
+        """Where field ``j`` of every row begins and ends in :attr:`data` (end exclusive)."""
         rows = self.rows
-        m = len(rows)
         begin = self.starts[rows] if j == 0 else self.bars[rows, j - 1] + 1
         end = self.bars[rows, j] if j < 9 else self.starts[rows + 1]
+        return begin, end
+
+    def take(self, j: int) -> pa.Array:
+        """Field ``j`` of every row as a string array (a copy of its bytes)."""
+        begin, end = self.bounds(j)
+        m = len(begin)
         offsets = np.empty(2 * m + 1, np.int32)
         offsets[0:-1:2] = begin
         offsets[1::2] = end
         offsets[-1] = end[-1] if m else 0
         spans = pa.Array.from_buffers(pa.string(), 2 * m, [None, pa.py_buffer(offsets), self.data])
-        return spans.take(pa.array(np.arange(0, 2 * m, 2)))
+        return spans.take(pa.array(np.arange(0, 2 * m, 2, dtype=np.int32)))
+
+    def fixed_width(self, j: int, width: int) -> tuple[np.ndarray, np.ndarray]:
+        """``(which rows, their bytes)``: the rows whose field ``j`` is exactly ``width`` bytes, as indices
+        into :attr:`rows`, and those fields as an ``(len(which), width)`` uint8 matrix (one copy)."""
+        begin, end = self.bounds(j)
+        which = np.flatnonzero(end - begin == width)
+        if not len(which):
+            return which, np.zeros((0, width), np.uint8)
+        taken = (self if len(which) == len(begin) else self.subset(which)).take(j)
+        values = np.frombuffer(taken.buffers()[2], np.uint8, len(which) * width)
+        return which, values.reshape(len(which), width)
 
     def subset(self, keep: np.ndarray) -> "_Fields":
         return _Fields(self.data, self.starts, self.bars, self.rows[keep])
+
+
+def _stamps(fields: _Fields) -> "_Stamps":
+    """Every row's timestamp (field 1) parsed in one vectorised pass, straight from the block's bytes.
+
+    Only a 29-byte field can be valid; those are copied as one ``(k, 29)``
+    byte matrix and parsed per row, not per distinct text: a dozen numpy
+    operations over the matrix cost less than hashing the texts to find
+    the distinct ones.
+    """
+    m = len(fields.rows)
+    epochs, ok = np.zeros(m, np.int64), np.zeros(m, bool)
+    which, matrix = fields.fixed_width(1, RFC1123_WIDTH)
+    if len(which):
+        epochs[which], ok[which] = parse_rfc1123_matrix(matrix)
+    return _Stamps(epochs, ok)
 
 
 @dataclass

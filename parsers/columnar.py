@@ -52,7 +52,6 @@ _clock = time.process_time  # CPU time: on a shared machine, wall time would cou
 
 _NULLS = pa.array(["(null)", ""])
 _BAR = ord("|")
-_NINE = np.arange(9)
 _PACKAGE_TYPES = pa.array(sorted(PACKAGE_TYPES))
 _MICROS_PER_DAY = 86_400 * 1_000_000
 
@@ -319,17 +318,19 @@ def _bars(block: LineBlock) -> tuple[np.ndarray, np.ndarray]:
 
     The ten fields are what ``split("|", 9)`` gives: the first nine end at the
     first nine ``|`` of the line, the tenth (the agent, which may hold ``|``)
-    runs to the end. All ``|`` of the block are found in one numpy pass;
-    row ``i`` of the ``(n, 9)`` result holds the byte offsets of line ``i``'s
-    first nine (meaningless for a line without ten fields).
+    runs to the end. All ``|`` of the block are found in one numpy pass; a
+    line's first nine are the nine that follow the last one before its start,
+    read through a sliding window over them (no index matrix). Row ``i`` of
+    the ``(n, 9)`` result holds the byte offsets of line ``i``'s first nine
+    (meaningless for a line without ten fields).
     """
     starts = block.starts
     bars = np.flatnonzero(np.frombuffer(block.data, np.uint8) == _BAR)
-    if not len(bars):
+    if len(bars) < 9:
         return np.zeros(len(block), bool), np.zeros((len(block), 9), np.int64)
     first_bar = np.searchsorted(bars, starts[:-1])
+    at = np.lib.stride_tricks.sliding_window_view(bars, 9)[np.minimum(first_bar, len(bars) - 9)]
     ten = first_bar + 8 < len(bars)
-    at = bars[np.minimum(first_bar[:, None] + _NINE, len(bars) - 1)]
     ten &= at[:, 8] < starts[1:] - 1  # the ninth "|" is before the line's "\n"
     return ten, at
 
@@ -370,7 +371,8 @@ class _Fields:
         offsets[1::2] = end
         offsets[-1] = end[-1] if m else 0
         spans = pa.Array.from_buffers(pa.string(), 2 * m, [None, pa.py_buffer(offsets), self.data])
-        return spans.take(pa.array(np.arange(0, 2 * m, 2, dtype=np.int32)))
+        # the indices are in range by construction: Arrow's bounds check would be a wasted pass
+        return pc.take(spans, pa.array(np.arange(0, 2 * m, 2)), boundscheck=False)
 
     def fixed_width(self, j: int, width: int) -> tuple[np.ndarray, np.ndarray]:
         """``(which rows, their bytes)``: the rows whose field ``j`` is exactly ``width`` bytes, as indices

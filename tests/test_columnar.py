@@ -26,6 +26,7 @@ from haulage.parsers import LineParser, Origin
 from haulage.parsers.agent_columns import DETAILS_TYPE, AgentStore
 from haulage.parsers.arrow_rows import rows_to_arrow
 from haulage.parsers.batch_schema import batch_schema, plain
+from haulage.parsers import columnar as columnar_module
 from haulage.parsers.columnar import ColumnarParser, split_by_day
 from haulage.parsers.line_block import LineBlock
 from haulage.parsers.timestamp_columns import parse_rfc1123_column
@@ -191,6 +192,29 @@ def test_line_block_finds_every_line_and_exactly_the_non_utf8_ones(lines, final_
     from_lines = LineBlock.from_lines(lines)
     assert [from_lines.line(i) for i in range(len(from_lines))] == lines
     assert from_lines.not_utf8().tolist() == [i for i, line in enumerate(lines) if not _utf8(line)]
+
+
+FIELDISH = st.lists(st.one_of(st.sampled_from([b"|", b"||", b"\xff", b"\xe2\x82", b"\r", "é".encode(), b"download"]), st.binary(max_size=12)),
+                    max_size=14).map(lambda parts: b"".join(parts).replace(b"\n", b""))
+
+
+@SETTINGS
+@given(st.lists(st.one_of(FIELDISH, st.sampled_from(POOL)), max_size=30), st.booleans(), st.integers(0, 5))
+def test_bars_are_the_first_nine_separators_of_lines_with_ten_fields(lines, final_newline, prefix):
+    """``_bars`` against ``split(b"|", 9)``: short lines, ``|`` in the agent, non-UTF-8, empty lines, the buffer's end."""
+    head = b"x|" * prefix  # bars before the first line start do not count
+    data = head + b"\n" + b"\n".join(lines) + (b"\n" if final_newline else b"")
+    block = LineBlock.from_bytes(data)
+    ten, bars = columnar_module._bars(block)
+    assert ten.shape == (len(block),) and bars.shape == (len(block), 9)
+    for i in range(len(block)):
+        line = block.line(i)
+        parts = line.split(b"|", 9)
+        assert ten[i] == (len(parts) == 10), line
+        if ten[i]:
+            start = int(block.starts[i])
+            expected = np.cumsum([len(part) + 1 for part in parts[:9]]) - 1 + start
+            assert bars[i].tolist() == expected.tolist(), line
 
 
 def test_split_by_day_keeps_order_within_each_day():

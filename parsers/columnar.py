@@ -50,7 +50,7 @@ PHASES = ("fields", "agents", "columns", "fallback")
 """Where :attr:`ColumnarParser.seconds` accounts the parse time (see the benchmarks)."""
 _clock = time.process_time  # CPU time: on a shared machine, wall time would count the neighbours too
 
-_NULLS = pa.array(["(null)", ""])
+_NULL_TEXT = b"(null)"
 _BAR = ord("|")
 _PACKAGE_TYPES = pa.array(sorted(PACKAGE_TYPES))
 _MICROS_PER_DAY = 86_400 * 1_000_000
@@ -141,7 +141,7 @@ class ColumnarParser:
         for table, build, mask in ((DOWNLOAD, self._downloads, fast & is_download), (SIMPLE, self._simple, fast & is_simple)):
             rows = np.flatnonzero(mask)
             if len(rows):
-                batch, kept, agents = build(_Fields(data, block.starts, bars, rows), rows, origin.key, block.first_position)
+                batch, kept, agents = build(_Fields.of(data, block.starts, bars, rows), rows, origin.key, block.first_position)
                 taken[kept] = True
                 if batch.num_rows:
                     out.batches[table] = batch
@@ -158,36 +158,38 @@ class ColumnarParser:
 
     def _downloads(self, fields: "_Fields", rows: np.ndarray, key: str, first_position: int) -> "_Built":
         started = _clock()
+        # every check that needs no copy first, so that only the rows kept are copied
         stamps = _stamps(fields)
-        url_codes, urls = _encode(fields.take(3))
-        project, version, package_type = fields.take(6), fields.take(7), fields.take(8)
-        ok = stamps.ok & ~_is_null_text(urls)[url_codes]
-        ok &= ~_is_null_text(project) & ~_is_null_text(version)
-        ok &= pc.is_in(package_type, value_set=_PACKAGE_TYPES).to_numpy(zero_copy_only=False)
-        keep = None if ok.all() else np.flatnonzero(ok)
-        if keep is not None:
-            rows, fields = rows[keep], fields.subset(keep)
-            url_codes, stamps = url_codes[keep], stamps.subset(keep)
-            project, version, package_type = (a.take(pa.array(keep)) for a in (project, version, package_type))
+        ok = stamps.ok & ~fields.is_null_text(3) & ~fields.is_null_text(6) & ~fields.is_null_text(7)
+        rows, fields, stamps = _kept(ok, rows, fields, stamps)
+        package_type = fields.take(8)
+        ok = pc.is_in(package_type, value_set=_PACKAGE_TYPES).to_numpy(zero_copy_only=False)
+        if not ok.all():
+            rows, fields, stamps = _kept(ok, rows, fields, stamps)
+            package_type = package_type.filter(pa.array(ok))
         self.seconds["fields"] += _clock() - started
         if not len(rows):
             return _empty(DOWNLOAD), rows, None
         agent_columns, agents = self._agent_columns(fields.take(9))
         started = _clock()
+        url_codes, urls = _encode(fields.take(3))
         schema = batch_schema(DOWNLOAD)
         url_index = pa.array(url_codes)
         filename = pa.DictionaryArray.from_arrays(url_index, pc.replace_substring_regex(urls, "^.*/", ""), safe=False)
-        file = pa.StructArray.from_arrays([filename, project, version, package_type], fields=list(schema.field("file").type))
+        project = fields.take(6)
+        file = pa.StructArray.from_arrays(
+            [filename, project, fields.take(7), package_type], fields=list(schema.field("file").type)
+        )
         details, classification, user_agent, fingerprint = agent_columns
         columns = [
             stamps.timestamps(),
-            _null_if_empty(fields.take(2)),
+            fields.take_or_null(2),
             pa.DictionaryArray.from_arrays(url_index, urls, safe=False),
             project,
             file,
             details,
-            _null_if_empty(fields.take(4)),
-            _null_if_empty(fields.take(5)),
+            fields.take_or_null(4),
+            fields.take_or_null(5),
             classification,
             user_agent,
             _event_ids(key, rows + first_position),
@@ -200,24 +202,20 @@ class ColumnarParser:
     def _simple(self, fields: "_Fields", rows: np.ndarray, key: str, first_position: int) -> "_Built":
         started = _clock()
         stamps = _stamps(fields)
+        rows, fields, stamps = _kept(stamps.ok & ~fields.is_null_text(3), rows, fields, stamps)
         url_codes, urls = _encode(fields.take(3))
         projects: list[Optional[str]] = []
         url_ok = np.ones(len(urls), bool)
         for i, url in enumerate(urls.to_pylist()):
-            if url in ("(null)", ""):
-                url_ok[i] = False
-                projects.append(None)
-                continue
             try:
                 projects.append(self.rows._simple_project(url))
             except Rejected:
                 url_ok[i] = False
                 projects.append(None)
-        ok = stamps.ok & url_ok[url_codes]
-        keep = None if ok.all() else np.flatnonzero(ok)
-        if keep is not None:
-            rows, fields = rows[keep], fields.subset(keep)
-            url_codes, stamps = url_codes[keep], stamps.subset(keep)
+        ok = url_ok[url_codes]
+        if not ok.all():
+            url_codes = url_codes[ok]
+            rows, fields, stamps = _kept(ok, rows, fields, stamps)
         self.seconds["fields"] += _clock() - started
         if not len(rows):
             return _empty(SIMPLE), rows, None
@@ -226,11 +224,11 @@ class ColumnarParser:
         url_index = pa.array(url_codes)
         columns = [
             stamps.timestamps(),
-            _null_if_empty(fields.take(2)),
+            fields.take_or_null(2),
             pa.DictionaryArray.from_arrays(url_index, urls, safe=False),
             expand(pa.array(projects, pa.string()), url_index, DICTIONARY_STRING),
-            _null_if_empty(fields.take(4)),
-            _null_if_empty(fields.take(5)),
+            fields.take_or_null(4),
+            fields.take_or_null(5),
             details,
             classification,
             user_agent,
@@ -341,52 +339,111 @@ class _Fields:
     Field ``j`` of row ``k`` spans from just after its ``j``-th ``|`` (the line
     start for ``j = 0``) to its ``j + 1``-th ``|``; the agent (``j = 9``) runs
     to the next line's start, keeping the ``\\n`` as the row parser's split
-    does (stripped where it matters). The rows are in line order, so the
-    spans of all rows, with the gaps between them as extra elements, are the
-    monotone offsets of one string array viewing the buffer: ``take`` of
-    its even elements is the column, with no split of the whole line.
+    does (stripped where it matters). The rows are in line order, so a
+    field's spans are ascending and one ``take`` copies the column
+    (:func:`_take_spans`), with no split of the whole line; checks that need
+    only a field's length or a few of its bytes (:meth:`is_null_text`) copy
+    nothing.
     """
 
-    __slots__ = ("data", "starts", "bars", "rows")
+    __slots__ = ("data", "cuts")
 
-    def __init__(self, data: pa.Buffer, starts: np.ndarray, bars: np.ndarray, rows: np.ndarray) -> None:
+    def __init__(self, data: pa.Buffer, cuts: np.ndarray) -> None:
         self.data = data
-        self.starts = starts
-        self.bars = bars
-        self.rows = rows
+        self.cuts = cuts
+        """``(11, m)``: per row, the offset just before field 0 (its line start - 1), its nine
+        ``|``, and the end of field 9 (the next line's start); field ``j`` is ``cuts[j] + 1 .. cuts[j + 1]``."""
+
+    @classmethod
+    def of(cls, data: pa.Buffer, starts: np.ndarray, bars: np.ndarray, rows: np.ndarray) -> "_Fields":
+        """The fields of lines ``rows`` (ascending) of a block, from its line starts and :func:`_bars`."""
+        cuts = np.empty((11, len(rows)), np.int64)
+        cuts[0] = starts[rows] - 1
+        cuts[1:10] = bars[rows].T
+        cuts[10] = starts[rows + 1]
+        return cls(data, cuts)
+
+    def __len__(self) -> int:
+        return self.cuts.shape[1]
 
     def bounds(self, j: int) -> tuple[np.ndarray, np.ndarray]:
         """Where field ``j`` of every row begins and ends in :attr:`data` (end exclusive)."""
-        rows = self.rows
-        begin = self.starts[rows] if j == 0 else self.bars[rows, j - 1] + 1
-        end = self.bars[rows, j] if j < 9 else self.starts[rows + 1]
-        return begin, end
+        return self.cuts[j] + 1, self.cuts[j + 1]
 
     def take(self, j: int) -> pa.Array:
         """Field ``j`` of every row as a string array (a copy of its bytes)."""
+        return _take_spans(self.data, *self.bounds(j))
+
+    def take_or_null(self, j: int) -> pa.Array:
+        """Field ``j`` as :meth:`take` gives it, with ``(null)`` and empty values as nulls."""
+        column = self.take(j)
+        null = self.is_null_text(j)
+        if not null.any():
+            return column
+        validity = pa.py_buffer(np.packbits(~null, bitorder="little"))
+        return pa.Array.from_buffers(pa.string(), len(column), [validity, *column.buffers()[1:]], null_count=int(null.sum()))
+
+    def is_null_text(self, j: int) -> np.ndarray:
+        """Where field ``j`` is ``(null)`` or empty — what the CDN writes for a missing value.
+
+        Told from the field's length, and for the 6-byte ones from their bytes,
+        without copying the field.
+        """
         begin, end = self.bounds(j)
-        m = len(begin)
-        offsets = np.empty(2 * m + 1, np.int32)
-        offsets[0:-1:2] = begin
-        offsets[1::2] = end
-        offsets[-1] = end[-1] if m else 0
-        spans = pa.Array.from_buffers(pa.string(), 2 * m, [None, pa.py_buffer(offsets), self.data])
-        # the indices are in range by construction: Arrow's bounds check would be a wasted pass
-        return pc.take(spans, pa.array(np.arange(0, 2 * m, 2)), boundscheck=False)
+        length = end - begin
+        null = length == 0
+        six = np.flatnonzero(length == len(_NULL_TEXT))
+        if len(six):
+            data = np.frombuffer(self.data, np.uint8)
+            at = begin[six]
+            same = np.ones(len(six), bool)
+            for k, byte in enumerate(_NULL_TEXT):
+                same &= data[at + k] == byte
+            null[six] = same
+        return null
 
     def fixed_width(self, j: int, width: int) -> tuple[np.ndarray, np.ndarray]:
         """``(which rows, their bytes)``: the rows whose field ``j`` is exactly ``width`` bytes, as indices
-        into :attr:`rows`, and those fields as an ``(len(which), width)`` uint8 matrix (one copy)."""
+        into the rows, and those fields as an ``(len(which), width)`` uint8 matrix (one copy)."""
         begin, end = self.bounds(j)
-        which = np.flatnonzero(end - begin == width)
+        fits = end - begin == width
+        if fits.all():
+            which = np.arange(len(begin))
+        else:
+            which = np.flatnonzero(fits)
+            begin, end = begin[which], end[which]
         if not len(which):
             return which, np.zeros((0, width), np.uint8)
-        taken = (self if len(which) == len(begin) else self.subset(which)).take(j)
-        values = np.frombuffer(taken.buffers()[2], np.uint8, len(which) * width)
+        values = np.frombuffer(_take_spans(self.data, begin, end).buffers()[2], np.uint8, len(which) * width)
         return which, values.reshape(len(which), width)
 
     def subset(self, keep: np.ndarray) -> "_Fields":
-        return _Fields(self.data, self.starts, self.bars, self.rows[keep])
+        """The rows ``keep`` (indices or a boolean mask), in order."""
+        return _Fields(self.data, self.cuts[:, keep])
+
+
+def _take_spans(data: pa.Buffer, begin: np.ndarray, end: np.ndarray) -> pa.Array:
+    """The bytes ``data[begin[k]:end[k]]`` of every ``k`` as a string array (ascending, non-overlapping spans).
+
+    The spans, with the gaps between them as extra elements, are the monotone
+    offsets of one string array viewing ``data``; ``take`` of its even
+    elements copies just the spans.
+    """
+    m = len(begin)
+    offsets = np.empty(2 * m + 1, np.int32)
+    offsets[0:-1:2] = begin
+    offsets[1::2] = end
+    offsets[-1] = end[-1] if m else 0
+    spans = pa.Array.from_buffers(pa.string(), 2 * m, [None, pa.py_buffer(offsets), data])
+    # the indices are in range by construction: Arrow's bounds check would be a wasted pass
+    return pc.take(spans, pa.array(np.arange(0, 2 * m, 2)), boundscheck=False)
+
+
+def _kept(ok: np.ndarray, rows: np.ndarray, fields: "_Fields", stamps: "_Stamps") -> tuple[np.ndarray, "_Fields", "_Stamps"]:
+    """The rows where ``ok``: their line numbers, fields and timestamps (the same objects when all are)."""
+    if ok.all():
+        return rows, fields, stamps
+    return rows[ok], fields.subset(ok), stamps.subset(ok)
 
 
 def _stamps(fields: _Fields) -> "_Stamps":
@@ -397,7 +454,7 @@ def _stamps(fields: _Fields) -> "_Stamps":
     operations over the matrix cost less than hashing the texts to find
     the distinct ones.
     """
-    m = len(fields.rows)
+    m = len(fields)
     epochs, ok = np.zeros(m, np.int64), np.zeros(m, bool)
     which, matrix = fields.fixed_width(1, RFC1123_WIDTH)
     if len(which):
@@ -435,20 +492,6 @@ def _encode(column: pa.Array) -> tuple[np.ndarray, pa.Array]:
     """``(codes per row, distinct values)`` of a column."""
     encoded = column.dictionary_encode()
     return encoded.indices.to_numpy(zero_copy_only=False), encoded.dictionary
-
-
-def _is_null_text(column: pa.Array) -> np.ndarray:
-    """Where a field is ``(null)`` or empty — what the CDN writes for a missing value."""
-    return pc.is_in(column, value_set=_NULLS).to_numpy(zero_copy_only=False)
-
-
-def _null_if_empty(column: pa.Array) -> pa.Array:
-    """``column`` with ``(null)`` and empty values as nulls (no copy of the strings)."""
-    nulls = pc.is_in(column, value_set=_NULLS)
-    if not pc.any(nulls).as_py():
-        return column
-    valid = pc.invert(nulls)
-    return pa.Array.from_buffers(pa.string(), len(column), [valid.buffers()[1], *column.buffers()[1:]], offset=column.offset)
 
 
 def _event_ids(key: str, positions: np.ndarray) -> pa.Array:

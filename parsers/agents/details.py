@@ -14,7 +14,7 @@ from typing import Any, Optional
 
 __all__ = [
     "USER_DATA_MAX", "text", "record", "subcommand", "user_data", "make_details", "installer", "pair",
-    "ci_flag", "from_linehaul_json",
+    "ci_flag", "from_linehaul_json", "from_plain_linehaul_json",
 ]
 
 
@@ -163,3 +163,111 @@ def from_linehaul_json(data: Any) -> Optional[Details]:
         ci=ci_flag(data.get("ci")),
         user_data=user_data(data.get("user_data")),
     )
+
+
+class _NotPlain(Exception):
+    """A value :func:`from_plain_linehaul_json` leaves to :func:`from_linehaul_json`."""
+
+
+def _plain(value: Any) -> Optional[str]:
+    """A leaf that needs no conversion: None or an ASCII string (raises :class:`_NotPlain` otherwise)."""
+    if value is None or (type(value) is str and value.isascii()):
+        return value
+    raise _NotPlain
+
+
+def _plain_record(value: Any, first: str, second: str) -> Optional[dict[str, Optional[str]]]:
+    """:func:`record` of two keys, for an absent record or one of plain leaves."""
+    if value is None:
+        return None
+    if type(value) is not dict:
+        raise _NotPlain
+    return {first: _plain(value.get(first)), second: _plain(value.get(second))}
+
+
+_SUBCOMMANDS: dict[tuple[str, ...], str] = {}
+"""Subcommand lists already joined: uv sends a handful (``run``, ``pip install``, ``sync``…)."""
+_SUBCOMMANDS_LIMIT = 1024
+
+
+def _plain_subcommand(value: Any) -> Optional[str]:
+    """:func:`subcommand` of an absent subcommand or a list of ASCII strings, joined once per distinct list."""
+    if value is None:
+        return None
+    if type(value) is not list:
+        raise _NotPlain
+    for part in value:
+        if type(part) is not str or not part.isascii():
+            raise _NotPlain
+    key = tuple(value)
+    joined = _SUBCOMMANDS.get(key)
+    if joined is None:
+        joined = shlex.join(key)
+        if len(_SUBCOMMANDS) >= _SUBCOMMANDS_LIMIT:
+            _SUBCOMMANDS.clear()
+        _SUBCOMMANDS[key] = joined
+    return joined
+
+
+def from_plain_linehaul_json(data: Any) -> Optional[Details]:
+    """:func:`from_linehaul_json` for the objects pip, uv and Hatch actually send; None for any other.
+
+    Why: nearly every agent a worker has not seen before is pip's or uv's
+    JSON, and building its details through the general converters (one
+    call per leaf, each ready for any JSON type) is a large share of
+    parsing it. The rule: ``data`` is an object whose every value this
+    function reads is of the type clients send — records absent or
+    objects, leaves absent, null or ASCII strings, ``ci`` absent, null or a
+    boolean, ``subcommand`` absent or a list of ASCII strings. Then the
+    result is exactly what :func:`from_linehaul_json` gives, since on such
+    values every converter is the identity (or ``shlex.join``, or
+    :func:`ci_flag`); otherwise it is None and the caller uses
+    :func:`from_linehaul_json`. Values it does not read (unknown keys) may
+    be anything, as they are ignored either way.
+    """
+    if type(data) is not dict:
+        return None
+    get = data.get
+    try:
+        inst = get("installer")
+        if inst is None:
+            inst_record = None
+        elif type(inst) is dict:
+            inst_record = {
+                "name": _plain(inst.get("name")),
+                "version": _plain(inst.get("version")),
+                "subcommand": _plain_subcommand(inst.get("subcommand")),
+            }
+        else:
+            return None
+        distro = get("distro")
+        if distro is None:
+            distro_record = None
+        elif type(distro) is dict:
+            distro_record = {
+                "name": _plain(distro.get("name")),
+                "version": _plain(distro.get("version")),
+                "id": _plain(distro.get("id")),
+                "libc": _plain_record(distro.get("libc"), "lib", "version"),
+            }
+        else:
+            return None
+        ci = get("ci")
+        if ci is not None and type(ci) is not bool:
+            return None
+        user_data = _plain(get("user_data"))
+        return {
+            "installer": inst_record,
+            "python": _plain(get("python")),
+            "implementation": _plain_record(get("implementation"), "name", "version"),
+            "distro": distro_record,
+            "system": _plain_record(get("system"), "name", "release"),
+            "cpu": _plain(get("cpu")),
+            "openssl_version": _plain(get("openssl_version")),
+            "setuptools_version": _plain(get("setuptools_version")),
+            "rustc_version": _plain(get("rustc_version")),
+            "ci": True if ci else None,
+            "user_data": user_data[:USER_DATA_MAX] if user_data is not None else None,
+        }
+    except _NotPlain:
+        return None

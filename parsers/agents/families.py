@@ -123,6 +123,24 @@ def _loads(payload: str) -> object:
         return None
 
 
+def _details_from_json(payload: str) -> Optional[Details]:
+    """The ``details`` of a linehaul JSON payload, as :func:`details.from_linehaul_json` of PyPI's decoding.
+
+    The objects clients send take the short way
+    (:func:`details.from_plain_linehaul_json` of orjson's decoding, which
+    reads only values whose decoding the stdlib agrees on); anything else
+    is decoded by :func:`_loads` and converted in full.
+    """
+    try:
+        value = orjson.loads(payload)
+    except orjson.JSONDecodeError:
+        return d.from_linehaul_json(_loads(payload))
+    details = d.from_plain_linehaul_json(value)
+    if details is not None:
+        return details
+    return d.from_linehaul_json(value if not _holds_float(value) else _loads(payload))
+
+
 # --- JSON "linehaul" agents -------------------------------------------------
 
 _PIP6 = SpecifierSet(">=6", prereleases=True)
@@ -151,7 +169,7 @@ def _head_and_json(user_agent: str, spec: SpecifierSet) -> Optional[Details]:
     if not _version_in(user_agent[slash + 1 : end], spec):
         return None
     payload = user_agent[end:].lstrip()
-    return d.from_linehaul_json(_loads(payload)) if payload else None
+    return _details_from_json(payload) if payload else None
 
 
 def pip_json(user_agent: str) -> Optional[Details]:
@@ -179,7 +197,7 @@ def hatch_json(user_agent: str) -> Optional[Details]:
     start, end = user_agent.find("{"), user_agent.rfind("}")
     if start < 0 or end < start:
         return None
-    return d.from_linehaul_json(_loads(user_agent[start : end + 1]))
+    return _details_from_json(user_agent[start : end + 1])
 
 
 _PEP_HEAD = anchored("pep-standard", r"(?P<client>[^\s/]++)/(?P<version>\S++) \(PEP (?P<pep>\d++)\) ")

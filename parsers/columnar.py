@@ -126,13 +126,14 @@ class ColumnarParser:
         if n == 0:
             return ParsedBlock()
         started = _clock()
-        lines = block.array()
-        is_download = pc.starts_with(lines, "download|").to_numpy(zero_copy_only=False)
-        is_simple = pc.starts_with(lines, "simple|").to_numpy(zero_copy_only=False)
+        ten, bars = _bars(block)
+        bytes_ = np.frombuffer(block.data, np.uint8)
+        starts = block.starts[:-1]
+        head = np.where(ten, bars[:, 0] - starts, -1)  # the length of field 0 where the line has ten fields
+        is_download = _spans_equal(bytes_, starts, head, b"download")  # the line starts "download|"
+        is_simple = _spans_equal(bytes_, starts, head, b"simple")
         fast = (is_download | is_simple) & (block.lengths() <= MAX_LINE_BYTES)
         fast[block.not_utf8()] = False
-        ten, bars = _bars(block)
-        fast &= ten
         data = pa.py_buffer(block.data)
         self.seconds["fields"] += _clock() - started
 
@@ -391,16 +392,7 @@ class _Fields:
         """
         begin, end = self.bounds(j)
         length = end - begin
-        null = length == 0
-        six = np.flatnonzero(length == len(_NULL_TEXT))
-        if len(six):
-            data = np.frombuffer(self.data, np.uint8)
-            at = begin[six]
-            same = np.ones(len(six), bool)
-            for k, byte in enumerate(_NULL_TEXT):
-                same &= data[at + k] == byte
-            null[six] = same
-        return null
+        return (length == 0) | _spans_equal(np.frombuffer(self.data, np.uint8), begin, length, _NULL_TEXT)
 
     def fixed_width(self, j: int, width: int) -> tuple[np.ndarray, np.ndarray]:
         """``(which rows, their bytes)``: the rows whose field ``j`` is exactly ``width`` bytes, as indices
@@ -420,6 +412,24 @@ class _Fields:
     def subset(self, keep: np.ndarray) -> "_Fields":
         """The rows ``keep`` (indices or a boolean mask), in order."""
         return _Fields(self.data, self.cuts[:, keep])
+
+
+def _spans_equal(data: np.ndarray, begin: np.ndarray, length: np.ndarray, text: bytes) -> np.ndarray:
+    """Where the span ``data[begin : begin + length]`` is ``text``.
+
+    Only spans of ``len(text)`` bytes are read, byte by byte over all of them
+    at once; a span whose length differs (for instance -1 for "no span") is
+    not equal and is not read.
+    """
+    equal = length == len(text)
+    candidates = np.flatnonzero(equal)
+    if len(candidates):
+        at = begin[candidates]
+        same = np.ones(len(candidates), bool)
+        for k, byte in enumerate(text):
+            same &= data[at + k] == byte
+        equal[candidates] = same
+    return equal
 
 
 def _take_spans(data: pa.Buffer, begin: np.ndarray, end: np.ndarray) -> pa.Array:

@@ -176,7 +176,7 @@ class ColumnarParser:
         url_codes, urls = _encode(fields.take(3))
         schema = batch_schema(DOWNLOAD)
         url_index = pa.array(url_codes)
-        filename = pa.DictionaryArray.from_arrays(url_index, pc.replace_substring_regex(urls, "^.*/", ""), safe=False)
+        filename = pa.DictionaryArray.from_arrays(url_index, _after_last_slash(urls), safe=False)
         project = fields.take(6)
         file = pa.StructArray.from_arrays(
             [filename, project, fields.take(7), package_type], fields=list(schema.field("file").type)
@@ -502,6 +502,27 @@ def _encode(column: pa.Array) -> tuple[np.ndarray, pa.Array]:
     """``(codes per row, distinct values)`` of a column."""
     encoded = column.dictionary_encode()
     return encoded.indices.to_numpy(zero_copy_only=False), encoded.dictionary
+
+
+def _after_last_slash(texts: pa.Array) -> pa.Array:
+    """Each text from just after its last ``/`` (the whole text if it has none): a url's file name.
+
+    What ``replace_substring_regex(texts, "^.*/", "")`` gives for texts
+    without a newline, found with numpy over the texts' bytes instead of a
+    regular expression per text: every ``/`` in one pass, each text's last
+    one by a sorted search of its end.
+    """
+    n = len(texts)
+    offsets = np.frombuffer(texts.buffers()[1], np.int32, n + 1, texts.offset * 4).astype(np.int64)
+    values = texts.buffers()[2]
+    if values is None or n == 0:
+        return texts
+    slashes = np.flatnonzero(np.frombuffer(values, np.uint8, offsets[-1]) == ord("/"))
+    if not len(slashes):
+        return texts
+    last = slashes[np.maximum(np.searchsorted(slashes, offsets[1:]) - 1, 0)]  # the last "/" before each end
+    begin = np.where(last >= offsets[:-1], last + 1, offsets[:-1])  # ... if it is inside the text
+    return _take_spans(values, begin, offsets[1:])
 
 
 def _event_ids(key: str, positions: np.ndarray) -> pa.Array:

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -215,6 +216,15 @@ def test_bars_are_the_first_nine_separators_of_lines_with_ten_fields(lines, fina
             start = int(block.starts[i])
             expected = np.cumsum([len(part) + 1 for part in parts[:9]]) - 1 + start
             assert bars[i].tolist() == expected.tolist(), line
+
+
+@SETTINGS
+@given(st.lists(st.text(st.sampled_from("/ab.\ré€|"), max_size=12), max_size=20), st.integers(0, 3))
+def test_file_names_are_what_the_regular_expression_gives(urls, sliced):
+    """``_after_last_slash`` against ``replace_substring_regex(urls, "^.*/", "")`` (what it replaced), sliced arrays too."""
+    texts = pa.array(["x/y", *urls], pa.string()).slice(min(sliced, len(urls)))
+    got = columnar_module._after_last_slash(texts)
+    assert got.to_pylist() == pc.replace_substring_regex(texts, "^.*/", "").to_pylist()
 
 
 def test_split_by_day_keeps_order_within_each_day():

@@ -39,6 +39,7 @@ from .schemas import PARTITION_COLUMN
 from .agent_columns import AgentColumns, AgentStore, expand
 from .agents import DEFAULT_AGENT_CACHE_SIZE, AgentCache
 from .batch_schema import DICTIONARY_STRING, batch_schema, rows_batch
+from .buffer_words import words_at
 from .grammar import DOWNLOAD, SIMPLE, Rejected
 from .line_block import LineBlock
 from .lines import MAX_LINE_BYTES, PACKAGE_TYPES, UNPROCESSED, LineParser, Origin
@@ -415,20 +416,16 @@ class _Fields:
 
 
 def _spans_equal(data: np.ndarray, begin: np.ndarray, length: np.ndarray, text: bytes) -> np.ndarray:
-    """Where the span ``data[begin : begin + length]`` is ``text``.
+    """Where the span ``data[begin : begin + length]`` is ``text`` (at most 8 bytes).
 
-    Only spans of ``len(text)`` bytes are read, byte by byte over all of them
-    at once; a span whose length differs (for instance -1 for "no span") is
-    not equal and is not read.
+    Only spans of ``len(text)`` bytes are read, all at once as one word each
+    (:func:`words_at`); a span whose length differs (for instance -1 for "no
+    span") is not equal and is not read.
     """
     equal = length == len(text)
     candidates = np.flatnonzero(equal)
     if len(candidates):
-        at = begin[candidates]
-        same = np.ones(len(candidates), bool)
-        for k, byte in enumerate(text):
-            same &= data[at + k] == byte
-        equal[candidates] = same
+        equal[candidates] = words_at(data, begin[candidates], len(text)) == np.uint64(int.from_bytes(text, "little"))
     return equal
 
 

@@ -377,9 +377,25 @@ class _Fields:
         return _take_spans(self.data, *self.bounds(j))
 
     def take_or_null(self, j: int) -> pa.Array:
-        """Field ``j`` as :meth:`take` gives it, with ``(null)`` and empty values as nulls."""
-        column = self.take(j)
-        null = self.is_null_text(j)
+        """Field ``j`` as :meth:`take` gives it, with ``(null)`` and empty values as nulls.
+
+        A column whose values all have one width of at most 8 bytes (a
+        country code, a TLS version) is copied as one word per row
+        (:func:`words_at`) instead of by ``take``; its null rows then hold
+        zero bytes of that width (what a null slot holds is never read).
+        """
+        begin, end = self.bounds(j)
+        length = end - begin
+        data = np.frombuffer(self.data, np.uint8)
+        null = (length == 0) | _spans_equal(data, begin, length, _NULL_TEXT)
+        widths = length[~null]
+        width = int(widths[0]) if len(widths) else 0
+        if 0 < width <= 8 and (widths == width).all():
+            words = words_at(data, begin, width)
+            words[null] = 0
+            column = _fixed_width_strings(words, width)
+        else:
+            column = _take_spans(self.data, begin, end)
         if not null.any():
             return column
         validity = pa.py_buffer(np.packbits(~null, bitorder="little"))
@@ -427,6 +443,20 @@ def _spans_equal(data: np.ndarray, begin: np.ndarray, length: np.ndarray, text: 
     if len(candidates):
         equal[candidates] = words_at(data, begin[candidates], len(text)) == np.uint64(int.from_bytes(text, "little"))
     return equal
+
+
+def _fixed_width_strings(words: np.ndarray, width: int) -> pa.Array:
+    """A string array of the first ``width`` bytes (≤ 8) of each little-endian uint64 in ``words``.
+
+    The values buffer is the words' bytes with the top ``8 - width`` of each
+    left out: a structured view whose one field is the first ``width`` bytes
+    of each 8, copied contiguous in one numpy call.
+    """
+    n = len(words)
+    first = np.dtype({"names": ["text"], "formats": [f"V{width}"], "offsets": [0], "itemsize": 8})
+    values = np.ascontiguousarray(words.view(first)["text"])
+    offsets = np.arange(0, width * n + 1, width, dtype=np.int32)
+    return pa.Array.from_buffers(pa.string(), n, [None, pa.py_buffer(offsets), pa.py_buffer(values)])
 
 
 def _take_spans(data: pa.Buffer, begin: np.ndarray, end: np.ndarray) -> pa.Array:

@@ -21,28 +21,31 @@ __all__ = ["words_at"]
 _WORD = 8
 
 
+def _from_words(aligned: np.ndarray, at: np.ndarray) -> np.ndarray:
+    """The eight bytes at each offset, from the word holding the first and the next one (both clipped to the last word)."""
+    word = at >> 3
+    shift = ((at << 3) & 63).view(np.uint64)  # bits of the first word before the offset
+    low = np.take(aligned, word, mode="clip") >> shift
+    high = np.take(aligned, word + 1, mode="clip")
+    # (high << 1) << (63 - shift) is high << (64 - shift), and 0 when shift is 0
+    return low | ((high << np.uint64(1)) << (np.uint64(63) - shift))
+
+
 def words_at(data: np.ndarray, at: np.ndarray, width: int = _WORD) -> np.ndarray:
     """The ``width`` bytes (≤ 8) at each offset ``at`` of the uint8 array ``data``, as little-endian uint64."""
     if not 0 < width <= _WORD:
         raise ValueError(f"width must be 1 to {_WORD}, got {width}")
     at = np.asarray(at, np.int64)
     whole = len(data) // _WORD
-    out = np.zeros(len(at), np.uint64)
     aligned = data[: whole * _WORD].view(np.uint64) if whole else None
-    # offsets whose eight bytes lie within the whole words (all but the buffer's last few bytes)
-    inside = at + _WORD <= whole * _WORD
-    if aligned is not None and aligned.flags.aligned:
-        rows = np.flatnonzero(inside) if not inside.all() else slice(None)
-        where = at[rows]
-        word = where >> 3
-        shift = (where & 7).astype(np.uint64) << np.uint64(3)
-        low = aligned[word] >> shift
-        high = aligned[np.minimum(word + 1, whole - 1)]  # only read when shift > 0, and then in range
-        # (high << 1) << (63 - shift) is high << (64 - shift), and 0 when shift is 0
-        out[rows] = low | ((high << np.uint64(1)) << (np.uint64(63) - shift))
-        rest = np.flatnonzero(~inside)
-    else:  # not 8-byte aligned (never for a bytes object's buffer): byte by byte
-        rest = np.arange(len(at))
+    if aligned is None or not aligned.flags.aligned:  # (never for a bytes object's buffer)
+        out, rest = np.zeros(len(at), np.uint64), np.arange(len(at))
+    else:
+        out = _from_words(aligned, at)
+        # offsets whose eight bytes run past the whole words (the buffer's last few bytes) read
+        # the last word twice above: they are redone byte by byte
+        rest = np.flatnonzero(at + _WORD > whole * _WORD)
+        out[rest] = 0
     if len(rest):  # the last few bytes of the buffer: byte by byte
         for k in range(width):
             where = at[rest] + k

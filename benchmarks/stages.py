@@ -71,12 +71,19 @@ def add_run_arguments(ap, repeat: int, what: str = "passes of each measurement")
 
 
 def collect_like_workers() -> None:
-    """Set the garbage collector as haulage's workers and ``haulage parse`` do (``pipeline.elements.tune_gc``).
+    """Set the garbage collector and malloc as haulage's workers and ``haulage parse`` do (``pipeline.elements.tune_gc``).
 
     The parsers keep tens of thousands of parsed agents alive, which the
     default thresholds would rescan over and over: a measurement with them
-    would time the collector, not the parser.
+    would time the collector, not the parser. And without the workers'
+    malloc settings (``pipeline.malloc_tuning``) the first pass over the
+    blocks pays page faults for every MB-sized buffer, which glibc only
+    stops doing after it has seen such buffers freed: a "cold" parse would
+    time the kernel's page faults, not the parser's first lines.
     """
+    from haulage.pipeline.malloc_tuning import keep_freed_memory
+
+    keep_freed_memory()
     gc.collect()
     gc.set_threshold(50_000, *gc.get_threshold()[1:])
     gc.freeze()

@@ -12,7 +12,7 @@ import argparse
 import sys
 
 from .imports import import_quietly
-from .run import LOCAL_RUNNER_MODULES
+from ..pipeline.runners import LOCAL_RUNNER_MODULES
 
 from ..pipeline.options import iso_date
 

@@ -5,13 +5,11 @@ from __future__ import annotations
 import argparse
 import sys
 
+from ..pipeline.runners import LOCAL_RUNNER_MODULES
 from .imports import import_quietly
 
 __all__ = ["PASSES_EXTRA_ARGS", "add_parser", "main"]
 
-
-# Beam's local runner, imported with the job when the run is in this process
-LOCAL_RUNNER_MODULES = ("apache_beam.runners.portability.fn_api_runner.fn_runner",)
 
 # Options Beam knows (--runner, --project, --temp_location, ...) pass through.
 PASSES_EXTRA_ARGS = True

@@ -69,9 +69,12 @@ def import_local_runner() -> None:
     imported; a module first imported in a worker is imported by every
     worker, each paying for it on its own core.
     """
-    from apache_beam.portability.api import beam_provision_api_pb2  # noqa: F401
-    from apache_beam.runners.portability.fn_api_runner import fn_runner  # noqa: F401
-    from apache_beam.runners.portability.portable_runner import JobServiceHandle  # noqa: F401
+    import importlib
+
+    from .runners import LOCAL_RUNNER_MODULES
+
+    for name in LOCAL_RUNNER_MODULES:
+        importlib.import_module(name)
 
 
 def local_runner(options: PipelineOptions) -> Any:

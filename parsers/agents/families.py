@@ -154,22 +154,21 @@ def _head_and_json(user_agent: str, spec: SpecifierSet) -> Optional[Details]:
 
     VERSION is what follows the first ``/`` of the first whitespace-free
     token, the JSON what ``split(maxsplit=1)`` leaves after that token
-    (leading whitespace dropped, trailing kept): found with one scan each,
-    without splitting copies of the agent. A token without ``/`` raises
-    IndexError, as splitting it would (parse_agent reads that as "not
-    mine"; the family's prefix rules it out anyway).
+    (leading whitespace dropped, trailing kept), as PyPI splits it: one
+    C-level pass, linear in the agent's length. A token without ``/``
+    raises IndexError, as splitting it at ``/`` would (parse_agent reads
+    that as "not mine"; the family's prefix rules it out anyway).
     """
-    start = len(user_agent) - len(user_agent.lstrip()) if user_agent[:1].isspace() else 0
-    if start == len(user_agent):
+    parts = user_agent.split(None, 1)
+    if not parts:
         return None  # no token, so no version
-    end = token_end(user_agent, start)
-    slash = user_agent.find("/", start, end)
+    token = parts[0]
+    slash = token.find("/")
     if slash < 0:
         raise IndexError("no NAME/VERSION token")  # what splitting the token at "/" would raise
-    if not _version_in(user_agent[slash + 1 : end], spec):
+    if not _version_in(token[slash + 1 :], spec):
         return None
-    payload = user_agent[end:].lstrip()
-    return _details_from_json(payload) if payload else None
+    return _details_from_json(parts[1]) if len(parts) == 2 else None
 
 
 def pip_json(user_agent: str) -> Optional[Details]:

@@ -460,13 +460,16 @@ def _fixed_width_strings(words: np.ndarray, width: int) -> pa.Array:
 
 
 def _take_spans(data: pa.Buffer, begin: np.ndarray, end: np.ndarray) -> pa.Array:
-    """The bytes ``data[begin[k]:end[k]]`` of every ``k`` as a string array (ascending, non-overlapping spans).
+    """The bytes ``data[begin[k]:end[k]]`` of every ``k`` as a string array (ascending, non-overlapping spans, checked).
 
     The spans, with the gaps between them as extra elements, are the monotone
     offsets of one string array viewing ``data``; ``take`` of its even
     elements copies just the spans.
     """
     m = len(begin)
+    if not ((begin <= end).all() and (end[:-1] <= begin[1:]).all()):
+        # a negative length would make Arrow's take write past its buffers: refuse it
+        raise ValueError("spans must be ascending and not overlap")
     offsets = np.empty(2 * m + 1, np.int32)
     offsets[0:-1:2] = begin
     offsets[1::2] = end
@@ -547,9 +550,10 @@ def _after_last_slash(texts: pa.Array) -> pa.Array:
     slashes = np.flatnonzero(np.frombuffer(values, np.uint8, offsets[-1]) == ord("/"))
     if not len(slashes):
         return texts
-    last = slashes[np.maximum(np.searchsorted(slashes, offsets[1:]) - 1, 0)]  # the last "/" before each end
-    begin = np.where(last >= offsets[:-1], last + 1, offsets[:-1])  # ... if it is inside the text
-    return _take_spans(values, begin, offsets[1:])
+    before_end = np.searchsorted(slashes, offsets[1:]) - 1  # the last "/" before each text's end, if any ...
+    last = slashes[np.maximum(before_end, 0)]
+    inside = (before_end >= 0) & (last >= offsets[:-1])  # ... and whether it is inside the text
+    return _take_spans(values, np.where(inside, last + 1, offsets[:-1]), offsets[1:])
 
 
 def _event_ids(key: str, positions: np.ndarray) -> pa.Array:

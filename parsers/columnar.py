@@ -42,6 +42,7 @@ from .batch_schema import DICTIONARY_STRING, batch_schema, rows_batch
 from .buffer_words import words_at
 from .grammar import DOWNLOAD, SIMPLE, Rejected
 from .line_block import LineBlock
+from .line_sources import BlockSources
 from .lines import MAX_LINE_BYTES, PACKAGE_TYPES, UNPROCESSED, LineParser, Origin
 from .timestamp_columns import RFC1123_WIDTH, parse_rfc1123_matrix
 
@@ -123,7 +124,19 @@ class ColumnarParser:
 
     def parse_block(self, block: LineBlock, origin: Origin, received_at: Optional[str] = None) -> ParsedBlock:
         """Every line of ``block`` as a row of its table or a dead letter, never raising."""
+        return self.parse_sources(block, BlockSources.single(origin, block.first_position, received_at, len(block)))
+
+    def parse_sources(self, block: LineBlock, sources: BlockSources) -> ParsedBlock:
+        """:meth:`parse_block` for a block whose lines come from many sources (Pub/Sub messages), line by line in ``sources``.
+
+        Each row's event id, and each dead letter's source and receive time,
+        are those of its own source and line number. ``positions`` in the
+        result still number the block's lines (from ``block.first_position``):
+        they order the rows, the sources are in the rows.
+        """
         n = len(block)
+        if len(sources) != n:
+            raise ValueError(f"{len(sources)} line sources for a block of {n} lines")
         if n == 0:
             return ParsedBlock()
         started = _clock()
@@ -143,7 +156,7 @@ class ColumnarParser:
         for table, build, mask in ((DOWNLOAD, self._downloads, fast & is_download), (SIMPLE, self._simple, fast & is_simple)):
             rows = np.flatnonzero(mask)
             if len(rows):
-                batch, kept, agents = build(_Fields.of(data, block.starts, bars, rows), rows, origin.key, block.first_position)
+                batch, kept, agents = build(_Fields.of(data, block.starts, bars, rows), rows, sources)
                 taken[kept] = True
                 if batch.num_rows:
                     out.batches[table] = batch
@@ -152,13 +165,13 @@ class ColumnarParser:
                     if not self._agent_columns_wanted:
                         out.agent_columns_left_null = out.agent_columns_left_null | {table}
         started = _clock()
-        self._fallback(block, np.flatnonzero(~taken), origin, received_at, out)
+        self._fallback(block, np.flatnonzero(~taken), sources, out)
         self.seconds["fallback"] += _clock() - started
         return out
 
     # -- the vectorised tables -------------------------------------------------
 
-    def _downloads(self, fields: "_Fields", rows: np.ndarray, key: str, first_position: int) -> "_Built":
+    def _downloads(self, fields: "_Fields", rows: np.ndarray, sources: BlockSources) -> "_Built":
         started = _clock()
         # every check that needs no copy first, so that only the rows kept are copied
         stamps = _stamps(fields)
@@ -194,14 +207,14 @@ class ColumnarParser:
             fields.take_or_null(5),
             classification,
             user_agent,
-            _event_ids(key, rows + first_position),
+            sources.event_ids(rows),
             fingerprint,
         ]
         batch = pa.RecordBatch.from_arrays(columns, schema=schema)
         self.seconds["columns"] += _clock() - started
         return batch, rows, agents
 
-    def _simple(self, fields: "_Fields", rows: np.ndarray, key: str, first_position: int) -> "_Built":
+    def _simple(self, fields: "_Fields", rows: np.ndarray, sources: BlockSources) -> "_Built":
         started = _clock()
         stamps = _stamps(fields)
         rows, fields, stamps = _kept(stamps.ok & ~fields.is_null_text(3), rows, fields, stamps)
@@ -234,7 +247,7 @@ class ColumnarParser:
             details,
             classification,
             user_agent,
-            _event_ids(key, rows + first_position),
+            sources.event_ids(rows),
             fingerprint,
         ]
         batch = pa.RecordBatch.from_arrays(columns, schema=batch_schema(SIMPLE))
@@ -285,8 +298,8 @@ class ColumnarParser:
 
     # -- the row path ------------------------------------------------------------
 
-    def _fallback(self, block: LineBlock, leftover: np.ndarray, origin: Origin, received_at: Optional[str], out: ParsedBlock) -> None:
-        """Lines the vectorised path did not take, through the row parser; merged in line order."""
+    def _fallback(self, block: LineBlock, leftover: np.ndarray, sources: BlockSources, out: ParsedBlock) -> None:
+        """Lines the vectorised path did not take, through the row parser (each with its own source); merged in line order."""
         if not len(leftover):
             return
         parse = self.rows.parse
@@ -294,7 +307,7 @@ class ColumnarParser:
         rows: dict[str, list[dict]] = {}
         positions: dict[str, list[int]] = {}
         for i in leftover.tolist():
-            record = parse(block.line(i), origin, first_position + i, received_at)
+            record = parse(block.line(i), *sources.line(i))
             rows.setdefault(record.table, []).append(record.row)
             positions.setdefault(record.table, []).append(first_position + i)
         for table, table_rows in rows.items():
@@ -554,11 +567,6 @@ def _after_last_slash(texts: pa.Array) -> pa.Array:
     last = slashes[np.maximum(before_end, 0)]
     inside = (before_end >= 0) & (last >= offsets[:-1])  # ... and whether it is inside the text
     return _take_spans(values, np.where(inside, last + 1, offsets[:-1]), offsets[1:])
-
-
-def _event_ids(key: str, positions: np.ndarray) -> pa.Array:
-    """``"{origin key}-{line number}"``, as the row parser writes it."""
-    return pc.binary_join_element_wise(pa.scalar(key + "-"), pc.cast(pa.array(positions), pa.string()), "")
 
 
 def _merge(first: pa.RecordBatch, first_positions: np.ndarray, second: pa.RecordBatch, second_positions: np.ndarray) -> tuple[pa.RecordBatch, np.ndarray]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Iterator, Optional, Union
+from typing import Iterator, Optional, Sequence, Union
 
 import apache_beam as beam
 import pyarrow as pa
@@ -12,13 +12,17 @@ from apache_beam.transforms.window import TimestampedValue
 from ..parsers import UNPROCESSED
 from ..parsers.batch_schema import batch_schema, rows_batch
 from ..parsers.columnar import ColumnarParser, split_by_day
-from ..parsers.line_block import LineBlock
+from ..parsers.line_block import BLOCK_BYTES, BLOCK_LINES, LineBlock
+from ..parsers.line_sources import BlockSources, SourcePart
 from ..parsers.lines import fault_dead_letter
 from .elements import Chunk, LineBatch, ParsedChunk, TableDay, tune_gc
 from .metrics import Counters, StageCpu
 
 
-__all__ = ["reason_of", "blocks_of", "ParseChunkFn", "ParseLogLines", "SMALL_BLOCK_LINES"]
+__all__ = [
+    "reason_of", "blocks_of", "small_blocks_gathered", "ParseChunkFn", "ParseLogLines", "SMALL_BLOCK_LINES",
+    "GATHERED_BELOW_LINES",
+]
 
 
 def reason_of(dead_letter_row: dict) -> str:
@@ -41,6 +45,8 @@ def blocks_of(chunk: Chunk) -> Iterator[tuple[LineBatch, Union[LineBlock, list[b
     count = 0
 
     def joined() -> Union[LineBlock, list[bytes]]:
+        if len(parts) == 1 and type(parts[0]) is list:  # one message's lines, the usual case for messages
+            return parts[0]
         if not any(isinstance(part, LineBlock) for part in parts):
             return parts[0] if len(parts) == 1 else [line for part in parts for line in part]
         blocks = [part if isinstance(part, LineBlock) else LineBlock.from_lines(part) for part in parts]
@@ -68,11 +74,40 @@ def blocks_of(chunk: Chunk) -> Iterator[tuple[LineBatch, Union[LineBlock, list[b
 
 
 SMALL_BLOCK_LINES = 256
-"""Blocks of fewer lines (a small Pub/Sub message is one source, hence one block) go line by line
-through the row parser, their rows gathered into one batch per table for the whole chunk: the
-columnar parser's fixed cost per block (a few dozen Arrow kernels) made a one-line message cost
-about 0.8 ms, ≈ 1,250 lines per CPU-second, and ten-line ones ≈ 12,000; the row parser, the
-columnar parser's reference, gives the same rows at well over 100,000 lines per CPU-second."""
+"""Fewest lines worth a columnar block: fewer (even gathered, below) go line by line through the
+row parser, the columnar parser's reference, which gives the same rows. The columnar parser's
+fixed cost per block (a few dozen Arrow kernels) made a one-line block cost about 0.8 ms."""
+
+GATHERED_BELOW_LINES = 8192
+"""Blocks of fewer lines are gathered with the chunk's other such blocks into blocks of many
+sources (:func:`small_blocks_gathered`, parsed by :meth:`ColumnarParser.parse_sources`, each
+line keeping its own source and line number). A Pub/Sub message is one source, hence one block
+of its own: with line delivery every message is one line, and even 1,000-line messages parsed
+one block each paid the fixed cost per block on every thousand lines (336k lines per
+CPU-second, against 700k+ gathered; ``benchmarks/messages_bench.py``)."""
+
+
+def small_blocks_gathered(
+    small: list[tuple[LineBatch, Sequence[bytes]]], max_lines: int = BLOCK_LINES, max_bytes: int = BLOCK_BYTES,
+) -> Iterator[tuple[list[bytes], BlockSources]]:
+    """The lines of small blocks (each ``(first batch, lines)`` of one source) as blocks of many sources.
+
+    In order, each gathered block holding at most ``max_lines`` lines or
+    about ``max_bytes`` bytes (the columnar parser's block bounds), with
+    the source and line number of each of its lines.
+    """
+    lines: list[bytes] = []
+    parts: list[SourcePart] = []
+    size = 0
+    for head, block_lines in small:
+        if parts and (len(lines) + len(block_lines) > max_lines or size >= max_bytes):
+            yield lines, BlockSources(parts)
+            lines, parts, size = [], [], 0
+        lines.extend(block_lines)
+        size += sum(map(len, block_lines))
+        parts.append((head.origin, head.first_position, head.received_at, len(block_lines)))
+    if parts:
+        yield lines, BlockSources(parts)
 
 
 class ParseChunkFn(beam.DoFn):
@@ -106,18 +141,24 @@ class ParseChunkFn(beam.DoFn):
         parts: dict[TableDay, list[pa.RecordBatch]] = {}
         fault_rows: list[dict] = []
         earliest = None
-        small_rows: dict[str, list[dict]] = {}  # rows of the small blocks, by table, made into one batch each
+        small: list[tuple[LineBatch, Sequence[bytes]]] = []  # blocks to parse with other small ones
         batches: list[tuple[str, pa.RecordBatch]] = []
         for head, lines in blocks_of(chunk):
             out.lines += len(lines)
-            if len(lines) < SMALL_BLOCK_LINES:
-                parse = parser.rows.parse
-                for i, line in enumerate(lines):
-                    record = parse(line, head.origin, head.first_position + i, head.received_at)
-                    small_rows.setdefault(record.table, []).append(record.row)
+            if len(lines) < GATHERED_BELOW_LINES:
+                small.append((head, lines))
                 continue
             block = lines if isinstance(lines, LineBlock) else LineBlock.from_lines(lines, head.first_position)
             batches.extend(parser.parse_block(block, head.origin, head.received_at).batches.items())
+        small_rows: dict[str, list[dict]] = {}  # rows of what stays small, by table, made into one batch each
+        for lines, sources in small_blocks_gathered(small):
+            if len(lines) >= SMALL_BLOCK_LINES:
+                batches.extend(parser.parse_sources(LineBlock.from_lines(lines), sources).batches.items())
+                continue
+            parse = parser.rows.parse
+            for i, line in enumerate(lines):
+                record = parse(line, *sources.line(i))
+                small_rows.setdefault(record.table, []).append(record.row)
         batches.extend((table, rows_batch(table, rows)) for table, rows in small_rows.items())
         for table, batch in batches:
             if table == UNPROCESSED:

@@ -50,6 +50,8 @@ def test_agent_columns_bench_reports_each_cost(capsys):
 def test_messages_bench_reports_each_message_size_and_its_parser(capsys):
     assert messages_bench.main(["--lines", "2000", "--repeat", "1", "--anchor-lines", "300", "--sizes", "1", "500"]) == 0
     out = capsys.readouterr().out
-    assert "messages of     1 lines (row parser     )" in out
-    assert "messages of   500 lines (columnar parser)" in out
+    assert "messages of     1 lines (columnar, messages gathered" in out
+    assert "messages of   500 lines (columnar, messages gathered" in out
     assert out.count("× PyPI") == 2
+    assert messages_bench.main(["--lines", "200", "--repeat", "1", "--anchor-lines", "100", "--sizes", "10"]) == 0
+    assert "messages of    10 lines (row parser" in capsys.readouterr().out  # 200 lines in all: too few to gather

@@ -30,6 +30,7 @@ from haulage.parsers.batch_schema import batch_schema, plain
 from haulage.parsers import columnar as columnar_module
 from haulage.parsers.columnar import ColumnarParser, split_by_day
 from haulage.parsers.line_block import LineBlock
+from haulage.parsers.line_sources import BlockSources
 from haulage.parsers.timestamp_columns import parse_rfc1123_column
 from haulage.parsers.timestamps import BadTimestamp, parse_rfc1123
 
@@ -142,6 +143,48 @@ def test_columnar_equals_row_parser_on_a_large_realistic_corpus():
     row_parser, parser = LineParser(), ColumnarParser()
     assert_same(lines, row_parser, parser)
     assert_same(lines[5000:9000], row_parser, parser, 5001)  # warm caches, a block in the middle
+
+
+@st.composite
+def messages(draw) -> list[tuple[Origin, int, str, list[bytes]]]:
+    """Lines cut into sources as Pub/Sub messages make them: each its own origin, first line number and receive time."""
+    out = []
+    for i in range(draw(st.integers(1, 12))):
+        lines = draw(st.lists(damaged_line(), min_size=0, max_size=12))
+        received = draw(st.sampled_from([RECEIVED_AT, "2026-10-02T03:04:05Z", None]))
+        out.append((Origin.for_message("projects/p/subscriptions/s", f"m{i}"), draw(st.integers(1, 50)), received, lines))
+    return out
+
+
+@SETTINGS
+@given(messages())
+def test_a_block_of_many_sources_gives_each_line_the_row_of_its_own_source(parts):
+    """``parse_sources``: every line is the row or dead letter the row parser makes of it in its own source
+    (event id, dead letter's source and receive time), in block order, every line once."""
+    lines = [line for _, _, _, part in parts for line in part]
+    sources = BlockSources([(origin, first, received, len(part)) for origin, first, received, part in parts])
+    parsed = PARSER.parse_sources(LineBlock.from_lines(lines), sources)
+    assert parsed.lines == len(lines) == parsed.rows
+    want: dict[str, list[dict]] = {}
+    for origin, first, received, part in parts:
+        for record in ROW_PARSER.parse_batch(part, origin, first, received):
+            want.setdefault(record.table, []).append(record.row)
+    assert set(parsed.batches) == set(want)
+    for table, rows in want.items():
+        assert parsed.batches[table].to_pylist() == rows_to_arrow(table, rows).to_pylist(), table
+
+
+def test_block_sources_number_each_line_in_its_own_source():
+    a, b, c = (Origin.for_message("projects/p/subscriptions/s", m) for m in "abc")
+    sources = BlockSources([(a, 1, "t1", 2), (b, 7, None, 0), (c, 3, "t3", 3)])
+    assert len(sources) == 5
+    assert [sources.line(i) for i in range(5)] == [(a, 1, "t1"), (a, 2, "t1"), (c, 3, "t3"), (c, 4, "t3"), (c, 5, "t3")]
+    assert sources.event_ids(np.array([4, 0, 2])).to_pylist() == [f"{c.key}-5", f"{a.key}-1", f"{c.key}-3"]
+    single = BlockSources.single(a, 10, None, 3)
+    assert single.line(2) == (a, 12, None)
+    assert single.event_ids(np.array([0, 2])).to_pylist() == [f"{a.key}-10", f"{a.key}-12"]
+    with pytest.raises(ValueError):
+        PARSER.parse_sources(LineBlock.from_lines([b"x"]), single)
 
 
 # --------------------------------------------------------------- pieces

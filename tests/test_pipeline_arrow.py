@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+import pytest
 
 from haulage.parsers import Origin
 from haulage.parsers.framing import FileFault
@@ -99,34 +100,54 @@ def test_run_on_two_workers_writes_what_one_worker_writes(tmp_path):
     assert len(tables["1"]["file_downloads"]) > 5000
 
 
-def test_small_messages_and_large_blocks_give_the_row_parsers_rows():
-    """Blocks under SMALL_BLOCK_LINES (a message of a few lines) go through the row parser, larger ones through
-    the columnar parser; either way every line is the row or dead letter the row parser makes of it."""
+@pytest.mark.parametrize("sizes, gathered", [
+    ([1, 3, 10, 1, 50, 1, 255] * 3, True),  # small messages that together make a block of many sources (columnar)
+    ([1, 3, 10, 1, 50, 1], False),  # too few lines even together: line by line through the row parser
+    ([1] * 300, True),  # line delivery: one line per message
+])
+def test_small_messages_and_large_blocks_give_the_row_parsers_rows(sizes, gathered, monkeypatch):
+    """Blocks of at least GATHERED_BELOW_LINES go through the columnar parser alone; smaller ones (a message of a
+    few lines) are gathered into blocks of many sources, parsed together when that makes SMALL_BLOCK_LINES lines,
+    else line by line by the row parser. Either way every line is the row or dead letter the row parser makes of it in
+    its own source."""
     from haulage.parsers import LineParser
+    from haulage.pipeline import parse_transform
     from haulage.pipeline.parse_transform import SMALL_BLOCK_LINES
 
-    lines = corpus.generate_lines(1600, seed=67, days=2, bad_fraction=0.05, legacy_fraction=0.05)
+    monkeypatch.setattr(parse_transform, "GATHERED_BELOW_LINES", SMALL_BLOCK_LINES + 100)  # the file's block stays alone
+    lines = corpus.generate_lines(2200, seed=67, days=2, bad_fraction=0.05, legacy_fraction=0.05)
     big = SMALL_BLOCK_LINES + 300
     batches = [LineBatch(ORIGIN, 1, lines[:big], RECEIVED_AT)]  # one file's block
-    sizes = [1, 3, 10, 1, 50, 1, SMALL_BLOCK_LINES - 1]
     at = big
-    for i, size in enumerate(sizes * 3):  # messages of a few lines, each its own source
+    for i, size in enumerate(sizes):  # messages of a few lines, each its own source
         origin = Origin.for_message("projects/p/subscriptions/s", f"m{i}")
-        batches.append(LineBatch(origin, 1, lines[at:at + size], RECEIVED_AT))
+        batches.append(LineBatch(origin, 1 + i % 3, lines[at:at + size], f"2026-10-01T00:00:{i % 60:02d}Z"))
         at += size
+    from haulage.parsers.columnar import ColumnarParser
+
+    many_sources = []
+    parse_sources = ColumnarParser.parse_sources
+
+    def spy(self, block, sources):
+        if len(sources.origins) > 1:
+            many_sources.append(len(block))
+        return parse_sources(self, block, sources)
+
+    monkeypatch.setattr(ColumnarParser, "parse_sources", spy)
     parsed = parse_chunk(Chunk(batches))
     assert parsed.lines == at
+    assert many_sources == ([sum(sizes)] if gathered else [])
     reference = LineParser(agent_cache_size=1000)
     expected: dict[str, list[dict]] = {}
     for batch in batches:
-        for record in reference.parse_batch(list(batch.lines), batch.origin, batch.first_position, RECEIVED_AT):
+        for record in reference.parse_batch(list(batch.lines), batch.origin, batch.first_position, batch.received_at):
             expected.setdefault(record.table, []).append(record.row)
     got: dict[str, list[dict]] = {}
     for (table, _day), rows in parsed.tables.items():
         got.setdefault(table, []).extend(rows.to_pylist())
 
-    def key(row: dict) -> str:
-        return row.get("event_id") or row["source"]
+    def key(row: dict) -> tuple:
+        return (row.get("event_id") or row["source"], repr(sorted(row.items())))
 
     from haulage.parsers.arrow_rows import rows_to_arrow
 

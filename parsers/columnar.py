@@ -440,8 +440,8 @@ class _Fields:
         return which, values.reshape(len(which), width)
 
     def subset(self, keep: np.ndarray) -> "_Fields":
-        """The rows ``keep`` (indices or a boolean mask), in order."""
-        return _Fields(self.data, self.cuts[:, keep])
+        """The rows ``keep`` (ascending indices)."""
+        return _Fields(self.data, np.take(self.cuts, keep, axis=1))
 
 
 def _spans_equal(data: np.ndarray, begin: np.ndarray, length: np.ndarray, text: bytes) -> np.ndarray:
@@ -496,7 +496,8 @@ def _kept(ok: np.ndarray, rows: np.ndarray, fields: "_Fields", stamps: "_Stamps"
     """The rows where ``ok``: their line numbers, fields and timestamps (the same objects when all are)."""
     if ok.all():
         return rows, fields, stamps
-    return rows[ok], fields.subset(ok), stamps.subset(ok)
+    keep = np.flatnonzero(ok)
+    return rows[keep], fields.subset(keep), stamps.subset(keep)
 
 
 def _stamps(fields: _Fields) -> "_Stamps":

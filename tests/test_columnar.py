@@ -273,6 +273,21 @@ def test_file_names_are_what_the_regular_expression_gives(urls, sliced):
     assert got.to_pylist() == pc.replace_substring_regex(texts, "^.*/", "").to_pylist()
 
 
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 3000), st.sampled_from([b"\xff", "é".encode(), b"\xe2\x82", "€".encode(), b"\xc3"])), max_size=6),
+       st.integers(1, 3), st.booleans())
+def test_non_utf8_lines_are_found_in_blocks_of_many_pieces(damage, copies, final_newline):
+    """Blocks of several 16 KiB pieces (and a shorter last one): bad bytes anywhere, valid multi-byte ones beside them."""
+    lines = [line for line in POOL[:300] if line.isascii()] * copies
+    for at, raw in damage:
+        i = at % len(lines)
+        cut = at % (len(lines[i]) + 1)
+        lines[i] = lines[i][:cut] + raw + lines[i][cut:]
+    data = b"\n".join(lines) + (b"\n" if final_newline else b"")
+    block = LineBlock.from_bytes(data)
+    assert block.not_utf8().tolist() == [i for i, line in enumerate(lines) if not _utf8(line)]
+
+
 def test_split_by_day_keeps_order_within_each_day():
     lines = corpus.generate_lines(3000, seed=44, days=3, bad_fraction=0)
     parsed = ColumnarParser().parse_lines(lines, ORIGIN, 1, RECEIVED_AT)

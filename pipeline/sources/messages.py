@@ -19,7 +19,7 @@ from typing import Callable, Iterator, Mapping, Optional
 from apache_beam.metrics import Metrics
 
 from ...parsers import Origin
-from ...parsers.framing import FileFault, iter_line_batches
+from ...parsers.framing import FileFault, iter_line_batches, small_plain_lines
 from ..elements import FILE, MESSAGE, Chunk, LineBatch, SourceUnit
 from ..options import DEFAULT_CHUNK_LINES, GCS_NOTIFICATION
 from .batching import bounded_chunks
@@ -29,14 +29,23 @@ from .notifications import NotificationPolicy, Refusal
 __all__ = ["MessageDecoder", "line_batches_of_message"]
 
 
-def line_batches_of_message(data: bytes, attributes: Mapping[str, str], message_id: str, subscription: str, received_at: str) -> Iterator[LineBatch]:
+def line_batches_of_message(
+    data: bytes, attributes: Mapping[str, str], message_id: str, subscription: str, received_at: str,
+    origin: Optional[Origin] = None,
+) -> Iterator[LineBatch]:
     """One message of log lines, as line batches read lazily (gzip detected from its magic bytes).
 
     The last batch carries the message's :class:`SourceUnit` (``finished``):
-    the message is complete once that batch is written.
+    the message is complete once that batch is written. A small plain message
+    (a few lines, as line delivery sends) is split at once, without the full
+    reader (:func:`~haulage.parsers.framing.small_plain_lines`: the same lines).
     """
-    origin = Origin.for_message(subscription, message_id)
+    origin = origin or Origin.for_message(subscription, message_id)
     name = origin.label + (".gz" if attributes.get("compression", "").lower() == "gzip" else "")
+    small = small_plain_lines(data, name)
+    if small is not None:
+        yield LineBatch(origin, 1, small, received_at, None, SourceUnit(origin.key, MESSAGE, origin.label, len(data), len(small), 0))
+        return
     held: Optional[LineBatch] = None  # one batch behind, so the last one can be marked
     lines = faults = 0
     for item in iter_line_batches(io.BytesIO(data), name):
@@ -107,7 +116,7 @@ class MessageDecoder:
             if skip(origin.key):
                 self.skipped[MESSAGE].inc()
                 return
-            batches = line_batches_of_message(data, attributes, message_id, self.subscription, received_at)
+            batches = line_batches_of_message(data, attributes, message_id, self.subscription, received_at, origin)
             yield from bounded_chunks(batches, self.chunk_lines, self.chunk_bytes)
             return
         decision = self.policy.decide(attributes)

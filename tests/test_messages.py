@@ -42,3 +42,17 @@ def test_a_one_line_message_is_one_batch_carrying_its_unit():
     assert (batch.first_position, batch.lines, batch.fault) == (1, [b"download|a|b"], None)
     assert batch.finished is not None and (batch.finished.lines, batch.finished.faults) == (1, 0)
     assert batch.finished.unit_id == batch.origin.key
+
+
+@settings(max_examples=200, deadline=None)
+@given(data, st.sampled_from([{}, {"compression": "gzip"}]), st.sampled_from([1, 2, 20_000]), st.sampled_from([5, 4 << 20]))
+def test_a_small_message_is_chunked_as_bounded_chunks_would_chunk_it(payload, attributes, chunk_lines, chunk_bytes):
+    decoder = messages.MessageDecoder(SUBSCRIPTION, "lines", chunk_lines, chunk_bytes)
+    short = list(decoder.chunks(payload, attributes, "m2", RECEIVED_AT))
+    real = messages.small_message_batch
+    messages.small_message_batch = lambda *args, **kwargs: None  # the reader and bounded_chunks for every message
+    try:
+        full = list(decoder.chunks(payload, attributes, "m2", RECEIVED_AT))
+    finally:
+        messages.small_message_batch = real
+    assert short == full

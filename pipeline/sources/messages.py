@@ -26,7 +26,7 @@ from .batching import bounded_chunks
 from .files import DEFAULT_CHUNK_BYTES, read_file
 from .notifications import NotificationPolicy, Refusal
 
-__all__ = ["MessageDecoder", "line_batches_of_message"]
+__all__ = ["MessageDecoder", "line_batches_of_message", "small_message_batch"]
 
 
 def line_batches_of_message(
@@ -41,11 +41,11 @@ def line_batches_of_message(
     reader (:func:`~haulage.parsers.framing.small_plain_lines`: the same lines).
     """
     origin = origin or Origin.for_message(subscription, message_id)
-    name = origin.label + (".gz" if attributes.get("compression", "").lower() == "gzip" else "")
-    small = small_plain_lines(data, name)
+    small = small_message_batch(data, attributes, origin, received_at)
     if small is not None:
-        yield LineBatch(origin, 1, small, received_at, None, SourceUnit(origin.key, MESSAGE, origin.label, len(data), len(small), 0))
+        yield small
         return
+    name = _name(origin, attributes)
     held: Optional[LineBatch] = None  # one batch behind, so the last one can be marked
     lines = faults = 0
     for item in iter_line_batches(io.BytesIO(data), name):
@@ -63,6 +63,23 @@ def line_batches_of_message(
         held = LineBatch(origin, 1, [], received_at)
     held.finished = SourceUnit(origin.key, MESSAGE, origin.label, len(data), lines, faults)
     yield held
+
+
+def _name(origin: Origin, attributes: Mapping[str, str]) -> str:
+    """What the reader calls the message: its label, with ``.gz`` when it says it is gzip-compressed."""
+    return origin.label + (".gz" if attributes.get("compression", "").lower() == "gzip" else "")
+
+
+def small_message_batch(data: bytes, attributes: Mapping[str, str], origin: Origin, received_at: str) -> Optional[LineBatch]:
+    """A small plain message (a few lines, as line delivery sends) as its one line batch, carrying its unit; else None.
+
+    The same batch :func:`line_batches_of_message` reads with the full reader
+    (:func:`~haulage.parsers.framing.small_plain_lines` says when that holds).
+    """
+    lines = small_plain_lines(data, _name(origin, attributes))
+    if lines is None:
+        return None
+    return LineBatch(origin, 1, lines, received_at, None, SourceUnit(origin.key, MESSAGE, origin.label, len(data), len(lines), 0))
 
 
 class MessageDecoder:
@@ -115,6 +132,10 @@ class MessageDecoder:
         if self.message_format != GCS_NOTIFICATION:
             if skip(origin.key):
                 self.skipped[MESSAGE].inc()
+                return
+            small = small_message_batch(data, attributes, origin, received_at)
+            if small is not None and len(small.lines) <= self.chunk_lines and len(data) <= self.chunk_bytes:
+                yield Chunk([small])  # what bounded_chunks would make of it: one chunk, as it is
                 return
             batches = line_batches_of_message(data, attributes, message_id, self.subscription, received_at, origin)
             yield from bounded_chunks(batches, self.chunk_lines, self.chunk_bytes)

@@ -174,3 +174,37 @@ def test_books_balance_through_the_line_parser(layout):
             else:
                 rows += 1
     assert lines + faults == rows + dead
+
+
+# --------------------------------------------------------------------------
+# small plain buffers (one Pub/Sub message of lines) without the full reader
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.one_of(
+        st.binary(max_size=64),
+        st.lists(st.sampled_from([b"a", b"|", b"\n", b"\r", b"\x00", b"\xff", b"\x1f\x8b", b"download|x", b"\n\n"]),
+                 max_size=20).map(b"".join),
+    ),
+    st.sampled_from(["", "projects/p/subscriptions/s#1", "m.gz"]),
+    st.sampled_from([8, 16, 65536]),
+)
+def test_small_plain_lines_are_the_one_batch_the_reader_gives(data, name, max_line):
+    """``small_plain_lines``, when it answers, is exactly what iter_line_batches yields: one batch at position 1."""
+    from haulage.parsers.framing import small_plain_lines
+
+    lines = small_plain_lines(data, name, max_line)
+    items = list(iter_line_batches(io.BytesIO(data), name, max_line=max_line))
+    if lines is not None:
+        assert items == [(1, lines)]
+    else:  # declined: gzip, empty, or longer than a line may be
+        assert not data or data[:2] == b"\x1f\x8b" or name.endswith(".gz") or len(data) > max_line
+
+
+def test_small_plain_lines_answers_for_a_message_of_log_lines():
+    from haulage.parsers.framing import small_plain_lines
+
+    assert small_plain_lines(b"download|a\nsimple|b\n") == [b"download|a", b"simple|b"]
+    assert small_plain_lines(b"download|a") == [b"download|a"]
+    assert small_plain_lines(b"\n") == [b""]

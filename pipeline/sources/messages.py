@@ -19,24 +19,33 @@ from typing import Callable, Iterator, Mapping, Optional
 from apache_beam.metrics import Metrics
 
 from ...parsers import Origin
-from ...parsers.framing import FileFault, iter_line_batches
+from ...parsers.framing import FileFault, iter_line_batches, small_plain_lines
 from ..elements import FILE, MESSAGE, Chunk, LineBatch, SourceUnit
 from ..options import DEFAULT_CHUNK_LINES, GCS_NOTIFICATION
 from .batching import bounded_chunks
 from .files import DEFAULT_CHUNK_BYTES, read_file
 from .notifications import NotificationPolicy, Refusal
 
-__all__ = ["MessageDecoder", "line_batches_of_message"]
+__all__ = ["MessageDecoder", "line_batches_of_message", "small_message_batch"]
 
 
-def line_batches_of_message(data: bytes, attributes: Mapping[str, str], message_id: str, subscription: str, received_at: str) -> Iterator[LineBatch]:
+def line_batches_of_message(
+    data: bytes, attributes: Mapping[str, str], message_id: str, subscription: str, received_at: str,
+    origin: Optional[Origin] = None,
+) -> Iterator[LineBatch]:
     """One message of log lines, as line batches read lazily (gzip detected from its magic bytes).
 
     The last batch carries the message's :class:`SourceUnit` (``finished``):
-    the message is complete once that batch is written.
+    the message is complete once that batch is written. A small plain message
+    (a few lines, as line delivery sends) is split at once, without the full
+    reader (:func:`~haulage.parsers.framing.small_plain_lines`: the same lines).
     """
-    origin = Origin.for_message(subscription, message_id)
-    name = origin.label + (".gz" if attributes.get("compression", "").lower() == "gzip" else "")
+    origin = origin or Origin.for_message(subscription, message_id)
+    small = small_message_batch(data, attributes, origin, received_at)
+    if small is not None:
+        yield small
+        return
+    name = _name(origin, attributes)
     held: Optional[LineBatch] = None  # one batch behind, so the last one can be marked
     lines = faults = 0
     for item in iter_line_batches(io.BytesIO(data), name):
@@ -54,6 +63,23 @@ def line_batches_of_message(data: bytes, attributes: Mapping[str, str], message_
         held = LineBatch(origin, 1, [], received_at)
     held.finished = SourceUnit(origin.key, MESSAGE, origin.label, len(data), lines, faults)
     yield held
+
+
+def _name(origin: Origin, attributes: Mapping[str, str]) -> str:
+    """What the reader calls the message: its label, with ``.gz`` when it says it is gzip-compressed."""
+    return origin.label + (".gz" if attributes.get("compression", "").lower() == "gzip" else "")
+
+
+def small_message_batch(data: bytes, attributes: Mapping[str, str], origin: Origin, received_at: str) -> Optional[LineBatch]:
+    """A small plain message (a few lines, as line delivery sends) as its one line batch, carrying its unit; else None.
+
+    The same batch :func:`line_batches_of_message` reads with the full reader
+    (:func:`~haulage.parsers.framing.small_plain_lines` says when that holds).
+    """
+    lines = small_plain_lines(data, _name(origin, attributes))
+    if lines is None:
+        return None
+    return LineBatch(origin, 1, lines, received_at, None, SourceUnit(origin.key, MESSAGE, origin.label, len(data), len(lines), 0))
 
 
 class MessageDecoder:
@@ -107,7 +133,11 @@ class MessageDecoder:
             if skip(origin.key):
                 self.skipped[MESSAGE].inc()
                 return
-            batches = line_batches_of_message(data, attributes, message_id, self.subscription, received_at)
+            small = small_message_batch(data, attributes, origin, received_at)
+            if small is not None and len(small.lines) <= self.chunk_lines and len(data) <= self.chunk_bytes:
+                yield Chunk([small])  # what bounded_chunks would make of it: one chunk, as it is
+                return
+            batches = line_batches_of_message(data, attributes, message_id, self.subscription, received_at, origin)
             yield from bounded_chunks(batches, self.chunk_lines, self.chunk_bytes)
             return
         decision = self.policy.decide(attributes)

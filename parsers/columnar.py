@@ -480,9 +480,10 @@ def _take_spans(data: pa.Buffer, begin: np.ndarray, end: np.ndarray) -> pa.Array
     elements copies just the spans.
     """
     m = len(begin)
-    if not ((begin <= end).all() and (end[:-1] <= begin[1:]).all()):
-        # a negative length would make Arrow's take write past its buffers: refuse it
-        raise ValueError("spans must be ascending and not overlap")
+    if m and not (begin[0] >= 0 and end[-1] <= data.size and (begin <= end).all() and (end[:-1] <= begin[1:]).all()):
+        # a negative length, or a span outside the buffer, would make Arrow's take read or write
+        # past its buffers: refuse it
+        raise ValueError("spans must lie in the buffer, ascending and not overlapping")
     offsets = np.empty(2 * m + 1, np.int32)
     offsets[0:-1:2] = begin
     offsets[1::2] = end

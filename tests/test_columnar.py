@@ -462,3 +462,12 @@ def test_gather_blocks_stops_at_the_byte_bound_whatever_the_line_count():
     assert [len(block) for block in blocks] == [20] * 50
     assert [block.first_position for block in blocks] == [1 + 20 * i for i in range(50)]
     assert max(len(block.data) for block in blocks) < (1 << 20) + len(run)
+
+
+def test_spans_outside_the_buffer_or_out_of_order_are_refused_not_copied():
+    """``_take_spans`` copies with Arrow's unchecked take: a span it cannot copy safely must be an error."""
+    data = pa.py_buffer(b"abcdefgh")
+    assert columnar_module._take_spans(data, np.array([0, 3]), np.array([2, 8])).to_pylist() == ["ab", "defgh"]
+    for begin, end in (([0, 3], [2, 9]), ([-1], [2]), ([3], [2]), ([0, 1], [3, 4])):
+        with pytest.raises(ValueError):
+            columnar_module._take_spans(data, np.array(begin), np.array(end))

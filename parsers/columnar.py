@@ -185,7 +185,7 @@ class ColumnarParser:
         self.seconds["fields"] += _clock() - started
         if not len(rows):
             return _empty(DOWNLOAD), rows, None
-        agent_columns, agents = self._agent_columns(fields.take(9))
+        agent_columns, agents = self._agent_columns(fields)
         started = _clock()
         url_codes, urls = _encode(fields.take(3))
         schema = batch_schema(DOWNLOAD)
@@ -234,7 +234,7 @@ class ColumnarParser:
         self.seconds["fields"] += _clock() - started
         if not len(rows):
             return _empty(SIMPLE), rows, None
-        (details, classification, user_agent, fingerprint), agents = self._agent_columns(fields.take(9))
+        (details, classification, user_agent, fingerprint), agents = self._agent_columns(fields)
         started = _clock()
         url_index = pa.array(url_codes)
         columns = [
@@ -254,8 +254,11 @@ class ColumnarParser:
         self.seconds["columns"] += _clock() - started
         return batch, rows, agents
 
-    def _agent_columns(self, agents: pa.Array) -> tuple[AgentColumns, tuple[np.ndarray, list]]:
+    def _agent_columns(self, fields: "_Fields") -> tuple[AgentColumns, tuple[np.ndarray, list]]:
         """``details``, ``classification``, ``user_agent`` and ``agent_fingerprint`` of every row, each distinct agent looked up once.
+
+        The agents are the rows' field 9, copied here (so the copy is
+        accounted to the "agents" phase, as everything about agents is).
 
         Rule: the block's distinct agents are found in the cache's front dict
         in one C-level pass (``map``), only the ones missing there take the
@@ -265,7 +268,7 @@ class ColumnarParser:
         counts them.
         """
         started = _clock()
-        encoded = agents.dictionary_encode()
+        encoded = fields.take(9).dictionary_encode()
         # the row parser strips the line's trailing "\r\n"; only the agent, the last field, can carry it
         distinct = pc.utf8_rtrim(encoded.dictionary, characters="\r\n").to_pylist()
         cache = self.agents

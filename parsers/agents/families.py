@@ -113,10 +113,17 @@ def _loads(payload: str) -> object:
     try:
         value = orjson.loads(payload)
     except orjson.JSONDecodeError:
-        pass
-    else:
-        if not _holds_float(value):
-            return value
+        return _stdlib_loads(payload)
+    return _as_stdlib(value, payload)
+
+
+def _as_stdlib(value: object, payload: str) -> object:
+    """orjson's decoding ``value`` of ``payload``, or the stdlib's where the two may differ (a float in it)."""
+    return value if not _holds_float(value) else _stdlib_loads(payload)
+
+
+def _stdlib_loads(payload: str) -> object:
+    """``json.loads``, None for what it refuses."""
     try:
         return json.loads(payload)
     except (ValueError, RecursionError):
@@ -129,16 +136,17 @@ def _details_from_json(payload: str) -> Optional[Details]:
     The objects clients send take the short way
     (:func:`details.from_plain_linehaul_json` of orjson's decoding, which
     reads only values whose decoding the stdlib agrees on); anything else
-    is decoded by :func:`_loads` and converted in full.
+    is decoded as :func:`_loads` does, without decoding it twice, and
+    converted in full.
     """
     try:
         value = orjson.loads(payload)
     except orjson.JSONDecodeError:
-        return d.from_linehaul_json(_loads(payload))
+        return d.from_linehaul_json(_stdlib_loads(payload))
     details = d.from_plain_linehaul_json(value)
     if details is not None:
         return details
-    return d.from_linehaul_json(value if not _holds_float(value) else _loads(payload))
+    return d.from_linehaul_json(_as_stdlib(value, payload))
 
 
 # --- JSON "linehaul" agents -------------------------------------------------

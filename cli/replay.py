@@ -11,10 +11,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .imports import import_quietly
-from ..pipeline.runners import LOCAL_RUNNER_MODULES
-
 from ..pipeline.options import iso_date
+from ..pipeline.runners import LOCAL_RUNNER_MODULES
+from .imports import import_quietly
 
 __all__ = ["PASSES_EXTRA_ARGS", "add_parser", "main"]
 

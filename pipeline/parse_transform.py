@@ -37,8 +37,8 @@ def blocks_of(chunk: Chunk) -> Iterator[tuple[LineBatch, Union[LineBlock, list[b
     ends its block, so faults stay after the lines they follow. Batches read
     from files hold blocks, which are joined into one ``LineBlock`` without
     looking at their lines; lists of lines (messages) stay a list, joined,
-    since a small block is parsed line by line (:data:`SMALL_BLOCK_LINES`)
-    and a buffer made of it would be work for nothing.
+    since a small block is gathered with others (:data:`GATHERED_BELOW_LINES`)
+    and a buffer made of it alone would be work for nothing.
     """
     head: LineBatch | None = None
     parts: list[Union[LineBlock, list[bytes]]] = []

@@ -137,7 +137,8 @@ class MessageDecoder:
             if small is not None and len(small.lines) <= self.chunk_lines and len(data) <= self.chunk_bytes:
                 yield Chunk([small])  # what bounded_chunks would make of it: one chunk, as it is
                 return
-            batches = line_batches_of_message(data, attributes, message_id, self.subscription, received_at, origin)
+            batches = (small,) if small is not None else line_batches_of_message(
+                data, attributes, message_id, self.subscription, received_at, origin)
             yield from bounded_chunks(batches, self.chunk_lines, self.chunk_bytes)
             return
         decision = self.policy.decide(attributes)

@@ -176,13 +176,17 @@ def _plain(value: Any) -> Optional[str]:
     raise _NotPlain
 
 
+def _plain_object(value: Any) -> Optional[dict[str, Any]]:
+    """A record as clients send it: absent (None) or an object (raises :class:`_NotPlain` otherwise)."""
+    if value is None or type(value) is dict:
+        return value
+    raise _NotPlain
+
+
 def _plain_record(value: Any, first: str, second: str) -> Optional[dict[str, Optional[str]]]:
     """:func:`record` of two keys, for an absent record or one of plain leaves."""
-    if value is None:
-        return None
-    if type(value) is not dict:
-        raise _NotPlain
-    return {first: _plain(value.get(first)), second: _plain(value.get(second))}
+    value = _plain_object(value)
+    return None if value is None else {first: _plain(value.get(first)), second: _plain(value.get(second))}
 
 
 _SUBCOMMANDS: dict[tuple[str, ...], str] = {}
@@ -229,29 +233,19 @@ def from_plain_linehaul_json(data: Any) -> Optional[Details]:
         return None
     get = data.get
     try:
-        inst = get("installer")
-        if inst is None:
-            inst_record = None
-        elif type(inst) is dict:
-            inst_record = {
-                "name": _plain(inst.get("name")),
-                "version": _plain(inst.get("version")),
-                "subcommand": _plain_subcommand(inst.get("subcommand")),
-            }
-        else:
-            return None
-        distro = get("distro")
-        if distro is None:
-            distro_record = None
-        elif type(distro) is dict:
-            distro_record = {
-                "name": _plain(distro.get("name")),
-                "version": _plain(distro.get("version")),
-                "id": _plain(distro.get("id")),
-                "libc": _plain_record(distro.get("libc"), "lib", "version"),
-            }
-        else:
-            return None
+        inst = _plain_object(get("installer"))
+        inst_record = None if inst is None else {
+            "name": _plain(inst.get("name")),
+            "version": _plain(inst.get("version")),
+            "subcommand": _plain_subcommand(inst.get("subcommand")),
+        }
+        distro = _plain_object(get("distro"))
+        distro_record = None if distro is None else {
+            "name": _plain(distro.get("name")),
+            "version": _plain(distro.get("version")),
+            "id": _plain(distro.get("id")),
+            "libc": _plain_record(distro.get("libc"), "lib", "version"),
+        }
         ci = get("ci")
         if ci is not None and type(ci) is not bool:
             return None

@@ -403,7 +403,7 @@ class _Fields:
         begin, end = self.bounds(j)
         length = end - begin
         data = np.frombuffer(self.data, np.uint8)
-        null = (length == 0) | _spans_equal(data, begin, length, _NULL_TEXT)
+        null = _null_spans(data, begin, length)
         widths = length[~null]
         width = int(widths[0]) if len(widths) else 0
         if 0 < width <= 8 and (widths == width).all():
@@ -424,8 +424,7 @@ class _Fields:
         without copying the field.
         """
         begin, end = self.bounds(j)
-        length = end - begin
-        return (length == 0) | _spans_equal(np.frombuffer(self.data, np.uint8), begin, length, _NULL_TEXT)
+        return _null_spans(np.frombuffer(self.data, np.uint8), begin, end - begin)
 
     def fixed_width(self, j: int, width: int) -> tuple[np.ndarray, np.ndarray]:
         """``(which rows, their bytes)``: the rows whose field ``j`` is exactly ``width`` bytes, as indices
@@ -445,6 +444,11 @@ class _Fields:
     def subset(self, keep: np.ndarray) -> "_Fields":
         """The rows ``keep`` (ascending indices)."""
         return _Fields(self.data, np.take(self.cuts, keep, axis=1))
+
+
+def _null_spans(data: np.ndarray, begin: np.ndarray, length: np.ndarray) -> np.ndarray:
+    """Where a field's span is ``(null)`` or empty: what the CDN writes for a missing value."""
+    return (length == 0) | _spans_equal(data, begin, length, _NULL_TEXT)
 
 
 def _spans_equal(data: np.ndarray, begin: np.ndarray, length: np.ndarray, text: bytes) -> np.ndarray:

@@ -37,6 +37,11 @@ def add_parser(commands):
         "--agent-cache-size", type=positive_int, default=DEFAULT_AGENT_CACHE_SIZE, metavar="N",
         help=f"distinct user agents kept parsed in the LRU cache (default {DEFAULT_AGENT_CACHE_SIZE})",
     )
+    parse.add_argument(
+        "--workers", type=positive_int, default=None, metavar="N",
+        help="processes parsing blocks of lines side by side, the output still in input order "
+             "(default: one per core; 1 parses where the input is read)",
+    )
     return parse
 
 
@@ -45,6 +50,7 @@ def main(args, extra) -> int:
     import gc
 
     from ..parsers.ndjson_files import parse_files
+    from ..parsers.ndjson_sinks import usable_cores
     from ..pipeline.malloc_tuning import keep_freed_memory
 
     # As the pipeline's workers do (elements.tune_gc, not imported: it brings Beam): the agent
@@ -52,4 +58,5 @@ def main(args, extra) -> int:
     gc.set_threshold(50_000, *gc.get_threshold()[1:])
     gc.freeze()
     keep_freed_memory()  # blocks and their Arrow buffers are freed and reallocated thousands of times
-    return parse_files(args.files, args.agent_cache_size)
+    workers = args.workers if args.workers is not None else usable_cores()
+    return parse_files(args.files, args.agent_cache_size, workers)

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import orjson
+import pytest
 
 from support.logfiles import corpus, write_gzip
 
@@ -142,16 +143,24 @@ def test_a_job_is_imported_with_the_collector_off_and_left_on():
     assert gc.isenabled()
 
 
-def test_output_is_the_row_parsers_dicts_through_orjson_across_blocks_and_chunks(tmp_path):
-    """Byte for byte, what the row parser's records give through orjson — over more lines than a
-    block holds (65,536), so block and chunk bounds fall inside the file. Dead letters carry the
-    time the command started (``received_at``); it is compared as such, the rest byte for byte."""
-    from haulage.parsers import LineParser, Origin
+@pytest.fixture(scope="module")
+def big_file(tmp_path_factory):
     from haulage.parsers.line_block import BLOCK_LINES
 
     lines = [line for line, _ in corpus.generate_labelled(BLOCK_LINES + 4_500, seed=8, bad_fraction=0.03)]
-    path = write_gzip(tmp_path / "big.log.gz", lines)
-    done = run(str(path))
+    return lines, write_gzip(tmp_path_factory.mktemp("big") / "big.log.gz", lines)
+
+
+@pytest.mark.parametrize("workers", ["1", "3"])
+def test_output_is_the_row_parsers_dicts_through_orjson_across_blocks_and_chunks(big_file, workers):
+    """Byte for byte, what the row parser's records give through orjson — over more lines than a
+    block holds (65,536), so block and chunk bounds fall inside the file; in one process, and on
+    three workers taking turns to write. Dead letters carry the
+    time the command started (``received_at``); it is compared as such, the rest byte for byte."""
+    from haulage.parsers import LineParser, Origin
+
+    lines, path = big_file
+    done = run("--workers", workers, str(path))
     assert done.returncode == 0, done.stderr
     got = done.stdout.split(b"\n")
     assert got.pop() == b""

@@ -27,6 +27,7 @@ import traceback
 from multiprocessing.connection import Connection, wait
 from typing import Any, Callable, Optional, Sequence
 
+from ...parsers.ndjson_sinks import usable_cores
 from ..sources.files import InputFile
 
 __all__ = ["default_workers", "deal_files", "run_in_workers"]
@@ -35,11 +36,8 @@ _LOG = logging.getLogger("haulage")
 
 
 def default_workers() -> int:
-    """Cores this process may run on."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # not on Linux
-        return max(1, os.cpu_count() or 1)
+    """One worker per core this process may run on (as ``haulage parse``'s default)."""
+    return usable_cores()
 
 
 def deal_files(files: Sequence[InputFile], workers: int) -> list[list[InputFile]]:

@@ -28,9 +28,11 @@ Rules:
 
 from __future__ import annotations
 
+import ctypes
 import errno
 import multiprocessing
 import os
+import signal
 from collections import deque
 from concurrent.futures import Future, ProcessPoolExecutor
 from typing import BinaryIO, Optional, Union
@@ -215,7 +217,9 @@ class WorkerSink(NdjsonSink):
             context.RawValue("i", 0),
         )
         # with fork, all the workers are started now, each a copy of this process as it is
-        self._pool = ProcessPoolExecutor(self._workers, mp_context=context)
+        self._pool = ProcessPoolExecutor(
+            self._workers, mp_context=context, initializer=_stop_with_the_reader, initargs=(os.getpid(),)
+        )
         self.forked = True
 
     def _deal(self, piece: _Piece) -> None:
@@ -255,6 +259,28 @@ _worker: Optional[_WorkerState] = None
 
 _ORPHAN_CHECK_SECONDS = 1.0
 """How often a worker waiting for its turn checks that the reading process is still there."""
+
+
+_PR_SET_PDEATHSIG = 1
+"""Linux ``prctl`` option: the signal a process gets when the one that forked it ends."""
+
+
+def _stop_with_the_reader(reader_pid: int) -> None:
+    """In each worker as it starts: end when the reading process ends, and leave Ctrl-C to it.
+
+    A worker idle on the executor's queue would otherwise outlive a reader
+    that was killed (its siblings keep the queue open), so it asks Linux for
+    SIGTERM when the reader goes. Ctrl-C reaches the whole process group:
+    the reader alone handles it, stopping the workers; elsewhere than Linux,
+    a worker waiting for its turn still notices the reader is gone.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        ctypes.CDLL("libc.so.6").prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    except (OSError, AttributeError):  # not Linux with glibc
+        pass
+    if os.getppid() != reader_pid:  # the reader ended before the request was made
+        os._exit(1)
 
 
 def _render_into(sink: NdjsonSink, piece: _Piece) -> None:

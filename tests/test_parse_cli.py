@@ -193,3 +193,38 @@ def test_a_reader_that_goes_away_stops_parsing_quietly_and_a_full_disk_is_an_out
             done = subprocess.run([HAULAGE, "parse", str(path)], stdout=full, stderr=subprocess.PIPE, timeout=120)
         assert done.returncode == 1
         assert b"cannot write the output" in done.stderr and b"cannot read" not in done.stderr
+
+
+def _children(pid: int) -> set[int]:
+    found = set()
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                found.add(int(entry.name))
+    return found
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads the process table from /proc")
+def test_workers_end_with_a_killed_reader(big_file):
+    """``kill -9`` of ``haulage parse`` leaves no worker behind (an idle one would wait on its queue forever)."""
+    import os
+    import signal
+    import time
+
+    _, path = big_file
+    with subprocess.Popen([HAULAGE, "parse", "--workers", "2", str(path)], stdout=subprocess.PIPE) as proc:
+        proc.stdout.read(1)  # the first worker has written: the workers exist
+        workers = _children(proc.pid)
+        assert len(workers) == 2
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+        deadline = time.monotonic() + 10
+        while (alive := {w for w in workers if Path(f"/proc/{w}").exists()
+                         and "Z" not in (Path(f"/proc/{w}/stat").read_text().rsplit(")", 1)[1].split()[:1])}) \
+                and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert alive == set()

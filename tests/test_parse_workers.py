@@ -12,6 +12,7 @@ from __future__ import annotations
 import errno
 import gzip
 import io
+import mmap
 import os
 import signal
 import tempfile
@@ -119,11 +120,21 @@ def big_files(lines: int = 12_000, seed: int = 3) -> list[tuple[str, bytes]]:
     return [("big.log.gz", gzip.compress(b"".join(line + b"\n" for line, _ in labelled), 1))]
 
 
-def test_a_file_of_many_blocks_is_parsed_by_the_workers():
+@pytest.mark.parametrize("slots", ["shared memory", "too small: the pipe"])
+def test_a_file_of_many_blocks_is_parsed_by_the_workers(slots, monkeypatch):
+    import haulage.parsers.ndjson_sinks as sinks
+
+    if slots != "shared memory":
+        monkeypatch.setattr(sinks, "_slot_bytes", lambda block_bytes: mmap.PAGESIZE)
+    sent = []
+    deal = sinks.WorkerSink._deal
+    monkeypatch.setattr(sinks.WorkerSink, "_deal", lambda self, piece: (deal(self, piece), sent.append(
+        self._in_flight[-1][1]))[0])
     files = big_files()
     want, _ = one_process(files)
     with at_most(120):
         got, _, forked = on_workers(files, 3, 64 << 10)
+    assert sent and all((slot is not None) == (slots == "shared memory") for slot in sent)
     # blocks of ~1 MB (one run of the reader each; a run is never split), ~6 of them
     assert len(block_starts(files, 64 << 10)) >= 5
     assert forked

@@ -67,7 +67,7 @@ to write, for a little more fixed cost per block. ``haulage parse --workers 2`` 
 parse_bench's 200k-line file, wall clock: 4 / 8 / 16 MiB blocks 0.65 / 0.62–0.65 /
 0.65–0.69 s; of a 1M-line file 2.24 / 2.03–2.06 / 2.06–2.16 s (one process with
 16 MiB blocks: 0.74–0.84 s and 3.15 s). Measured with blocks sent through the pipe,
-before the slots; with them, 8 MiB: 1.94–1.97 s for the 1M lines."""
+before the slots; with them, 8 MiB: 1.94–2.06 s for the 1M lines (six runs)."""
 
 
 def usable_cores() -> int:

@@ -122,10 +122,10 @@ def test_beams_streaming_batch_elements_ignores_element_size():
         element_size_fn=lambda chunk: chunk_size(chunk)[0]))
     lines_per_batch = [sum(chunk_size(c)[0] for c in batch) for batch in batches]
     assert sum(lines_per_batch) == 20_000
-    # it sizes batches in elements (1, 2, 4, 8 … messages, up to 2,500 of them), whatever they hold:
-    # here a batch of 8 messages is 8,000 lines against a "cap" of 2,500
-    assert max(lines_per_batch) >= 8000, lines_per_batch
-    assert [len(batch) for batch in batches][:4] == [1, 2, 4, 8]
+    # it sizes batches in elements (1, 2, 4, 8 … messages, up to 2,500 of them), whatever they hold. Honouring
+    # element_size_fn, no batch could pass 2,500 lines (two of these 1,000-line messages); how far the sizes
+    # grow depends on Beam's timing of the batches (a busy machine once gave other sizes), so only that is checked
+    assert max(lines_per_batch) > 2500, lines_per_batch
 
 
 class _Count(beam.DoFn):

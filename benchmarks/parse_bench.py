@@ -48,7 +48,7 @@ from haulage.parsers.columnar import ColumnarParser  # noqa: E402
 from haulage.parsers.framing import FileFault, isal_zlib, iter_line_runs  # noqa: E402
 from haulage.parsers.line_block import BLOCK_BYTES, BLOCK_LINES, LineBlock, gather_blocks  # noqa: E402
 from haulage.parsers.ndjson import ndjson_chunks  # noqa: E402
-from haulage.parsers.ndjson_sinks import usable_cores  # noqa: E402
+from haulage.parsers.ndjson_sinks import default_workers  # noqa: E402
 
 RECEIVED_AT = "2026-10-01T00:00:00Z"
 ORIGIN = Origin.for_file("bench.log.gz")
@@ -175,7 +175,7 @@ def main(argv: list[str] | None = None) -> int:
             out.write(compressed)
         haulage = Path(sys.executable).with_name("haulage")
         for workers, label in (("1", "haulage parse --workers 1 (gzip → NDJSON)"),
-                               (str(usable_cores()), f"haulage parse, {usable_cores()} workers (default)")):
+                               (str(default_workers()), f"haulage parse, {default_workers()} workers (default)")):
             elapsed = cpu = float("inf")
             for _ in range(args.repeat):
                 started, cpu_before = time.perf_counter(), child_cpu()

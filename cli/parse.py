@@ -40,7 +40,8 @@ def add_parser(commands):
     parse.add_argument(
         "--workers", type=positive_int, default=None, metavar="N",
         help="processes parsing blocks of lines side by side, the output still in input order "
-             "(default: one per core; 1 parses where the input is read)",
+             "(default: one per core, at most 8, as one reading process keeps about that many busy; "
+             "1 parses where the input is read)",
     )
     return parse
 
@@ -50,7 +51,7 @@ def main(args, extra) -> int:
     import gc
 
     from ..parsers.ndjson_files import parse_files
-    from ..parsers.ndjson_sinks import usable_cores
+    from ..parsers.ndjson_sinks import default_workers
     from ..pipeline.malloc_tuning import keep_freed_memory
 
     # As the pipeline's workers do (elements.tune_gc, not imported: it brings Beam): the agent
@@ -58,5 +59,5 @@ def main(args, extra) -> int:
     gc.set_threshold(50_000, *gc.get_threshold()[1:])
     gc.freeze()
     keep_freed_memory()  # blocks and their Arrow buffers are freed and reallocated thousands of times
-    workers = args.workers if args.workers is not None else usable_cores()
+    workers = args.workers if args.workers is not None else default_workers()
     return parse_files(args.files, args.agent_cache_size, workers)

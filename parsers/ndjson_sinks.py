@@ -52,7 +52,7 @@ from .ndjson import ndjson_chunks
 
 __all__ = [
     "IN_FLIGHT_PER_WORKER", "NdjsonSink", "OutputFailed", "SequentialSink", "WORKER_BLOCK_BYTES", "WorkerSink",
-    "usable_cores",
+    "default_workers", "usable_cores", "MOST_DEFAULT_WORKERS",
 ]
 
 IN_FLIGHT_PER_WORKER = 2
@@ -68,6 +68,21 @@ parse_bench's 200k-line file, wall clock: 4 / 8 / 16 MiB blocks 0.65 / 0.62–0.
 0.65–0.69 s; of a 1M-line file 2.24 / 2.03–2.06 / 2.06–2.16 s (one process with
 16 MiB blocks: 0.74–0.84 s and 3.15 s). Measured with blocks sent through the pipe,
 before the slots; with them, 8 MiB: 1.94–2.06 s for the 1M lines (six runs)."""
+
+
+MOST_DEFAULT_WORKERS = 8
+"""The default never starts more workers than this, however many cores there are.
+
+One process reads the input for all of them: inflating and splitting a line
+costs it ≈ 0.5 µs, where a worker spends ≈ 4 µs parsing, rendering and writing
+it, so about eight workers keep up with one reader and more would wait for it
+(each holding a few hundred MB). An arithmetic bound, not measured: the
+development machine has two cores. ``--workers`` may still ask for more."""
+
+
+def default_workers() -> int:
+    """Workers ``haulage parse`` starts unless told: one per usable core, at most :data:`MOST_DEFAULT_WORKERS`."""
+    return min(usable_cores(), MOST_DEFAULT_WORKERS)
 
 
 def usable_cores() -> int:

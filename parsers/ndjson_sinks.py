@@ -208,8 +208,7 @@ class WorkerSink(NdjsonSink):
             return
         while self._in_flight:
             self._settle()
-        self._pool.shutdown()
-        self._pool = None
+        self._stop()
 
     def abandon(self) -> None:
         """Mark the output failed, so nothing in flight is written, and stop the workers."""
@@ -217,9 +216,21 @@ class WorkerSink(NdjsonSink):
         if self._pool is not None:
             assert self._state is not None
             self._state.failed.value = 1  # what is in flight is parsed for nothing but not written
-            self._pool.shutdown(wait=True, cancel_futures=True)
-            self._pool = None
+            self._stop(cancel=True)
         self._in_flight.clear()
+
+    def _stop(self, cancel: bool = False) -> None:
+        """Wait for the workers to end, then unmap the slots."""
+        global _worker
+        assert self._pool is not None and self._state is not None
+        self._pool.shutdown(wait=True, cancel_futures=cancel)
+        self._pool = None
+        for slot in self._state.slots:
+            slot.close()
+        self._state.slots.clear()
+        self._free_slots.clear()
+        if _worker is self._state:
+            _worker = None
 
     def _put(self, piece: _Piece) -> None:
         if self._pool is None:

@@ -35,7 +35,7 @@ def add_parser(commands):
     parse.add_argument("files", nargs="*", metavar="FILE", help="log files; '-' or none reads stdin")
     parse.add_argument(
         "--agent-cache-size", type=positive_int, default=DEFAULT_AGENT_CACHE_SIZE, metavar="N",
-        help=f"distinct user agents kept parsed in the LRU cache (default {DEFAULT_AGENT_CACHE_SIZE})",
+        help=f"distinct user agents kept parsed in the LRU cache, each worker its own (default {DEFAULT_AGENT_CACHE_SIZE})",
     )
     parse.add_argument(
         "--workers", type=positive_int, default=None, metavar="N",

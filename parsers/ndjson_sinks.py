@@ -39,6 +39,7 @@ import mmap
 import multiprocessing
 import os
 import signal
+from abc import ABC, abstractmethod
 from collections import deque
 from concurrent.futures import Future, ProcessPoolExecutor
 from typing import BinaryIO, Optional, Union
@@ -104,20 +105,23 @@ _SlotPiece = tuple[int, int, "np.ndarray", int, Origin, str]
 """A block whose bytes are in a slot: slot number, byte count, line starts, first position, origin, receive time."""
 
 
-class NdjsonSink:
+class NdjsonSink(ABC):
     """Where the reader puts pieces, in input order; :meth:`finish` once all are put."""
 
     block_bytes: int = BLOCK_BYTES
     """Bytes of lines at which the reader closes a block for this sink."""
 
+    @abstractmethod
     def block(self, block: LineBlock, origin: Origin, received_at: str) -> None:
         """A block of lines to parse; its NDJSON goes after everything put before it."""
         raise NotImplementedError
 
+    @abstractmethod
     def ndjson(self, data: bytes) -> None:
         """NDJSON already rendered (a damaged region's dead letter), written in its place."""
         raise NotImplementedError
 
+    @abstractmethod
     def finish(self) -> None:
         """Everything has been put: write what is left and flush; raises :class:`OutputFailed` if writing failed."""
         raise NotImplementedError

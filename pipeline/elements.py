@@ -51,6 +51,12 @@ class SourceUnit:
     lines: int
     faults: int
 
+    def record(self) -> dict[str, Any]:
+        """The unit as a ledger marker lists it (what ``dataclasses.asdict`` gives, at a fifth of its cost:
+        a window of one-line messages writes one record per message)."""
+        return {"unit_id": self.unit_id, "kind": self.kind, "label": self.label, "size": self.size,
+                "lines": self.lines, "faults": self.faults}
+
 
 @dataclass(slots=True)
 class LineBatch:

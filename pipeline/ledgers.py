@@ -36,7 +36,8 @@ class OpenLedger:
                 from .sinks.parquet_commit import ParquetDataset
 
                 self._dataset = ParquetDataset(self._ref.output_dir)
-            return wanted & set(self._dataset.committed_units())
+            committed = self._dataset.committed_unit_ids()  # kept up to date, not rebuilt per call
+            return {unit for unit in wanted if unit in committed}
         if self._bigquery is None:
             from .sinks.bigquery_ledger import BigQueryLedger
             from .datasets import bigquery_client

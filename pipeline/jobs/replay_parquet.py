@@ -32,7 +32,7 @@ import logging
 import os
 import shutil
 from collections import defaultdict
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any, Iterable, Optional, Sequence
 
 import pyarrow as pa

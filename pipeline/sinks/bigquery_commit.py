@@ -403,7 +403,7 @@ class BigQueryCommitter:
         for f in marker["files"]:
             _delete(self.staging.path(f["path"]))
         _delete(self.staging.marker_path(commit))
-        self.staging._markers.pop(commit, None)
+        self.staging._forget(commit)
 
 
 def _json_value(value: Any) -> Any:

@@ -51,7 +51,7 @@ import os
 import shutil
 import time
 import uuid
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Iterator, Optional, Sequence
 
 import pyarrow as pa
@@ -337,7 +337,7 @@ class ParquetDataset(ParquetLedger):
     def write_marker(self, commit: str, marker: dict[str, Any]) -> None:
         """Durably write ``commit``'s ledger marker: from now on its units are in the output."""
         _write_durable(self.marker_path(commit), json.dumps(marker, sort_keys=True).encode())
-        self._markers[commit] = marker
+        self._remember(commit, marker)
 
     def clear_intent(self, commit: str) -> None:
         """Remove ``commit``'s intent once everything it names is done."""
@@ -515,7 +515,7 @@ class StagedGroup:
         dataset = self.dataset
         with dataset.locked():
             dataset.recover()
-            committed = dataset.committed_units()
+            committed = dataset.committed_unit_ids()
             skipped = [u for u in self.units.values() if u.unit_id in committed]
             if skipped:
                 staged = self._drop_units(staged, skipped)
@@ -568,7 +568,7 @@ class StagedGroup:
             "run": self.run_id,
             "kind": kind,
             "committed_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            "units": [asdict(u) for u in sorted(fresh, key=lambda u: u.unit_id)],
+            "units": [u.record() for u in sorted(fresh, key=lambda u: u.unit_id)],
             "files": files,
         }
 

@@ -26,7 +26,7 @@ import glob
 import json
 import os
 import re
-from typing import Any, Optional
+from typing import Any, KeysView, Optional
 
 __all__ = ["LEDGER", "PENDING", "ParquetLedger", "committed_files"]
 
@@ -128,6 +128,8 @@ class ParquetLedger:
         self.root = root.rstrip("/") if not _is_local(root) else os.path.abspath(root)
         self.local = _is_local(self.root)
         self._markers: dict[str, dict[str, Any]] = {}
+        # unit id -> how many of the markers read hold it; kept in step with _markers by markers()
+        self._unit_counts: dict[str, int] = {}
 
     # -- paths
     def path(self, *parts: str) -> str:
@@ -152,20 +154,59 @@ class ParquetLedger:
 
     # -- reading the ledger
     def markers(self) -> dict[str, dict[str, Any]]:
-        """Every commit marker, by commit id (read once, then only new ones)."""
+        """Every commit marker, by commit id (read once, then only new ones).
+
+        The index of committed units (:meth:`committed_unit_ids`) follows the
+        markers as they come and go, so a long run that commits a window at a
+        time never rebuilds it from every marker (line delivery makes each
+        message a unit: that rebuild, once per pull, grew with everything the
+        output had ever committed).
+        """
         names = _list(self.path(LEDGER, "*.json"))
         current = {}
+        known = self._markers
         for path in names:
             commit = path.rsplit("/", 1)[-1][: -len(".json")]
-            marker = self._markers.get(commit)
+            marker = known.get(commit)
             if marker is None:
                 data = _read_listed(path)
                 if data is None:  # forgotten (loaded, then deleted by another worker) since the listing
                     continue
                 marker = json.loads(data)
+                self._count_units(marker, +1)
             current[commit] = marker
+        for commit in known.keys() - current.keys():  # deleted since the last reading (a replay replaced it)
+            self._count_units(known[commit], -1)
         self._markers = current
         return current
+
+    def _remember(self, commit: str, marker: dict[str, Any]) -> None:
+        """A marker this process has just written: read as if listed."""
+        previous = self._markers.get(commit)
+        if previous is not None:
+            self._count_units(previous, -1)
+        self._markers[commit] = marker
+        self._count_units(marker, +1)
+
+    def _forget(self, commit: str) -> None:
+        """A marker this process has just deleted."""
+        marker = self._markers.pop(commit, None)
+        if marker is not None:
+            self._count_units(marker, -1)
+
+    def _count_units(self, marker: dict[str, Any], step: int) -> None:
+        counts = self._unit_counts
+        for unit in marker["units"]:
+            left = counts.get(unit["unit_id"], 0) + step
+            if left > 0:
+                counts[unit["unit_id"]] = left
+            else:
+                counts.pop(unit["unit_id"], None)
+
+    def committed_unit_ids(self) -> KeysView[str]:
+        """The ids of every unit a marker holds: :meth:`committed_units`' keys, without building its records."""
+        self.markers()
+        return self._unit_counts.keys()
 
     def pending(self) -> set[str]:
         """Commits with an intent not yet cleared (being made, or interrupted)."""

@@ -201,14 +201,17 @@ class PullWindowsFn(beam.DoFn):
                         )
                     except (gexc.DeadlineExceeded, gexc.ServiceUnavailable):
                         continue
-                    if not response.received_messages:
+                    # the plain protobuf messages: each field read through the client's proto-plus wrappers
+                    # costs microseconds, ≈ 15 µs a message in all, more than parsing its line
+                    received_messages = type(response).pb(response).received_messages
+                    if not received_messages:
                         time.sleep(min(0.2, max(0.0, window_end - time.monotonic())))
                         continue
-                    keeper.hold(m.ack_id for m in response.received_messages)
-                    messages.extend(response.received_messages)
-                    skip = self._ingested(subscription, response.received_messages, seen)
+                    keeper.hold(m.ack_id for m in received_messages)
+                    messages.extend(received_messages)
+                    skip = self._ingested(subscription, received_messages, seen)
                     pulled_bytes = 0
-                    for received in response.received_messages:
+                    for received in received_messages:
                         m = received.message
                         for part in decoder.chunks(m.data, dict(m.attributes), m.message_id, received_at, skip):
                             lines, nbytes = chunk_size(part)
@@ -220,7 +223,7 @@ class PullWindowsFn(beam.DoFn):
                             held_lines += lines
                             held_bytes += nbytes
                     full = full or held_lines >= self._chunk_lines or held_bytes >= self._chunk_bytes
-                    bytes_per_message = max(1, pulled_bytes // len(response.received_messages))
+                    bytes_per_message = max(1, pulled_bytes // len(received_messages))
                 if chunk:
                     yield chunk  # parsed and committed synchronously by the fused stages below
                 failpoints.reached("pubsub:committed")

@@ -54,6 +54,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Iterator, Optional, Sequence
 
+import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -336,7 +337,9 @@ class ParquetDataset(ParquetLedger):
 
     def write_marker(self, commit: str, marker: dict[str, Any]) -> None:
         """Durably write ``commit``'s ledger marker: from now on its units are in the output."""
-        _write_durable(self.marker_path(commit), json.dumps(marker, sort_keys=True).encode())
+        # orjson, keys sorted: the same bytes for the same commit, and a tenth of the json module's time
+        # for a window of one-line messages (a unit record per message)
+        _write_durable(self.marker_path(commit), orjson.dumps(marker, option=orjson.OPT_SORT_KEYS))
         self._remember(commit, marker)
 
     def clear_intent(self, commit: str) -> None:

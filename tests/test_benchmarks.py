@@ -55,3 +55,20 @@ def test_messages_bench_reports_each_message_size_and_its_parser(capsys):
     assert out.count("decoded too:") == 2 and out.count("× PyPI") == 4  # parse alone, and decoding with it
     assert messages_bench.main(["--lines", "200", "--repeat", "1", "--anchor-lines", "100", "--sizes", "10"]) == 0
     assert "messages of    10 lines (row parser" in capsys.readouterr().out  # 200 lines in all: too few to gather
+
+
+def test_pull_bench_runs_haulage_on_the_pubsub_emulator_and_checks_its_books(capsys):
+    """A few hundred one-line messages through the emulator: every line read, CPU reported next to PyPI's parser."""
+    import pytest
+
+    import pull_bench
+    from support import emulators
+
+    try:
+        assert pull_bench.main(["--lines", "300", "--anchor-lines", "100", "--run-for", "4", "--window-seconds", "2"]) == 0
+    except emulators.EmulatorUnavailable as missing:
+        pytest.skip(str(missing))
+    out = capsys.readouterr().out
+    assert "messages of 1 line(s): 300" in out
+    assert "haulage run --subscription, 4 s, whole process" in out and "× PyPI" in out
+    assert "the same run with nothing to read" in out

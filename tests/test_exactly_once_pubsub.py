@@ -331,3 +331,40 @@ def test_topic_mode_loses_nothing_when_interrupted(pubsub_emulator, tmp_path):
     pc.check_output(pc.read_parquet_output(out), sources)
     eo.compare("Pub/Sub: --topic interrupted", "Ctrl-C with a window in flight, then --topic again",
                eo.parquet_holdings(out), expected_holdings(subscription, sources), by_source=False)
+
+
+def test_crash_after_the_load_before_the_ack_into_bigquery(channel, pubsub_emulator, bigquery_emulator, tmp_path):
+    """The same crash with BigQuery as the output. The pull does not ask BigQuery's ledger about each pull
+    (a query each: ``graph.pull_ledger_ref``); the redelivered messages are read again, and the load step
+    drops them because the ledger lists them. Each line is in the tables once."""
+    import uuid
+
+    from test_pipeline_bigquery import create_tables
+
+    publisher, subscriber, topic, subscription = channel
+    client = bigquery_emulator.client()
+    dataset_id = f"haulage_{uuid.uuid4().hex[:8]}"
+    create_tables(client, dataset_id)
+    dataset = f"{bigquery_emulator.project}:{dataset_id}"
+    staging = str(tmp_path / "staging")
+    items = pc.labelled(100, seed=307)
+    since = time.time()
+    sources = publish_lines(publisher, topic, subscription, items)
+    env = {**os.environ, **pubsub_emulator.env(), **bigquery_emulator.env(), "HAULAGE_FAILPOINT": "pubsub:committed=kill"}
+    argv = ["run", "--subscription", subscription, "--bigquery-dataset", dataset, "--staging-dir", staging,
+            "--window-seconds", "2", "--quiet"]
+    try:
+        code = killable.run_haulage([*argv, "--run-for", "6"], env, log=str(tmp_path / "killed.log"))
+        assert code == -signal.SIGKILL, f"not killed between the load and the ack: {code}"
+        loaded = eo.bigquery_holdings(client, dataset_id)
+        assert sum(loaded.ids.values()) > 0, "nothing was loaded before the kill: the test tested nothing"
+        with emulators.patched_env({**pubsub_emulator.env(), **bigquery_emulator.env()}):
+            seek_back(subscriber, subscription, since)
+            again = pc.run_cli([*argv, "--run-for", "5"])
+            assert again.code == 0, again.stdout + again.stderr
+            assert_drained(subscriber, subscription)
+        assert eo.summary_counts(again.stdout).get("messages") == len(sources), again.stdout
+        eo.compare("Pub/Sub → BigQuery: crash between load and ack", "SIGKILL after the load, then redelivery",
+                   eo.bigquery_holdings(client, dataset_id), expected_holdings(subscription, sources), by_source=False)
+    finally:
+        client.delete_dataset(dataset_id, delete_contents=True)

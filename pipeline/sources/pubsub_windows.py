@@ -27,6 +27,9 @@ synchronously — and only then acknowledges it. Rules:
   covers a crash between the commit and the acknowledgement, a lease that
   ran out anyway (a paused process), and Cloud Storage notifying the same
   object twice. The sink's commit checks the ledger again under its lock.
+  A BigQuery ledger is not asked here (``graph.pull_ledger_ref``: a query
+  per pull and per file would cost more than the rest of the run); its
+  load step drops what it already lists.
 * **``--topic`` loses nothing**: it reads through the subscription
   ``<topic>-haulage``, created on first use and never deleted by haulage, so
   what a stopped or interrupted run did not acknowledge waits there for the

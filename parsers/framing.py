@@ -327,7 +327,7 @@ class _GzipDecoder:
         comes after the plaintext ISA-L already gave: the damage path is
         zlib's, byte for byte, and an intact member never pays for it.
         """
-        if isal_zlib is not None and self.reader.origin is not None:
+        if isal_zlib is not None and self.reader.origin is not None and not self._reserved_flags(self.cursor):
             start, furthest = self.cursor, self.furthest
             given = yield from self._member_isal()
             if given is None:
@@ -337,6 +337,17 @@ class _GzipDecoder:
                 return (yield from _skip_bytes(self._member_zlib(), given))
             return _CORRUPT, "the stream could not be read again"  # pragma: no cover - seekable streams rewind
         return (yield from self._member_zlib())
+
+    def _reserved_flags(self, start: int) -> bool:
+        """Whether the gzip header at ``start`` sets a reserved flag bit (``0xE0``).
+
+        zlib rejects such a header as damage; ISA-L accepts it. So such a
+        member goes to zlib straight away and the damage rules stay zlib's
+        (found by the framing property test: an empty member with FLG 0x20).
+        """
+        self._fill(start + 4)
+        head = self.buf[start - self.base : start - self.base + 4]
+        return len(head) == 4 and bool(head[3] & 0xE0)
 
     def _member_isal(self) -> Iterator[bytes]:
         """ISA-L over the member at the cursor: None when it ends cleanly, else how many bytes it yielded."""

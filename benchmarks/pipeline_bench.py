@@ -34,7 +34,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from anchor import linehaul_rate, linehaul_version  # noqa: E402
-from stages import add_corpus_arguments, add_run_arguments, child_cpu, gzip_bytes, make_corpus  # noqa: E402
+from stages import add_corpus_arguments, add_run_arguments, child_cpu, gzip_bytes, make_corpus, emulator_starters  # noqa: E402
 
 from haulage.parsers.framing import isal_zlib  # noqa: E402
 
@@ -95,8 +95,7 @@ def _bigquery():
     """A bqemulator with haulage's tables; yields (haulage sink arguments, environment)."""
     import contextlib
 
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-    from support import emulators  # the tests' emulator starter
+    emulators = emulator_starters()
 
     from haulage.deploy.bigquery_setup import BigQueryRequest, ensure_bigquery
 

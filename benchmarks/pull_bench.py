@@ -39,16 +39,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from anchor import linehaul_rate, linehaul_version  # noqa: E402
-from stages import add_corpus_arguments, add_run_arguments, child_cpu, make_corpus  # noqa: E402
+from stages import add_corpus_arguments, add_run_arguments, child_cpu, make_corpus, emulator_starters  # noqa: E402
 
 _BOOKS = re.compile(r"lines read ([\d,]+) \+ file faults ([\d,]+) = rows ([\d,]+) \+ dead letters ([\d,]+): balanced")
-
-
-def _emulators():
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-    from support import emulators  # the tests' emulator starter
-
-    return emulators
 
 
 def run_pull(haulage: str, subscription: str, env: dict, run_for: float, window_seconds: float) -> tuple[float, str]:
@@ -95,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     pypi, _, _ = linehaul_rate(lines, args.anchor_lines)
     print(f"PyPI's parser (linehaul {linehaul_version()}), parse + JSON per line: {pypi:>10,.0f} lines/s (= 1×)")
 
-    emulators = _emulators()
+    emulators = emulator_starters()
     with emulators.pubsub_emulator() as emulator:
         env = {**os.environ, **emulator.env()}
         best = idle = float("inf")

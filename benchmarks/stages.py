@@ -29,6 +29,19 @@ take on a core of its own; wall time there mostly measures the neighbours. PyPI'
 measured with the same clock, so the ratios compare like with like."""
 
 
+def emulator_starters():
+    """The tests' emulator starters (``tests/support/emulators.py``), for benchmarks that run against an emulator."""
+    import sys
+    from pathlib import Path
+
+    tests = str(Path(__file__).resolve().parents[1] / "tests")
+    if tests not in sys.path:
+        sys.path.insert(0, tests)
+    from support import emulators
+
+    return emulators
+
+
 def child_cpu() -> float:
     """CPU seconds (user + system) used so far by this process's finished children."""
     import resource

@@ -42,7 +42,8 @@ import signal
 from abc import ABC, abstractmethod
 from collections import deque
 from concurrent.futures import Future, ProcessPoolExecutor
-from typing import BinaryIO, Optional, Union
+from dataclasses import dataclass
+from typing import Any, BinaryIO, NamedTuple, Optional, Union
 
 import numpy as np
 
@@ -101,8 +102,15 @@ class OutputFailed(Exception):
 _Piece = Union[tuple[LineBlock, Origin, str], bytes]
 """A block to parse with its origin and receive time, or NDJSON already rendered (a fault's dead letter)."""
 
-_SlotPiece = tuple[int, int, "np.ndarray", int, Origin, str]
-"""A block whose bytes are in a slot: slot number, byte count, line starts, first position, origin, receive time."""
+class _SlotPiece(NamedTuple):
+    """A block whose bytes were copied into a shared slot: only this crosses the pipe."""
+
+    slot: int
+    size: int  # bytes of the block in the slot
+    starts: np.ndarray
+    first_position: int
+    origin: Origin
+    received_at: str
 
 
 class NdjsonSink(ABC):
@@ -281,7 +289,7 @@ class WorkerSink(NdjsonSink):
             if self._free_slots and size <= len(self._state.slots[self._free_slots[-1]]):
                 slot = self._free_slots.pop()
                 self._state.slots[slot][:size] = block.data
-                task = (slot, size, block.starts, block.first_position, origin, received_at)
+                task = _SlotPiece(slot, size, block.starts, block.first_position, origin, received_at)
         self._in_flight.append((self._pool.submit(_parse_and_write, self._next, task), slot))
         self._next += 1
 
@@ -305,19 +313,17 @@ def _slot_bytes(block_bytes: int) -> int:
     return -(-2 * max(block_bytes, 1 << 20) // mmap.PAGESIZE) * mmap.PAGESIZE
 
 
+@dataclass(slots=True)
 class _WorkerState:
-    """What a forked worker inherits: the parser, the output, the reader's pid, the turn and the failed flag."""
+    """What a forked worker inherits: the parser, the output, the reader's pid, the turn, the failed flag, the slots."""
 
-    __slots__ = ("parser", "out_fd", "reader_pid", "turn_changed", "turn", "failed", "slots")
-
-    def __init__(self, parser, out_fd, reader_pid, turn_changed, turn, failed, slots) -> None:
-        self.parser = parser
-        self.out_fd = out_fd
-        self.reader_pid = reader_pid
-        self.turn_changed = turn_changed
-        self.turn = turn
-        self.failed = failed
-        self.slots = slots
+    parser: ColumnarParser
+    out_fd: int
+    reader_pid: int
+    turn_changed: Any  # a multiprocessing Condition
+    turn: Any  # a shared int: the sequence number of the piece whose turn it is to be written
+    failed: Any  # a shared int: 1 once a write or a parse failed
+    slots: list[mmap.mmap]
 
 
 _worker: Optional[_WorkerState] = None
@@ -371,9 +377,9 @@ def _parse_and_write(sequence: int, piece: Union[_Piece, _SlotPiece]) -> Optiona
         if isinstance(piece, bytes):
             chunks = [piece]
         else:
-            if len(piece) == 6:  # in a slot: copied out, as the slot is reused once this piece is written
-                slot, size, starts, first_position, origin, received_at = piece
-                block = LineBlock(state.slots[slot][:size], starts, first_position)
+            if isinstance(piece, _SlotPiece):  # copied out, as the slot is reused once this piece is written
+                block = LineBlock(state.slots[piece.slot][: piece.size], piece.starts, piece.first_position)
+                origin, received_at = piece.origin, piece.received_at
             else:
                 block, origin, received_at = piece
             chunks = list(ndjson_chunks(state.parser.parse_block(block, origin, received_at)))
